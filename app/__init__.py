@@ -1,0 +1,100 @@
+"""SaoY application factory: database, AppBuilder, Babel, module registry, scheduler."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask
+from flask_appbuilder import AppBuilder, Model
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.extensions import csrf, db, migrate
+from app.modules import load_modules
+from app.storage import FileStore
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """SQLite: enforce foreign keys, WAL for concurrent readers, wait on locks."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app.  ``overrides`` (tests) win over environment-driven config."""
+    from config import Config
+
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "app" / "templates"),
+        static_folder=str(ROOT / "app" / "static"),
+        static_url_path="/static",
+    )
+    app.config.from_object(Config)
+    if overrides:
+        app.config.update(overrides)
+    data_dir = Path(app.config["DATA_DIR"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
+
+    # Platform models first, then modules (the registry checks table ownership).
+    from app import audit, security  # noqa: F401
+    from app.citizens import models as _citizens  # noqa: F401
+    from app.notifications import models as _notifications  # noqa: F401
+    from app.offices import models as _offices  # noqa: F401
+
+    specs = load_modules(app.config["SAOY_MODULES"])
+    app.extensions["saoy_modules"] = specs
+    app.config["FAB_ROLES"] = security.builtin_roles_config(specs)
+
+    app.extensions["saoy_files"] = FileStore(data_dir / "files")
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+
+    from app import errors, i18n, views
+    from app.cli import register_cli
+    from app.notifications import register as register_notifications
+    from app.offices.views import register as register_offices
+
+    with app.app_context():
+        appbuilder = AppBuilder(update_perms=app.config["FAB_UPDATE_PERMS"])
+        appbuilder.init_app(app, db.session)
+        register_offices(appbuilder)
+        register_notifications(appbuilder, app)
+        for spec in specs:
+            if spec.register:
+                spec.register(appbuilder)
+        views.register(appbuilder)
+        for blueprint_name, blueprint in app.blueprints.items():
+            if blueprint_name.endswith("Api") or blueprint.url_prefix and blueprint.url_prefix.startswith("/api/"):
+                csrf.exempt(blueprint)
+
+    errors.register_error_handlers(app)
+    i18n.register(app)
+    register_cli(app)
+    _ = Model  # all tables live on flask_appbuilder.Model.metadata
+
+    if app.config.get("SCHEDULER_ENABLED") and _should_run_scheduler(app):
+        from app.jobs import start_scheduler
+
+        start_scheduler(app)
+    return app
+
+
+def _should_run_scheduler(app: Flask) -> bool:
+    """Run jobs in the web server process, not in `flask db …` or tests."""
+    if app.config.get("TESTING"):
+        return False
+    return os.environ.get("SAOY_PROCESS") == "web"

@@ -1,0 +1,1 @@
+"""Citizen accounts ("DVCQG account" in this system), keyed by identity number."""

@@ -1,0 +1,102 @@
+"""Demo world for `make demo` and the browser tests: idempotent (keeps existing rows)."""
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.citizens.models import Citizen
+from app.extensions import db
+from app.offices.models import DocumentType, Office, OfficeDocumentType, OfficeKind
+from app.seed import seed_reference_data
+
+DEMO_PASSWORD = "saoy-demo"
+
+# code, kind, name, address, parent code
+OFFICES = [
+    ("79", OfficeKind.province, "Sở Tư pháp Thành phố Hồ Chí Minh",
+     "141-143 Pasteur, Phường Xuân Hòa, TP. Hồ Chí Minh", None),
+    ("79-760", OfficeKind.district_justice, "Phòng Tư pháp Quận 1",
+     "47 Lê Duẩn, Quận 1, TP. Hồ Chí Minh", "79"),
+    ("26734", OfficeKind.commune, "UBND Phường Sài Gòn",
+     "45-47 Lê Duẩn, Phường Sài Gòn, TP. Hồ Chí Minh", "79-760"),
+    ("26740", OfficeKind.commune, "UBND Phường Tân Định",
+     "50 Trần Quang Khải, Phường Tân Định, TP. Hồ Chí Minh", "79-760"),
+]
+OFFICE_A, OFFICE_B = "26734", "26740"
+
+# username, first name(s), last name, roles, office code
+USERS = [
+    ("admin", "Quản trị", "Hệ thống", ["Admin"], None),
+    ("officeadmin.a", "Phạm Thị", "Hoa", ["OfficeAdmin"], OFFICE_A),
+    ("officer.a", "Nguyễn Văn", "An", ["Officer"], OFFICE_A),
+    ("leader.a", "Trần Thị", "Bình", ["Leader"], OFFICE_A),
+    ("clerk.a", "Lê Văn", "Cường", ["Clerk"], OFFICE_A),
+    ("officer.b", "Hoàng Văn", "Dũng", ["Officer"], OFFICE_B),
+    ("leader.b", "Vũ Thị", "Giang", ["Leader"], OFFICE_B),
+    ("clerk.b", "Đặng Văn", "Hùng", ["Clerk"], OFFICE_B),
+    ("supervisor", "Bùi Thị", "Lan", ["Supervisor"], "79"),
+    ("citizen", "Nguyễn Thị", "Mai", ["Citizen"], None),
+]
+CITIZEN_IDENTITY = "079203001234"
+
+
+def _office_by_code(code: str) -> Office | None:
+    return db.session.scalars(select(Office).where(Office.code == code)).first()
+
+
+def ensure_offices() -> int:
+    created = 0
+    for code, kind, name, address, parent_code in OFFICES:
+        if _office_by_code(code):
+            continue
+        parent = _office_by_code(parent_code) if parent_code else None
+        db.session.add(Office(code=code, kind=kind, name=name, address=address,
+                              parent=parent, active=True))
+        db.session.flush()
+        created += 1
+    return created
+
+
+def ensure_user(username: str, first: str, last: str, roles: list[str],
+                office_code: str | None, password: str = DEMO_PASSWORD) -> tuple[object, bool]:
+    sm = current_app.appbuilder.sm
+    user = sm.find_user(username=username)
+    if user is not None:
+        return user, False
+    role_rows = [sm.find_role(r) for r in roles]
+    user = sm.add_user(username, first, last, f"{username}@saoy.example", role_rows, password)
+    if not user:
+        raise RuntimeError(f"could not create demo user {username}")
+    if office_code:
+        user.office_id = _office_by_code(office_code).id
+    db.session.commit()
+    return user, True
+
+
+def load_demo() -> int:
+    created = seed_reference_data()
+    created += ensure_offices()
+    db.session.commit()
+    for username, first, last, roles, office_code in USERS:
+        user, new = ensure_user(username, first, last, roles, office_code)
+        created += int(new)
+        if username == "citizen" and not db.session.scalars(
+            select(Citizen).where(Citizen.user_id == user.id)
+        ).first():
+            db.session.add(Citizen(user_id=user.id, full_name=f"{first} {last}",
+                                   identity_number=CITIZEN_IDENTITY, phone="0912345678",
+                                   email="citizen@saoy.example"))
+            created += 1
+    for code in (OFFICE_A, OFFICE_B):
+        office = _office_by_code(code)
+        enabled = set(db.session.scalars(select(OfficeDocumentType.document_type_id)
+                                         .where(OfficeDocumentType.office_id == office.id)))
+        for doc_type in db.session.scalars(select(DocumentType)):
+            if doc_type.id not in enabled:
+                db.session.add(OfficeDocumentType(office_id=office.id, document_type_id=doc_type.id))
+                created += 1
+    db.session.commit()
+    for spec in current_app.extensions["saoy_modules"]:
+        if spec.demo:
+            created += spec.demo() or 0
+    return created

@@ -1,0 +1,54 @@
+"""Friendly error pages in the user's language; never a stack trace or SQL text.
+
+API paths get JSON ``{"message": ...}``; pages get a small template.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, jsonify, render_template, request
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+def _messages() -> dict[int, str]:
+    return {
+        400: _("The request could not be understood. Please check what you entered."),
+        403: _("You do not have permission to do this."),
+        404: _("The page or record you asked for does not exist."),
+        405: _("This action is not allowed here."),
+        409: _("This record was changed by someone else. Reload and try again."),
+        413: _("The file is too large."),
+        422: _("The data you sent is not valid."),
+        429: _("Too many attempts. Please wait a few minutes and try again."),
+        500: _("Something went wrong on our side. The error has been logged."),
+    }
+
+
+def _respond(code: int, message: str | None = None):
+    text = message or _messages().get(code) or _messages()[500]
+    if request.path.startswith("/api/"):
+        return jsonify(message=text), code
+    return (
+        render_template(
+            "saoy/error.html", code=code, message=text,
+            appbuilder=getattr(current_app, "appbuilder", None),
+        ),
+        code,
+    )
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = exc.code or 500
+        # Messages we raised ourselves (abort(409, description=...)) are user text.
+        custom = exc.description if getattr(exc, "saoy_user_message", False) else None
+        return _respond(code, custom)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _respond(500)

@@ -1,0 +1,1 @@
+"""Outbox tables (filled in by the notifications service)."""

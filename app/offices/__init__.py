@@ -1,0 +1,1 @@
+"""Offices (province → district → commune), staff membership and document types."""

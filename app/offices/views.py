@@ -1,0 +1,194 @@
+"""Office, document-type and office-document-type views and REST APIs (thin)."""
+from __future__ import annotations
+
+from flask import flash, redirect, request
+from flask_appbuilder import ModelView
+from flask_appbuilder.actions import action
+from flask_appbuilder.api import ModelRestApi
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.filters import FilterEqual
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from app import audit
+from app.offices import services
+from app.offices.models import DocumentType, Office, OfficeDocumentType
+from app.scoping import OfficeIdScopeFilter, ScopedModelRestApi, ScopedModelView, current_user
+
+OFFICE_LABELS = {
+    "kind": _l("Kind"),
+    "code": _l("Code"),
+    "name": _l("Name"),
+    "address": _l("Address"),
+    "parent": _l("Parent office"),
+    "parent_id": _l("Parent office"),
+    "active": _l("Active"),
+    "name_vi": _l("Vietnamese name"),
+    "name_en": _l("English name"),
+    "document_type": _l("Document type"),
+    "office": _l("Office"),
+}
+
+
+class AuditedModelView(ModelView):
+    """Admin CRUD whose changes still leave an audit event."""
+
+    def post_add(self, item):
+        self._audit("created", item)
+
+    def post_update(self, item):
+        self._audit("updated", item)
+
+    def post_delete(self, item):
+        self._audit("deleted", item)
+
+    def _audit(self, event: str, item) -> None:
+        session = self.datamodel.session
+        audit.record(session, current_user(), f"{type(item).__name__.lower()}_{event}", obj=item,
+                     office_id=getattr(item, "office_id", None))
+        session.commit()
+
+
+class OfficeView(AuditedModelView):
+    datamodel = SQLAInterface(Office)
+    base_filters = [["id", OfficeIdScopeFilter, None]]
+    list_title = _l("Offices")
+    show_title = add_title = edit_title = _l("Office")
+    label_columns = OFFICE_LABELS
+    list_columns = ["code", "name", "kind", "parent", "active"]
+    search_columns = ["code", "name", "kind", "active"]
+    add_columns = edit_columns = ["kind", "code", "name", "address", "parent", "active"]
+    show_columns = ["kind", "code", "name", "address", "parent", "active"]
+    order_columns = ["code", "name", "kind"]
+    base_order = ("code", "asc")
+
+
+class DocumentTypeView(AuditedModelView):
+    datamodel = SQLAInterface(DocumentType)
+    list_title = _l("Document types")
+    show_title = add_title = edit_title = _l("Document type")
+    label_columns = OFFICE_LABELS
+    list_columns = ["code", "name_vi", "name_en", "active"]
+    search_columns = ["code", "name_vi", "name_en", "active"]
+    add_columns = edit_columns = show_columns = ["code", "name_vi", "name_en", "active"]
+    base_order = ("code", "asc")
+
+
+class OfficeDocumentTypeView(ScopedModelView):
+    """OfficeAdmin: which catalogue entries this office offers, and what to bring."""
+
+    datamodel = SQLAInterface(OfficeDocumentType)
+    list_title = _l("Document types offered by my office")
+    show_title = add_title = edit_title = _l("Offered document type")
+    label_columns = OFFICE_LABELS
+    list_columns = ["document_type", "active", "note", "office"]
+    show_columns = ["document_type", "active", "note", "office"]
+    add_columns = ["document_type", "active", "note"]
+    edit_columns = ["active", "note"]
+    search_columns = ["document_type", "active"]
+    add_form_query_rel_fields = {"document_type": [["active", FilterEqual, True]]}
+
+    @action("offer", _l("Offer"), _l("Offer the selected document types?"), "fa-check")
+    def offer(self, items):
+        return self._set_offered(items, True)
+
+    @action("withdraw", _l("Withdraw"), _l("Stop offering the selected document types?"),
+            "fa-ban")
+    def withdraw(self, items):
+        return self._set_offered(items, False)
+
+    def _set_offered(self, items, offered: bool):
+        items = items if isinstance(items, list) else [items]
+        changed = services.set_offered(self.datamodel.session, current_user(), items, offered)
+        flash(_("%(count)s document types changed.", count=changed), "success")
+        return redirect(self.get_redirect())
+
+
+class ActiveOnly(BaseFilter):
+    name = "Active"
+    arg_name = "active_only"
+
+    def apply(self, query, value):
+        return query.filter(self.model.active.is_(True))
+
+
+class OfferedByOffice(BaseFilter):
+    """``?office_id=N``: only the active types that office offers."""
+
+    name = "Offered by office"
+    arg_name = "offered_by"
+
+    def apply(self, query, value):
+        query = query.filter(self.model.active.is_(True))
+        office_id = request.args.get("office_id", type=int)
+        if office_id is None:
+            return query
+        offered = select(OfficeDocumentType.document_type_id).where(
+            OfficeDocumentType.office_id == office_id, OfficeDocumentType.active.is_(True)
+        )
+        return query.filter(self.model.id.in_(offered))
+
+
+class OfficeApi(ModelRestApi):
+    """``/api/v1/office/``: public list of active offices; Admin writes."""
+
+    resource_name = "office"
+    datamodel = SQLAInterface(Office)
+    base_filters = [["active", ActiveOnly, None]]
+    list_columns = show_columns = ["id", "code", "name", "kind", "parent_id"]
+    add_columns = edit_columns = ["kind", "code", "name", "address", "parent", "active"]
+    search_columns = ["code", "name", "kind", "parent"]
+    order_columns = ["code", "name"]
+    label_columns = OFFICE_LABELS
+    add_query_rel_fields = edit_query_rel_fields = {}
+    allow_browser_login = True
+    openapi_spec_tag = "Offices"
+
+
+class DocumentTypeApi(ModelRestApi):
+    """``/api/v1/document_type/?office_id=``: public list of offered types; Admin writes."""
+
+    resource_name = "document_type"
+    datamodel = SQLAInterface(DocumentType)
+    base_filters = [["id", OfferedByOffice, None]]
+    list_columns = show_columns = ["id", "code", "name_vi", "name_en"]
+    add_columns = edit_columns = ["code", "name_vi", "name_en", "active"]
+    search_columns = ["code", "name_vi", "name_en"]
+    label_columns = OFFICE_LABELS
+    allow_browser_login = True
+    openapi_spec_tag = "Document types"
+
+
+class OfficeDocumentTypeApi(ScopedModelRestApi):
+    """OfficeAdmin: enable or disable document types for their office."""
+
+    resource_name = "office_document_type"
+    datamodel = SQLAInterface(OfficeDocumentType)
+    list_columns = show_columns = ["id", "office_id", "document_type_id", "active", "note"]
+    add_columns = ["document_type", "active", "note"]
+    edit_columns = ["active", "note"]
+    add_query_rel_fields = {"document_type": [["active", FilterEqual, True]]}
+    allow_browser_login = True
+    openapi_spec_tag = "Document types"
+
+
+def register(appbuilder) -> None:
+    admin = dict(category="Administration", category_label=_l("Administration"),
+                 category_icon="fa-cogs")
+    appbuilder.add_view(OfficeView, "Offices", label=_l("Offices"), icon="fa-building", **admin)
+    appbuilder.add_view(DocumentTypeView, "Document types", label=_l("Document types"),
+                        icon="fa-file-text-o", **admin)
+    appbuilder.add_view(OfficeDocumentTypeView, "Office document types",
+                        label=_l("Document types offered"), icon="fa-check-square-o",
+                        category="Office settings", category_label=_l("Office settings"),
+                        category_icon="fa-sliders")
+    from app.security import OfficeStaffView
+
+    appbuilder.add_view(OfficeStaffView, "Office staff", label=_l("Staff of my office"),
+                        icon="fa-users", category="Office settings",
+                        category_label=_l("Office settings"))
+    appbuilder.add_api(OfficeApi)
+    appbuilder.add_api(DocumentTypeApi)
+    appbuilder.add_api(OfficeDocumentTypeApi)

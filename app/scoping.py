@@ -1,0 +1,220 @@
+"""Office scoping: the one mechanism that decides which rows a user may see.
+
+Every office-owned model mixes in ``OfficeOwned``.  Every door — web list, show,
+edit, delete, ``@action``, ``action_post``, REST, exports, file downloads and our
+own pages — asks the same question, ``visible_office_ids(user)``, through
+``OFFICE_SCOPE`` (FAB base filter) or ``scoped(...)`` (service lookups).
+Another office's row is answered with 404, never 403, so ids leak nothing.
+"""
+from __future__ import annotations
+
+from typing import Any, Generic, Iterable, TypeVar
+
+from flask import abort, current_app, flash, g, has_request_context, redirect, request
+from flask_appbuilder import ModelView, expose
+from flask_appbuilder.api import ModelRestApi
+from flask_appbuilder.models.filters import BaseFilter
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import ForeignKey, select
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
+
+ADMIN_ROLE = "Admin"
+SUPERVISOR_ROLE = "Supervisor"
+
+T = TypeVar("T")
+
+
+class OfficeOwned:
+    """Mixin for rows that belong to one office (indexed ``office_id``)."""
+
+    @declared_attr
+    def office_id(cls) -> Mapped[int]:  # noqa: N805 - SQLAlchemy declared_attr
+        return mapped_column(ForeignKey("org_office.id"), index=True, nullable=False)
+
+    @declared_attr
+    def office(cls):  # noqa: N805
+        return relationship("Office", lazy="joined")
+
+
+def role_names(user: Any) -> set[str]:
+    return {role.name for role in getattr(user, "roles", None) or ()}
+
+
+def is_admin(user: Any) -> bool:
+    return ADMIN_ROLE in role_names(user)
+
+
+def _office_tree(session: Session) -> dict[int | None, list[int]]:
+    from app.offices.models import Office
+
+    children: dict[int | None, list[int]] = {}
+    for office_id, parent_id in session.execute(select(Office.id, Office.parent_id)):
+        children.setdefault(parent_id, []).append(office_id)
+    return children
+
+
+def descendants(session: Session, office_id: int) -> list[int]:
+    """The office and every office under it, depth first."""
+    tree = _office_tree(session)
+    found, stack = [], [office_id]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(tree.get(current, ()))
+    return found
+
+
+def visible_office_ids(user: Any, session: Session | None = None) -> list[int] | None:
+    """Offices whose rows ``user`` may see; ``None`` means every office (Admin).
+
+    Staff see their own office; Supervisors also every office under it; a user
+    without an office (a citizen, the anonymous user) sees none.  Cached per request.
+    """
+    if user is None or not getattr(user, "is_authenticated", False):
+        return []
+    cache_key = "_saoy_visible_offices"
+    if has_request_context() and getattr(g, "user", None) is user:
+        cached = getattr(g, cache_key, False)
+        if cached is not False:
+            return cached
+    if is_admin(user):
+        ids = None
+    elif not getattr(user, "office_id", None):
+        ids = []
+    elif SUPERVISOR_ROLE in role_names(user):
+        ids = descendants(session or current_app.appbuilder.session, user.office_id)
+    else:
+        ids = [user.office_id]
+    if has_request_context() and getattr(g, "user", None) is user:
+        setattr(g, cache_key, ids)
+    return ids
+
+
+def current_user() -> Any:
+    return getattr(g, "user", None)
+
+
+class OfficeScopeFilter(BaseFilter):
+    """FAB base filter: rows of the offices the current user may see."""
+
+    name = "Office scope"
+    arg_name = "office_scope"
+
+    def apply(self, query, value):  # value unused: scope comes from the user
+        ids = visible_office_ids(current_user())
+        if ids is None:
+            return query
+        return query.filter(self.model.office_id.in_(ids))
+
+
+class OfficeIdScopeFilter(OfficeScopeFilter):
+    """The same scope for the Office table itself (its own id is the office)."""
+
+    def apply(self, query, value):
+        ids = visible_office_ids(current_user())
+        if ids is None:
+            return query
+        return query.filter(self.model.id.in_(ids))
+
+
+OFFICE_SCOPE = [["office_id", OfficeScopeFilter, None]]
+
+
+class Scoped(Generic[T]):
+    """Scoped lookups for services and custom pages: ``scoped(s, user, M).get_or_404(pk)``."""
+
+    def __init__(self, session: Session, user: Any, model: type[T]):
+        self.session, self.user, self.model = session, user, model
+
+    def select(self):
+        stmt = select(self.model)
+        ids = visible_office_ids(self.user, self.session)
+        if ids is not None:
+            stmt = stmt.where(self.model.office_id.in_(ids))
+        return stmt
+
+    def get(self, pk: Any) -> T | None:
+        try:
+            pk = int(pk)
+        except (TypeError, ValueError):
+            return None
+        return self.session.scalars(self.select().where(self.model.id == pk)).first()
+
+    def get_or_404(self, pk: Any) -> T:
+        item = self.get(pk)
+        if item is None:
+            abort(404)
+        return item
+
+    def all(self, *where) -> list[T]:
+        return list(self.session.scalars(self.select().where(*where)))
+
+
+def scoped(session: Session, user: Any, model: type[T]) -> Scoped[T]:
+    return Scoped(session, user, model)
+
+
+def staff_office_id(user: Any) -> int:
+    """The office a new row takes: the acting user's own.  Never a form field."""
+    office_id = getattr(user, "office_id", None)
+    if not office_id:
+        raise PermissionError(_l("Your account does not belong to an office."))
+    return office_id
+
+
+class ScopedModelView(ModelView):
+    """ModelView whose every door, actions included, applies the office scope."""
+
+    base_filters = OFFICE_SCOPE
+    add_exclude_columns = edit_exclude_columns = ["office"]
+    page_size = 25
+
+    def pre_add(self, item: Any) -> None:
+        item.office_id = staff_office_id(current_user())
+
+    def _scoped_items(self, pks: Iterable[str]) -> list[Any]:
+        items = []
+        for pk in pks:
+            item = self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
+            if item is None:
+                abort(404)
+            items.append(item)
+        return items
+
+    @expose("/action/<string:name>/<pk>", methods=["GET", "POST"])
+    def action(self, name: str, pk: str):
+        if not self.is_get_mutation_allowed():
+            flash(str(_l("Access is Denied")), "danger")
+            return redirect(self.get_redirect())
+        action = self.actions.get(name)
+        if action is None:
+            abort(404)
+        if not self.appbuilder.sm.has_access(
+            self.get_action_permission_name(name), self.class_permission_name
+        ):
+            abort(403)
+        (item,) = self._scoped_items([pk])
+        return action.func(item)
+
+    @expose("/action_post", methods=["POST"])
+    def action_post(self):
+        name = request.form.get("action", "")
+        action = self.actions.get(name)
+        if action is None:
+            abort(404)
+        if not self.appbuilder.sm.has_access(
+            self.get_action_permission_name(name), self.class_permission_name
+        ):
+            abort(403)
+        items = self._scoped_items(request.form.getlist("rowid"))
+        return action.func(items)
+
+
+class ScopedModelRestApi(ModelRestApi):
+    """ModelRestApi with the office scope on get, put, delete and list."""
+
+    base_filters = OFFICE_SCOPE
+    max_page_size = 100
+
+    def pre_add(self, item: Any) -> None:
+        item.office_id = staff_office_id(current_user())

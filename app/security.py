@@ -1,0 +1,173 @@
+"""Users with an office, the security manager and the platform's roles.
+
+Roles live in code (FAB_ROLES): the platform declares the base, modules add
+fragments through their ModuleSpec.  The security manager seeds role rows when
+the schema exists and never creates tables (Alembic owns the schema).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import abort, current_app, g, request
+from flask_appbuilder.models.sqla.filters import FilterInFunction
+from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.security.views import ResetPasswordView, UserDBModelView
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import inspect
+
+from app.users import StaffUser
+from app.scoping import (
+    ADMIN_ROLE,
+    OfficeScopeFilter,
+    is_admin,
+    staff_office_id,
+    visible_office_ids,
+)
+
+STAFF_ROLES = ("OfficeAdmin", "Officer", "Leader", "Clerk", "Supervisor")
+CITIZEN_ROLE = "Citizen"
+ALL_ROLES = (ADMIN_ROLE, *STAFF_ROLES, CITIZEN_ROLE)
+
+_SELF_SERVICE = [
+    ["^StaffUserView$", "^(can_userinfo|resetmypassword|userinfoedit)$"],
+    ["^UserInfoEditView$", "^can_this_form_(get|post)$"],
+    ["^ResetMyPasswordView$", "^can_this_form_(get|post)$"],
+]
+
+#: The platform's part of FAB_ROLES; modules merge their fragments into it.
+PLATFORM_ROLES: dict[str, list[list[str]]] = {
+    ADMIN_ROLE: [["^.*$", "^.*$"]],
+    "OfficeAdmin": _SELF_SERVICE
+    + [
+        ["^OfficeStaffView$", "^(can_list|can_show|can_add|can_edit|resetpasswords)$"],
+        ["^ResetPasswordView$", "^can_this_form_(get|post)$"],
+        ["^OfficeDocumentTypeView$", "^(can_list|can_show|can_add|can_edit|can_delete|offer|withdraw)$"],
+        ["^OfficeDocumentTypeApi$", "^(can_get|can_post|can_put|can_delete|can_info)$"],
+        ["^(Office staff|Office document types|Office settings)$", "^menu_access$"],
+    ],
+    "Officer": _SELF_SERVICE,
+    "Leader": _SELF_SERVICE,
+    "Clerk": _SELF_SERVICE,
+    "Supervisor": _SELF_SERVICE
+    + [
+        ["^OfficeView$", "^(can_list|can_show)$"],
+        ["^(Offices|Administration)$", "^menu_access$"],
+    ],
+    CITIZEN_ROLE: _SELF_SERVICE,
+    # Anonymous visitors: read the public office and document-type lists.
+    "Public": [["^(OfficeApi|DocumentTypeApi)$", "^can_get$"]],
+}
+
+
+def grantable_role_names() -> list[str]:
+    """Roles the acting user may hand out: never Admin unless they are Admin."""
+    user = getattr(g, "user", None)
+    if is_admin(user):
+        return list(ALL_ROLES)
+    return [r for r in ALL_ROLES if r not in (ADMIN_ROLE, CITIZEN_ROLE)]
+
+
+class StaffUserView(UserDBModelView):
+    """Admin's user management (FAB's security menu), with the office column."""
+
+    list_columns = ["first_name", "last_name", "username", "email", "office", "active", "roles"]
+    search_columns = ["first_name", "last_name", "username", "email", "office", "active", "roles"]
+    add_columns = [
+        "first_name", "last_name", "username", "active", "email", "office", "roles",
+        "password", "conf_password",
+    ]
+    edit_columns = ["first_name", "last_name", "username", "active", "email", "office", "roles"]
+    show_fieldsets = [
+        (_l("User info"), {"fields": ["username", "active", "office", "roles", "login_count"]}),
+        (_l("Personal Info"), {"fields": ["first_name", "last_name", "email"], "expanded": True}),
+        (_l("Audit Info"), {"fields": ["last_login", "fail_login_count", "created_on",
+                                       "changed_on"], "expanded": False}),
+    ]
+    user_show_fieldsets = [
+        (_l("User info"), {"fields": ["username", "office", "roles"]}),
+        (_l("Personal Info"), {"fields": ["first_name", "last_name", "email"], "expanded": True}),
+    ]
+    label_columns = {**UserDBModelView.label_columns, "office": _l("Office")}
+    validators_columns = {}
+
+
+class OfficeStaffView(StaffUserView):
+    """An OfficeAdmin's user management: their office's staff only, never Admin.
+
+    The office is not a form field: new users take the OfficeAdmin's office.
+    """
+
+    route_base = "/staff"
+    base_filters = [["office_id", OfficeScopeFilter, None]]
+    list_columns = ["first_name", "last_name", "username", "email", "active", "roles"]
+    search_columns = ["first_name", "last_name", "username", "email", "active", "roles"]
+    add_columns = [
+        "first_name", "last_name", "username", "active", "email", "roles",
+        "password", "conf_password",
+    ]
+    edit_columns = ["first_name", "last_name", "username", "active", "email", "roles"]
+    add_form_query_rel_fields = edit_form_query_rel_fields = {
+        "roles": [["name", FilterInFunction, grantable_role_names]],
+    }
+    list_title = _l("Staff of my office")
+
+    def _check_grants(self, item: Any) -> None:
+        allowed = set(grantable_role_names())
+        if not item.roles or any(role.name not in allowed for role in item.roles):
+            raise PermissionError(_l("You cannot grant this role."))
+
+    def pre_add(self, item: Any) -> None:
+        self._check_grants(item)
+        item.office_id = staff_office_id(g.user)
+        super().pre_add(item)
+
+    def pre_update(self, item: Any) -> None:
+        self._check_grants(item)
+        item.office_id = staff_office_id(g.user)
+        super().pre_update(item)
+
+
+class ScopedResetPasswordView(ResetPasswordView):
+    """FAB's reset-password form takes any ``pk``: only users in scope, never an Admin."""
+
+    def form_post(self, form):
+        target = self.appbuilder.sm.get_user_by_id(request.args.get("pk"))
+        ids = visible_office_ids(g.user)
+        if target is None or (
+            ids is not None and (target.office_id not in ids or is_admin(target))
+        ):
+            abort(404)
+        return super().form_post(form)
+
+
+class SaoySecurityManager(SecurityManager):
+    user_model = StaffUser
+    userdbmodelview = StaffUserView
+    resetpasswordview = ScopedResetPasswordView
+
+    def create_db(self) -> None:
+        """Seed role rows when Alembic has made the tables; never create tables."""
+        engine = self.session.get_bind(mapper=None, clause=None)
+        if "ab_role" not in inspect(engine).get_table_names():
+            return
+        for name in [*self.builtin_roles, self.auth_role_public]:
+            if self.find_role(name) is None:
+                self.add_role(name)
+
+    def is_item_public(self, permission_name: str, view_name: str) -> bool:
+        """Public access is declared in code like every role (no database rows)."""
+        return any(
+            re.match(view, view_name) and re.match(perm, permission_name)
+            for view, perm in self.builtin_roles.get(self.auth_role_public, ())
+        )
+
+
+def builtin_roles_config(specs) -> dict[str, list[list[str]]]:
+    from app.modules import merge_roles
+
+    return merge_roles(PLATFORM_ROLES, specs)
+
+
+def app_security_manager():
+    return current_app.appbuilder.sm

@@ -1,0 +1,47 @@
+"""Time helpers: everything is stored as naive UTC and shown in Vietnam time."""
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now, the storage convention of every table."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def to_local(value: dt.datetime) -> dt.datetime:
+    """Stored naive UTC → aware Asia/Ho_Chi_Minh."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(VN_TZ)
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """Aware (or naive Vietnam-local) datetime → naive UTC for storage."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=VN_TZ)
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def format_date(value: dt.date | dt.datetime | None) -> str:
+    """dd/mm/yyyy, in Vietnam time for datetimes."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        value = to_local(value)
+    return value.strftime("%d/%m/%Y")
+
+
+def format_datetime(value: dt.datetime | None) -> str:
+    """dd/mm/yyyy HH:MM in Vietnam time."""
+    if value is None:
+        return ""
+    return to_local(value).strftime("%d/%m/%Y %H:%M")
+
+
+def date_in_words(value: dt.date) -> str:
+    """The attestation's date: "ngày 27 tháng 11 năm 2026"."""
+    return f"ngày {value.day:02d} tháng {value.month:02d} năm {value.year}"

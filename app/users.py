@@ -1,0 +1,21 @@
+"""The user model: FAB's user plus the office a staff member belongs to.
+
+Kept apart from app.security so that models referring to users can import it
+before Flask-AppBuilder's security manager configures the mappers.
+"""
+from __future__ import annotations
+
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import ForeignKey
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+
+class StaffUser(User):
+    """FAB's user plus the office a staff member belongs to (none for citizens)."""
+
+    __tablename__ = "ab_user"
+
+    office_id: Mapped[int | None] = mapped_column(
+        ForeignKey("org_office.id"), index=True, nullable=True
+    )
+    office = relationship("Office", foreign_keys=[office_id], lazy="joined")

@@ -1,0 +1,118 @@
+"""Deployment settings, all read from environment variables with safe defaults.
+
+Nothing secret is committed: the Flask secret is generated once into the data
+directory when SAOY_SECRET_KEY is not set.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask_appbuilder.const import AUTH_DB
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(_env(name, str(default)))
+    except ValueError:
+        return default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.lower() in ("1", "true", "yes", "on")
+
+
+def _secret_key(data_dir: Path) -> str:
+    """Use SAOY_SECRET_KEY, else a key generated once and kept in the data dir."""
+    key = _env("SAOY_SECRET_KEY")
+    if key:
+        return key
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+class Config:
+    """Settings shared by every process (web, worker, CLI)."""
+
+    DATA_DIR = Path(_env("SAOY_DATA_DIR", str(BASE_DIR / "instance"))).resolve()
+    PORT = _env_int("PORT", 5000)
+    SECRET_KEY = _secret_key(DATA_DIR)
+    SQLALCHEMY_DATABASE_URI = _env(
+        "SAOY_DATABASE_URL", f"sqlite:///{DATA_DIR / 'saoy.db'}"
+    )
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    BASE_URL = _env("SAOY_BASE_URL", f"http://127.0.0.1:{PORT}")
+    DEMO_MODE = _env_bool("SAOY_DEMO", False)
+
+    # Flask-AppBuilder
+    APP_NAME = "SaoY"
+    APP_THEME = ""
+    AUTH_TYPE = AUTH_DB
+    AUTH_ROLE_ADMIN = "Admin"
+    AUTH_ROLE_PUBLIC = "Public"
+    FAB_SECURITY_MANAGER_CLASS = "app.security.SaoySecurityManager"
+    FAB_INDEX_VIEW = "app.views.HomeView"
+    FAB_CREATE_DB = True  # our security manager only seeds roles, never creates tables
+    FAB_UPDATE_PERMS = _env_bool("SAOY_UPDATE_PERMS", False)
+    FAB_API_SWAGGER_UI = True
+    FAB_ADD_SECURITY_API = False
+    FAB_API_MAX_PAGE_SIZE = 100
+    FAB_PASSWORD_HASH_METHOD = "scrypt"
+    PAGE_SIZE_MAX = 100
+
+    # Security basics
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None
+    AUTH_RATE_LIMITED = _env_bool("SAOY_LOGIN_RATE_LIMITED", True)
+    AUTH_RATE_LIMIT = _env("SAOY_LOGIN_RATE_LIMIT", "10 per 5 minute")
+    RATELIMIT_STORAGE_URI = _env("SAOY_RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_ENABLED = True
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = BASE_URL.startswith("https://")
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    PERMANENT_SESSION_LIFETIME = _env_int("SAOY_SESSION_MINUTES", 480) * 60
+    JWT_ACCESS_TOKEN_EXPIRES = _env_int("SAOY_API_TOKEN_MINUTES", 60) * 60
+    PROPAGATE_EXCEPTIONS = False
+
+    # Languages and time
+    BABEL_DEFAULT_LOCALE = "vi"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+    BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "translations")
+    LANGUAGES = {
+        "vi": {"flag": "vn", "name": "Tiếng Việt"},
+        "en": {"flag": "gb", "name": "English"},
+    }
+    DISPLAY_TIMEZONE = "Asia/Ho_Chi_Minh"
+
+    # Modules loaded by the registry, in any order: dependencies decide the order.
+    SAOY_MODULES = [
+        "modules.registers",
+        "modules.signing",
+        "modules.appointments",
+        "modules.copies",
+    ]
+
+    # Jobs
+    SCHEDULER_ENABLED = _env_bool("SAOY_SCHEDULER", True)
+
+    # Uploads and documents
+    MAX_UPLOAD_MB = _env_int("SAOY_MAX_UPLOAD_MB", 30)
+    TRUST_DIR = _env("SAOY_TRUST_DIR", str(BASE_DIR / "trust"))

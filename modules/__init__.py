@@ -1,0 +1,1 @@
+"""Feature modules; each package exposes one MODULE spec (see app.modules)."""

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask
 from flask_appbuilder import AppBuilder, Model
@@ -77,8 +78,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
             if spec.register:
                 spec.register(appbuilder)
         views.register(appbuilder)
-        for blueprint_name, blueprint in app.blueprints.items():
-            if blueprint_name.endswith("Api") or blueprint.url_prefix and blueprint.url_prefix.startswith("/api/"):
+        # REST APIs authenticate with bearer tokens; session cookies are SameSite=Lax.
+        for blueprint in app.blueprints.values():
+            if (blueprint.url_prefix or "").startswith("/api/"):
                 csrf.exempt(blueprint)
 
     errors.register_error_handlers(app)

@@ -93,7 +93,8 @@ def load_demo() -> int:
                                          .where(OfficeDocumentType.office_id == office.id)))
         for doc_type in db.session.scalars(select(DocumentType)):
             if doc_type.id not in enabled:
-                db.session.add(OfficeDocumentType(office_id=office.id, document_type_id=doc_type.id))
+                db.session.add(OfficeDocumentType(office_id=office.id,
+                                                  document_type_id=doc_type.id))
                 created += 1
     db.session.commit()
     for spec in current_app.extensions["saoy_modules"]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,13 @@ def _respond(code: int, message: str | None = None):
     text = message or _messages().get(code) or _messages()[500]
     if request.path.startswith("/api/"):
         return jsonify(message=text), code
+    if not hasattr(g, "user"):  # errors raised before FAB's before_request (CSRF)
+        g.user = current_user
     return (
         render_template(
             "saoy/error.html", code=code, message=text,
-            appbuilder=getattr(current_app, "appbuilder", None),
+            appbuilder=current_app.appbuilder,
+            base_template=current_app.appbuilder.base_template,
         ),
         code,
     )

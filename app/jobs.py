@@ -6,7 +6,7 @@ row locks), so no leader election is needed.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask

@@ -7,8 +7,8 @@ ADDON_MANAGERS swallows such errors, so it is deliberately not used.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
 
 from flask_appbuilder import Model
 
@@ -112,9 +112,9 @@ def table_owner(class_module: str) -> str:
     return parts[1] if parts[0] == "modules" and len(parts) > 1 else PLATFORM
 
 
-def check_table_owners() -> None:
+def check_table_owners(registry=None) -> None:
     owners: dict[str, set[str]] = {}
-    for mapper in Model.registry.mappers:
+    for mapper in (registry or Model.registry).mappers:
         cls = mapper.class_
         name = cls.__dict__.get("__tablename__")
         if name:

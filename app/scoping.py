@@ -8,7 +8,8 @@ Another office's row is answered with 404, never 403, so ids leak nothing.
 """
 from __future__ import annotations
 
-from typing import Any, Generic, Iterable, TypeVar
+from collections.abc import Iterable
+from typing import Any, Generic, TypeVar
 
 from flask import abort, current_app, flash, g, has_request_context, redirect, request
 from flask_appbuilder import ModelView, expose

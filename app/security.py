@@ -16,7 +16,6 @@ from flask_appbuilder.security.views import ResetPasswordView, UserDBModelView
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect
 
-from app.users import StaffUser
 from app.scoping import (
     ADMIN_ROLE,
     OfficeScopeFilter,
@@ -24,6 +23,7 @@ from app.scoping import (
     staff_office_id,
     visible_office_ids,
 )
+from app.users import StaffUser
 
 STAFF_ROLES = ("OfficeAdmin", "Officer", "Leader", "Clerk", "Supervisor")
 CITIZEN_ROLE = "Citizen"
@@ -41,8 +41,9 @@ PLATFORM_ROLES: dict[str, list[list[str]]] = {
     "OfficeAdmin": _SELF_SERVICE
     + [
         ["^OfficeStaffView$", "^(can_list|can_show|can_add|can_edit|resetpasswords)$"],
-        ["^ResetPasswordView$", "^can_this_form_(get|post)$"],
-        ["^OfficeDocumentTypeView$", "^(can_list|can_show|can_add|can_edit|can_delete|offer|withdraw)$"],
+        ["^ScopedResetPasswordView$", "^can_this_form_(get|post)$"],
+        ["^OfficeDocumentTypeView$",
+         "^(can_list|can_show|can_add|can_edit|can_delete|offer|withdraw)$"],
         ["^OfficeDocumentTypeApi$", "^(can_get|can_post|can_put|can_delete|can_info)$"],
         ["^(Office staff|Office document types|Office settings)$", "^menu_access$"],
     ],

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 CHUNK = 1024 * 1024
 
 
-class FileTooLarge(ValueError):
+class FileTooLargeError(ValueError):
     """The stream exceeded the configured limit; nothing was kept."""
 
 
@@ -51,7 +52,7 @@ class FileStore:
                 for chunk in chunks:
                     size += len(chunk)
                     if max_bytes is not None and size > max_bytes:
-                        raise FileTooLarge(size)
+                        raise FileTooLargeError(size)
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()

@@ -9,13 +9,13 @@ VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 def utcnow() -> dt.datetime:
     """Naive UTC now, the storage convention of every table."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def to_local(value: dt.datetime) -> dt.datetime:
     """Stored naive UTC → aware Asia/Ho_Chi_Minh."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(VN_TZ)
 
 
@@ -23,7 +23,7 @@ def to_utc(value: dt.datetime) -> dt.datetime:
     """Aware (or naive Vietnam-local) datetime → naive UTC for storage."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=VN_TZ)
-    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def format_date(value: dt.date | dt.datetime | None) -> str:

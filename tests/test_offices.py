@@ -65,7 +65,8 @@ def test_admin_creates_office_through_api(api, db_session):
     r = c.post("/api/v1/office/", headers=headers,
                json={"code": "NEW-1", "name": "UBND Xã Mới", "kind": "commune", "active": True})
     assert r.status_code == 201, r.get_json()
-    assert db_session.scalars(select(Office).where(Office.code == "NEW-1")).one().name == "UBND Xã Mới"
+    created = db_session.scalars(select(Office).where(Office.code == "NEW-1")).one()
+    assert created.name == "UBND Xã Mới"
 
 
 def test_officer_cannot_create_office(api):

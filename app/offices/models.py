@@ -38,10 +38,10 @@ class Office(Model):
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
 
-    parent: Mapped["Office | None"] = relationship(
+    parent: Mapped[Office | None] = relationship(
         "Office", remote_side=[id], back_populates="children"
     )
-    children: Mapped[list["Office"]] = relationship("Office", back_populates="parent")
+    children: Mapped[list[Office]] = relationship("Office", back_populates="parent")
 
     def __repr__(self) -> str:
         return self.name

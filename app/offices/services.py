@@ -31,7 +31,9 @@ def is_offered(session: Session, office_id: int, document_type_id: int) -> bool:
     return any(t.id == document_type_id for t in offered_document_types(session, office_id))
 
 
-def enable_document_type(session: Session, user: Any, document_type_id: int) -> OfficeDocumentType:
+def enable_document_type(
+    session: Session, user: Any, document_type_id: int
+) -> OfficeDocumentType:
     """OfficeAdmin enables a catalogue entry for their own office (idempotent)."""
     office_id = staff_office_id(user)
     existing = session.scalars(
@@ -51,7 +53,8 @@ def enable_document_type(session: Session, user: Any, document_type_id: int) -> 
 
 
 def active_offices(session: Session) -> list[Office]:
-    return list(session.scalars(select(Office).where(Office.active.is_(True)).order_by(Office.name)))
+    stmt = select(Office).where(Office.active.is_(True)).order_by(Office.name)
+    return list(session.scalars(stmt))
 
 
 def set_offered(session: Session, user: Any, rows: list[OfficeDocumentType], offered: bool) -> int:

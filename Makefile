@@ -1,0 +1,69 @@
+# SaoY — the two commands are `make demo` and `make test` (see README).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+FLASK := $(VENV)/bin/flask --app run
+PORT ?= 5000
+export SAOY_DATA_DIR ?= $(CURDIR)/instance
+
+# Debian packages: what the app needs at run time, and what the tests drive.
+RUNTIME_DEBS := fonts-noto-core
+TEST_DEBS := $(RUNTIME_DEBS) chromium chromium-driver softhsm2 opensc poppler-utils \
+	libnss3-tools libreoffice-calc-nogui postgresql-client
+
+.PHONY: demo test lint bench translations system-deps system-deps-test venv db demo-data serve clean
+
+demo: system-deps venv translations db demo-data serve
+
+test: system-deps-test venv translations lint
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Install only what is missing; needs root (CI and these machines run as root) or sudo.
+define install_debs
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+system-deps:
+	$(call install_debs,$(RUNTIME_DEBS) $(if $(shell $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null && echo ok),,python3-venv))
+
+system-deps-test:
+	$(call install_debs,$(TEST_DEBS) $(if $(shell $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null && echo ok),,python3-venv))
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+translations: venv
+	@$(PY) translations/catalog.py compile >/dev/null
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+db: venv translations
+	mkdir -p "$(SAOY_DATA_DIR)"
+	$(FLASK) db upgrade
+	$(FLASK) saoy seed
+
+demo-data: db
+	SAOY_DEMO=1 $(FLASK) saoy demo-data
+
+serve:
+	@echo "SaoY on http://127.0.0.1:$(PORT)  (users in README.md, password saoy-demo)"
+	SAOY_DEMO=1 SAOY_PROCESS=web $(FLASK) run --host 127.0.0.1 --port $(PORT) --no-reload --with-threads
+
+bench: venv translations
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) instance

@@ -113,6 +113,29 @@ class Config:
     # Jobs
     SCHEDULER_ENABLED = _env_bool("SAOY_SCHEDULER", True)
 
+    # Notifications: unset SMTP host / SMS gateway → the console channel (demo).
+    SMTP_HOST = _env("SAOY_SMTP_HOST")
+    SMTP_PORT = _env_int("SAOY_SMTP_PORT", 587)
+    SMTP_USER = _env("SAOY_SMTP_USER")
+    SMTP_PASSWORD = _env("SAOY_SMTP_PASSWORD")
+    SMTP_SECURITY = _env("SAOY_SMTP_SECURITY", "starttls")  # none / starttls / ssl
+    SMTP_TIMEOUT = _env_int("SAOY_SMTP_TIMEOUT", 20)
+    MAIL_FROM = _env("SAOY_MAIL_FROM", "SaoY <no-reply@saoy.localhost>")
+    SMS_GATEWAY_URL = _env("SAOY_SMS_GATEWAY_URL")
+    SMS_GATEWAY_TOKEN = _env("SAOY_SMS_GATEWAY_TOKEN")
+    #: JSON body with $phone, $text and $id placeholders (string values only).
+    SMS_GATEWAY_TEMPLATE = _env("SAOY_SMS_GATEWAY_TEMPLATE",
+                                '{"phone": "$phone", "text": "$text", "id": "$id"}')
+    SMS_UNACCENTED = _env_bool("SAOY_SMS_UNACCENTED", False)
+    SMS_TIMEOUT = _env_int("SAOY_SMS_TIMEOUT", 10)
+    OUTBOX_INTERVAL_SECONDS = _env_int("SAOY_OUTBOX_INTERVAL", 5)
+    OUTBOX_BATCH = _env_int("SAOY_OUTBOX_BATCH", 50)
+    OUTBOX_MAX_ATTEMPTS = _env_int("SAOY_OUTBOX_MAX_ATTEMPTS", 8)
+    OUTBOX_BACKOFF_SECONDS = _env_int("SAOY_OUTBOX_BACKOFF", 30)
+    OUTBOX_BACKOFF_MAX_SECONDS = _env_int("SAOY_OUTBOX_BACKOFF_MAX", 3600)
+    #: A claimed message not recorded within this time is claimed again (crash recovery).
+    OUTBOX_LEASE_SECONDS = _env_int("SAOY_OUTBOX_LEASE", 300)
+
     # Uploads and documents
     MAX_UPLOAD_MB = _env_int("SAOY_MAX_UPLOAD_MB", 30)
     TRUST_DIR = _env("SAOY_TRUST_DIR", str(BASE_DIR / "trust"))

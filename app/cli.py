@@ -43,6 +43,43 @@ def demo_data() -> None:
     click.echo(f"demo data ready ({created} new rows)")
 
 
+@saoy.command("dispatch-outbox")
+@click.option("--loop/--once", default=False, help="Keep dispatching every few seconds.")
+def dispatch_outbox(loop: bool) -> None:
+    """Send due outbox messages (the web process does this too unless SAOY_SCHEDULER=0)."""
+    import time
+
+    from app.notifications.dispatcher import dispatcher_for_app
+
+    dispatcher = dispatcher_for_app(current_app)
+    while True:
+        handled = dispatcher.drain()
+        if not loop:
+            click.echo(f"{handled} messages handled")
+            return
+        time.sleep(current_app.config["OUTBOX_INTERVAL_SECONDS"])
+
+
+@saoy.command("worker")
+def worker() -> None:
+    """Run every job (outbox, reminders, no-shows …) in this process, in the foreground."""
+    import signal
+    import threading
+
+    from app.jobs import start_scheduler
+
+    scheduler = start_scheduler(current_app._get_current_object())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo("worker running; Ctrl+C to stop")
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    if scheduler:
+        scheduler.shutdown()
+
+
 def register_cli(app: Flask) -> None:
     for spec in app.extensions["saoy_modules"]:
         if spec.cli:

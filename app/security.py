@@ -33,12 +33,19 @@ _SELF_SERVICE = [
     ["^StaffUserView$", "^(can_userinfo|resetmypassword|userinfoedit)$"],
     ["^UserInfoEditView$", "^can_this_form_(get|post)$"],
     ["^ResetMyPasswordView$", "^can_this_form_(get|post)$"],
+    ["^InboxView$", "^(can_index|can_read_all)$"],
+    ["^Inbox$", "^menu_access$"],
+]
+_OUTBOX = [
+    ["^OutboxView$", "^(can_list|can_show|resend)$"],
+    ["^(Outbox|Office settings)$", "^menu_access$"],
 ]
 
 #: The platform's part of FAB_ROLES; modules merge their fragments into it.
 PLATFORM_ROLES: dict[str, list[list[str]]] = {
     ADMIN_ROLE: [["^.*$", "^.*$"]],
     "OfficeAdmin": _SELF_SERVICE
+    + _OUTBOX
     + [
         ["^OfficeStaffView$", "^(can_list|can_show|can_add|can_edit|resetpasswords)$"],
         ["^ScopedResetPasswordView$", "^can_this_form_(get|post)$"],
@@ -47,11 +54,13 @@ PLATFORM_ROLES: dict[str, list[list[str]]] = {
         ["^OfficeDocumentTypeApi$", "^(can_get|can_post|can_put|can_delete|can_info)$"],
         ["^(Office staff|Office document types|Office settings)$", "^menu_access$"],
     ],
-    "Officer": _SELF_SERVICE,
-    "Leader": _SELF_SERVICE,
-    "Clerk": _SELF_SERVICE,
+    "Officer": _SELF_SERVICE + _OUTBOX,
+    "Leader": _SELF_SERVICE + _OUTBOX,
+    "Clerk": _SELF_SERVICE + _OUTBOX,
     "Supervisor": _SELF_SERVICE
     + [
+        ["^OutboxView$", "^(can_list|can_show)$"],
+        ["^Outbox$", "^menu_access$"],
         ["^OfficeView$", "^(can_list|can_show)$"],
         ["^(Offices|Administration)$", "^menu_access$"],
     ],

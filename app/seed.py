@@ -36,4 +36,7 @@ def seed_reference_data() -> int:
             session.add(DocumentType(code=code, name_vi=name_vi, name_en=name_en, active=True))
             created += 1
     session.commit()
+    from app.notifications.services import seed_templates
+
+    created += seed_templates(session)
     return created

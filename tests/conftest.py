@@ -129,14 +129,26 @@ def api(app):
     return do
 
 
-@pytest.fixture()
-def db_session(app):
-    """A session in an app context, for building the world and checking results."""
+def engine_of(app):
     from app.extensions import db
 
     with app.app_context():
-        yield db.session
-        db.session.rollback()
+        return db.engine
+
+
+@pytest.fixture()
+def db_session(app):
+    """A session of its own for building the world and checking results.
+
+    No app context stays pushed: requests made meanwhile by test clients must get
+    their own ``g`` (a shared one would carry the logged-in user across clients).
+    """
+    from sqlalchemy.orm import Session
+
+    session = Session(bind=engine_of(app))
+    yield session
+    session.rollback()
+    session.close()
 
 
 @pytest.fixture()

@@ -1,6 +1,38 @@
-"""Notifications: outbox written with the change, dispatched by a job (see issue 3)."""
+"""Notifications: an outbox written with the change, dispatched by a job.
+
+Owns the outbox, message templates and the portal inbox.  Never sends inside a
+web request: services only enqueue; ``dispatcher`` sends.
+"""
 from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from app.modules import Job
+
+
+def dispatch_job() -> None:
+    from flask import current_app
+
+    from app.notifications.dispatcher import dispatcher_for_app
+
+    dispatcher_for_app(current_app).drain(max_rounds=20)
 
 
 def register(appbuilder, app) -> None:
-    """Views and jobs of the notification service."""
+    from app.notifications.views import (
+        InboxView,
+        MessageTemplateView,
+        OutboxView,
+        unread_for_current_user,
+    )
+
+    appbuilder.add_view(OutboxView, "Outbox", label=_l("Messages sent"), icon="fa-envelope-o",
+                        category="Office settings", category_label=_l("Office settings"))
+    appbuilder.add_view(MessageTemplateView, "Message templates", label=_l("Message templates"),
+                        icon="fa-file-text", category="Administration",
+                        category_label=_l("Administration"))
+    appbuilder.add_view(InboxView, "Inbox", label=_l("Notifications"), icon="fa-bell")
+    app.jinja_env.globals["saoy_unread"] = unread_for_current_user
+    app.extensions.setdefault("saoy_platform_jobs", []).append(
+        Job("notifications.dispatch", dispatch_job, seconds=app.config["OUTBOX_INTERVAL_SECONDS"])
+    )

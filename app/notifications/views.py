@@ -1,0 +1,97 @@
+"""Staff outbox, Admin's template editor and the citizen's portal inbox (thin views)."""
+from __future__ import annotations
+
+from flask import flash, g, redirect, url_for
+from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder.actions import action
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from app.extensions import db
+from app.notifications import services
+from app.notifications.models import Message, MessageTemplate
+from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user
+
+MESSAGE_LABELS = {
+    "channel": _l("Channel"), "recipient": _l("Recipient"), "kind": _l("Message kind"),
+    "subject": _l("Subject"), "body_text": _l("Text"), "body_html": _l("HTML text"),
+    "status": _l("Status"), "attempts": _l("Attempts"), "next_attempt_at": _l("Next attempt"),
+    "last_error": _l("Last error"), "provider_message_id": _l("Provider message id"),
+    "transport": _l("Sent through"), "created_at": _l("Created"), "sent_at": _l("Sent"),
+    "office": _l("Office"), "locale": _l("Language"), "idempotency_key": _l("Idempotency key"),
+    "related_type": _l("Related to"), "related_id": _l("Related id"),
+    "body": _l("Text"), "variables": _l("Variables"), "active": _l("Active"),
+}
+
+
+class OutboxView(ScopedModelView):
+    """Every message of the office with its delivery status; resend on demand."""
+
+    datamodel = SQLAInterface(Message)
+    base_filters = OFFICE_SCOPE
+    base_permissions = ["can_list", "can_show"]
+    list_title = _l("Messages sent")
+    show_title = _l("Message")
+    label_columns = MESSAGE_LABELS
+    list_columns = ["created_at", "channel", "recipient", "kind", "status", "attempts",
+                    "next_attempt_at", "last_error", "transport"]
+    show_columns = ["office", "channel", "recipient", "kind", "locale", "subject", "body_text",
+                    "status", "attempts", "next_attempt_at", "last_error", "transport",
+                    "provider_message_id", "idempotency_key", "related_type", "related_id",
+                    "created_at", "sent_at"]
+    search_columns = ["status", "channel", "kind", "recipient", "created_at"]
+    order_columns = ["created_at", "status", "attempts", "next_attempt_at"]
+    base_order = ("created_at", "desc")
+
+    @action("resend", _l("Resend"), _l("Send the selected messages again?"), "fa-repeat")
+    def resend(self, items):
+        items = items if isinstance(items, list) else [items]
+        count = services.resend(db.session, current_user(), items)
+        flash(_("%(count)s messages queued again.", count=count), "success")
+        return redirect(self.get_redirect())
+
+
+class MessageTemplateView(ModelView):
+    """Admin edits the text of each message kind (Jinja; the variables are listed)."""
+
+    datamodel = SQLAInterface(MessageTemplate)
+    base_permissions = ["can_list", "can_show", "can_edit"]
+    list_title = _l("Message templates")
+    show_title = edit_title = _l("Message template")
+    label_columns = MESSAGE_LABELS
+    list_columns = ["kind", "channel", "locale", "subject", "active"]
+    show_columns = ["kind", "channel", "locale", "variables", "subject", "body", "body_html",
+                    "active"]
+    edit_columns = ["subject", "body", "body_html", "active"]
+    search_columns = ["kind", "channel", "locale"]
+    description_columns = {"body": _l("Jinja template, e.g. {{ code }}; see the variables.")}
+
+    def pre_update(self, item):
+        services.render(item, {})  # a template that does not compile is refused here
+
+
+class InboxView(BaseView):
+    """The citizen's notifications, newest first, with the unread ones marked."""
+
+    route_base = "/inbox"
+    default_view = "index"
+
+    @expose("/")
+    @has_access
+    def index(self):
+        items = services.inbox(db.session, g.user.id)
+        return self.render_template("saoy/inbox.html", items=items)
+
+    @expose("/read", methods=["POST"])
+    @has_access
+    def read_all(self):
+        services.mark_read(db.session, g.user.id)
+        return redirect(url_for("InboxView.index"))
+
+
+def unread_for_current_user() -> int:
+    user = getattr(g, "user", None)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return 0
+    return services.unread_count(db.session, user.id)

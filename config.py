@@ -136,6 +136,9 @@ class Config:
     #: A claimed message not recorded within this time is claimed again (crash recovery).
     OUTBOX_LEASE_SECONDS = _env_int("SAOY_OUTBOX_LEASE", 300)
 
+    # Registers
+    REGISTER_TYPE_SYMBOL = _env("SAOY_REGISTER_SYMBOL", "SCTĐT/BS")
+
     # Uploads and documents
     MAX_UPLOAD_MB = _env_int("SAOY_MAX_UPLOAD_MB", 30)
     TRUST_DIR = _env("SAOY_TRUST_DIR", str(BASE_DIR / "trust"))

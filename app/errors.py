@@ -14,6 +14,23 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 
+class DomainError(Exception):
+    """A business rule refused the request; ``message`` is for the user (translated).
+
+    Raised by services; answered with ``status`` (422 bad input, 409 wrong state)
+    and the message, as JSON on the API and as a page or flash on the web.
+    """
+
+    status = 422
+
+    def __init__(self, message: str, status: int | None = None, **details):
+        super().__init__(message)
+        self.message = str(message)
+        if status is not None:
+            self.status = status
+        self.details = details
+
+
 def _messages() -> dict[int, str]:
     return {
         400: _("The request could not be understood. Please check what you entered."),
@@ -51,6 +68,12 @@ def register_error_handlers(app: Flask) -> None:
         # Messages we raised ourselves (abort(409, description=...)) are user text.
         custom = exc.description if getattr(exc, "saoy_user_message", False) else None
         return _respond(code, custom)
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        if request.path.startswith("/api/"):
+            return jsonify(message=exc.message, **exc.details), exc.status
+        return _respond(exc.status, exc.message)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -9,6 +9,8 @@ from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.offices.models import Office
+
 
 class StaffUser(User):
     """FAB's user plus the office a staff member belongs to (none for citizens)."""
@@ -18,4 +20,4 @@ class StaffUser(User):
     office_id: Mapped[int | None] = mapped_column(
         ForeignKey("org_office.id"), index=True, nullable=True
     )
-    office = relationship("Office", foreign_keys=[office_id], lazy="joined")
+    office = relationship(Office, foreign_keys=[office_id], lazy="joined")

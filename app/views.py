@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from flask import g
 from flask_appbuilder import IndexView, ModelView, expose
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
 
 from app.audit import AuditEvent
+from app.crud import Datamodel
 from app.scoping import OFFICE_SCOPE
 
 
@@ -22,7 +22,7 @@ class HomeView(IndexView):
 class AuditEventView(ModelView):
     """Read-only audit log; scoped like everything else (Admin sees all)."""
 
-    datamodel = SQLAInterface(AuditEvent)
+    datamodel = Datamodel(AuditEvent)
     base_filters = OFFICE_SCOPE
     base_permissions = ["can_list", "can_show"]
     list_title = _l("Audit log")

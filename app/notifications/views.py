@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import flash, g, redirect, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.actions import action
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from app.crud import Datamodel
 from app.extensions import db
 from app.notifications import services
 from app.notifications.models import Message, MessageTemplate
@@ -28,7 +28,7 @@ MESSAGE_LABELS = {
 class OutboxView(ScopedModelView):
     """Every message of the office with its delivery status; resend on demand."""
 
-    datamodel = SQLAInterface(Message)
+    datamodel = Datamodel(Message)
     base_filters = OFFICE_SCOPE
     base_permissions = ["can_list", "can_show"]
     list_title = _l("Messages sent")
@@ -55,7 +55,7 @@ class OutboxView(ScopedModelView):
 class MessageTemplateView(ModelView):
     """Admin edits the text of each message kind (Jinja; the variables are listed)."""
 
-    datamodel = SQLAInterface(MessageTemplate)
+    datamodel = Datamodel(MessageTemplate)
     base_permissions = ["can_list", "can_show", "can_edit"]
     list_title = _l("Message templates")
     show_title = edit_title = _l("Message template")

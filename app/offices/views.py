@@ -7,12 +7,12 @@ from flask_appbuilder.actions import action
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import FilterEqual
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app import audit
+from app.crud import Datamodel, DomainErrorResponses
 from app.offices import services
 from app.offices.models import DocumentType, Office, OfficeDocumentType
 from app.scoping import OfficeIdScopeFilter, ScopedModelRestApi, ScopedModelView, current_user
@@ -52,7 +52,7 @@ class AuditedModelView(ModelView):
 
 
 class OfficeView(AuditedModelView):
-    datamodel = SQLAInterface(Office)
+    datamodel = Datamodel(Office)
     base_filters = [["id", OfficeIdScopeFilter, None]]
     list_title = _l("Offices")
     show_title = add_title = edit_title = _l("Office")
@@ -66,7 +66,7 @@ class OfficeView(AuditedModelView):
 
 
 class DocumentTypeView(AuditedModelView):
-    datamodel = SQLAInterface(DocumentType)
+    datamodel = Datamodel(DocumentType)
     list_title = _l("Document types")
     show_title = add_title = edit_title = _l("Document type")
     label_columns = OFFICE_LABELS
@@ -79,7 +79,7 @@ class DocumentTypeView(AuditedModelView):
 class OfficeDocumentTypeView(ScopedModelView):
     """OfficeAdmin: which catalogue entries this office offers, and what to bring."""
 
-    datamodel = SQLAInterface(OfficeDocumentType)
+    datamodel = Datamodel(OfficeDocumentType)
     list_title = _l("Document types offered by my office")
     show_title = add_title = edit_title = _l("Offered document type")
     label_columns = OFFICE_LABELS
@@ -131,11 +131,11 @@ class OfferedByOffice(BaseFilter):
         return query.filter(self.model.id.in_(offered))
 
 
-class OfficeApi(ModelRestApi):
+class OfficeApi(DomainErrorResponses, ModelRestApi):
     """``/api/v1/office/``: public list of active offices; Admin writes."""
 
     resource_name = "office"
-    datamodel = SQLAInterface(Office)
+    datamodel = Datamodel(Office)
     base_filters = [["active", ActiveOnly, None]]
     list_columns = show_columns = ["id", "code", "name", "kind", "parent_id"]
     add_columns = edit_columns = ["kind", "code", "name", "address", "parent", "active"]
@@ -147,11 +147,11 @@ class OfficeApi(ModelRestApi):
     openapi_spec_tag = "Offices"
 
 
-class DocumentTypeApi(ModelRestApi):
+class DocumentTypeApi(DomainErrorResponses, ModelRestApi):
     """``/api/v1/document_type/?office_id=``: public list of offered types; Admin writes."""
 
     resource_name = "document_type"
-    datamodel = SQLAInterface(DocumentType)
+    datamodel = Datamodel(DocumentType)
     base_filters = [["id", OfferedByOffice, None]]
     list_columns = show_columns = ["id", "code", "name_vi", "name_en"]
     add_columns = edit_columns = ["code", "name_vi", "name_en", "active"]
@@ -165,7 +165,7 @@ class OfficeDocumentTypeApi(ScopedModelRestApi):
     """OfficeAdmin: enable or disable document types for their office."""
 
     resource_name = "office_document_type"
-    datamodel = SQLAInterface(OfficeDocumentType)
+    datamodel = Datamodel(OfficeDocumentType)
     list_columns = show_columns = ["id", "office_id", "document_type_id", "active", "note"]
     add_columns = ["document_type", "active", "note"]
     edit_columns = ["active", "note"]

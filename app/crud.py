@@ -1,0 +1,66 @@
+"""FAB's data interface with user-safe errors.
+
+FAB flashes ``str(exception)`` when a database write fails, which would show SQL
+to the user.  This interface logs the real error and raises one whose text is a
+plain translated sentence.  Every view and API of SaoY uses it.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask_appbuilder.exceptions import DatabaseException
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from app.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+
+class FriendlyDatabaseError(DomainError):
+    """str() is a sentence for the user; the cause is in the log."""
+
+
+class Datamodel(SQLAInterface):
+    def _safely(self, operation, item, commit: bool):
+        try:
+            operation(item, commit)
+        except (SQLAlchemyError, DatabaseException) as exc:
+            log.warning("database write refused: %s", exc)
+            self.session.rollback()
+            if isinstance(exc, IntegrityError) or isinstance(exc.__cause__, IntegrityError):
+                raise FriendlyDatabaseError(_(
+                    "This record conflicts with existing data (a duplicate code or name, or "
+                    "records that still depend on it).")) from None
+            raise FriendlyDatabaseError(_("The record could not be saved. Please try again."))\
+                from None
+
+    def add(self, item, commit: bool = True) -> None:
+        self._safely(super().add, item, commit)
+
+    def edit(self, item, commit: bool = True) -> None:
+        self._safely(super().edit, item, commit)
+
+    def delete(self, item, commit: bool = True) -> None:
+        self._safely(super().delete, item, commit)
+
+
+class DomainErrorResponses:
+    """For ModelRestApi: FAB's ``@safe`` turns every exception into a 500; a broken
+    business rule is the client's 4xx with the rule's message instead."""
+
+    def _answer_domain_errors(self, call, *args):
+        try:
+            return call(*args)
+        except DomainError as exc:
+            return self.response(exc.status, message=exc.message, **exc.details)
+
+    def post_headless(self):
+        return self._answer_domain_errors(super().post_headless)
+
+    def put_headless(self, pk):
+        return self._answer_domain_errors(super().put_headless, pk)
+
+    def delete_headless(self, pk):
+        return self._answer_domain_errors(super().delete_headless, pk)

@@ -1,0 +1,103 @@
+"""Streaming Excel exports (openpyxl write-only): memory stays flat whatever the size.
+
+Rows go straight to a temporary file; the response streams the file and removes it.
+Dates are real Excel dates shown dd/mm/yyyy.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from flask import Response, send_file
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font
+
+from app.timeutil import to_local
+
+DATE_FORMAT = "DD/MM/YYYY"
+DATETIME_FORMAT = "DD/MM/YYYY HH:MM"
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _cell(ws, value: Any, bold: bool = False) -> WriteOnlyCell:
+    if isinstance(value, dt.datetime):
+        value = to_local(value).replace(tzinfo=None)  # stored UTC, shown in Vietnam time
+        cell = WriteOnlyCell(ws, value=value)
+        cell.number_format = DATETIME_FORMAT
+    elif isinstance(value, dt.date):
+        cell = WriteOnlyCell(ws, value=value)
+        cell.number_format = DATE_FORMAT
+    elif hasattr(value, "value") and not isinstance(value, (int, float, str)):
+        cell = WriteOnlyCell(ws, value=str(value.value))  # enums
+    else:
+        cell = WriteOnlyCell(ws, value=value if value is None or isinstance(
+            value, (int, float, str, bool)) else str(value))
+    if bold:
+        cell.font = Font(bold=True)
+    return cell
+
+
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _value(ws, value: Any) -> Any:
+    """Plain values go in as they are (fast path); dates and enums need a cell."""
+    return value if isinstance(value, _PLAIN) else _cell(ws, value)
+
+
+def write_xlsx(
+    path: str,
+    title: str,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    cover: Sequence[tuple[str, Any]] = (),
+    widths: Sequence[int] | None = None,
+) -> int:
+    """Write a workbook: optional cover block (label, value), a header row, the rows."""
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(title=title[:31])
+    for index, width in enumerate(widths or [], start=1):
+        ws.column_dimensions[_column_letter(index)].width = width
+    if cover:
+        heading = WriteOnlyCell(ws, value=title)
+        heading.font = Font(bold=True, size=14)
+        ws.append([heading])
+        for label, value in cover:
+            ws.append([_cell(ws, label, bold=True), _cell(ws, value)])
+        ws.append([])
+    header_cells = []
+    for text in headers:
+        cell = _cell(ws, text, bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+        header_cells.append(cell)
+    ws.append(header_cells)
+    count = 0
+    for row in rows:
+        ws.append([_value(ws, value) for value in row])
+        count += 1
+    wb.save(path)
+    return count
+
+
+def _column_letter(index: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(index)
+
+
+def xlsx_response(filename: str, title: str, headers: Sequence[str],
+                  rows: Iterable[Sequence[Any]], cover: Sequence[tuple[str, Any]] = (),
+                  widths: Sequence[int] | None = None) -> Response:
+    fd, path = tempfile.mkstemp(suffix=".xlsx")
+    os.close(fd)
+    try:
+        write_xlsx(path, title, headers, rows, cover, widths)
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the response
+    finally:
+        os.unlink(path)  # the open handle keeps the data until the response closes it
+    return send_file(handle, mimetype=XLSX_MIMETYPE, as_attachment=True,
+                     download_name=filename, max_age=0)

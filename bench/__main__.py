@@ -1,0 +1,10 @@
+"""`make bench`: run every benchmark; paste the output into bench/README.md."""
+import subprocess
+import sys
+
+BENCHMARKS = ["bench.registers_export"]
+
+if __name__ == "__main__":
+    chosen = sys.argv[1:] or BENCHMARKS
+    for module in chosen:
+        subprocess.run([sys.executable, "-m", module], check=True)

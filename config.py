@@ -139,6 +139,16 @@ class Config:
     # Registers
     REGISTER_TYPE_SYMBOL = _env("SAOY_REGISTER_SYMBOL", "SCTĐT/BS")
 
+    # Signing: keys never live in the database; PINs and passphrases come from here.
+    PKCS11_LIB = _env("SAOY_PKCS11_LIB")
+    PKCS11_PIN = _env("SAOY_PKCS11_PIN")
+    PKCS11_PIN_FILE = _env("SAOY_PKCS11_PIN_FILE")
+    PKCS12_PASSPHRASE = _env("SAOY_PKCS12_PASSPHRASE")
+    PKCS12_PASSPHRASE_FILE = _env("SAOY_PKCS12_PASSPHRASE_FILE")
+    TSA_URL = _env("SAOY_TSA_URL")
+    FONT_DIR = _env("SAOY_FONT_DIR", "/usr/share/fonts/truetype/noto")
+
     # Uploads and documents
     MAX_UPLOAD_MB = _env_int("SAOY_MAX_UPLOAD_MB", 30)
-    TRUST_DIR = _env("SAOY_TRUST_DIR", str(BASE_DIR / "trust"))
+    BUNDLED_TRUST_DIR = str(BASE_DIR / "trust")  # Vietnamese roots, always trusted
+    TRUST_DIR = _env("SAOY_TRUST_DIR")  # extra anchors (PEM files)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from flask_appbuilder import AppBuilder, Model
+from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -18,6 +20,11 @@ from app.storage import FileStore
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
+
+# Vietnam time for everything the process prints or stamps (pyHanko's visible signing
+# time and APScheduler read the local zone); storage stays UTC.
+os.environ["TZ"] = "Asia/Ho_Chi_Minh"
+time.tzset()
 
 
 @event.listens_for(Engine, "connect")
@@ -57,6 +64,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     specs = load_modules(app.config["SAOY_MODULES"])
     app.extensions["saoy_modules"] = specs
+    # Each module keeps its templates in modules/<name>/templates/<name>/.
+    app.jinja_loader = ChoiceLoader([app.jinja_loader] + [
+        FileSystemLoader(str(ROOT / "modules" / spec.name / "templates")) for spec in specs])
     app.config["FAB_ROLES"] = security.builtin_roles_config(specs)
 
     app.extensions["saoy_files"] = FileStore(data_dir / "files")

@@ -67,6 +67,7 @@ def build_app(database_url: str, data_dir: Path, **overrides):
         "AUTH_RATE_LIMIT": "10000 per minute",
         "SCHEDULER_ENABLED": False,
         "SERVER_NAME": None,
+        "DEMO_MODE": True,  # the demo PKI's root is trusted, as with `make demo`
     }
     config.update(overrides)
     return create_app(config)

@@ -1,0 +1,351 @@
+"""The certified copy as PDF: attestation block, fields, leader signature, number + seal.
+
+Every change is an incremental update, so the scanned upload stays a byte-exact
+prefix of every later version.  The leader's revision adds the attestation (a new
+last page by default, or a block on a page the leader chooses), the empty seal
+signature field overlapping the left third of the leader's field (Decree 30/2020)
+and read-only text fields for number and book; the leader then certifies with
+"form filling and signing allowed" (DocMDP P=2).  The clerk's revision fills the
+number and book fields and signs the existing seal field; both signatures stay
+valid and the leader's reports form filling only.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import unicodedata
+from dataclasses import dataclass
+
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+from pyhanko.pdf_utils.generic import pdf_name, pdf_string
+from pyhanko.pdf_utils.images import PdfImage
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, SimpleBoxLayoutRule
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.sign import fields, signers
+from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
+from pyhanko.stamp import StaticStampStyle, TextStampStyle
+from reportlab.graphics import renderPDF
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
+from reportlab.lib.colors import black, white
+from reportlab.lib.enums import TA_CENTER, TA_LEFT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen import canvas
+from reportlab.platypus import Paragraph
+
+FIELD_LEADER = "ChuKyLanhDao"
+FIELD_SEAL = "DauCoQuan"
+FIELD_NUMBER = "SoChungThuc"
+FIELD_BOOK = "QuyenSo"
+
+BLOCK_MIN_WIDTH, BLOCK_MIN_HEIGHT = 380, 250
+DEFAULT_MARGIN = 50
+
+
+class PlacementError(ValueError):
+    """The chosen page or rectangle cannot hold the attestation."""
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """What the attestation (lời chứng) says; number and book are filled later."""
+
+    office_name: str
+    certifier_name: str
+    certifier_title: str
+    date: dt.date
+    verify_url: str
+    verify_code: str
+    sentence: str = "Chứng thực bản sao đúng với bản chính."
+    place: str = ""  # e.g. "Phường Sài Gòn" (before the date)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the attestation block goes: ``page`` None → a new last A4 page."""
+
+    page: int | None = None
+    rect: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 in points
+
+
+@dataclass(frozen=True)
+class FieldBoxes:
+    leader: tuple[float, float, float, float]
+    seal: tuple[float, float, float, float]
+    number: tuple[float, float, float, float]
+    book: tuple[float, float, float, float]
+
+    def shifted(self, dx: float, dy: float) -> FieldBoxes:
+        move = lambda b: (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)  # noqa: E731
+        return FieldBoxes(move(self.leader), move(self.seal), move(self.number), move(self.book))
+
+
+@dataclass(frozen=True)
+class Fonts:
+    regular: str  # path of the Vietnamese subset (1000 units per em)
+    bold: str
+    italic: str
+
+    def register_for_reportlab(self) -> None:
+        for name, path in (("SaoY-Serif", self.regular), ("SaoY-Serif-Bold", self.bold),
+                           ("SaoY-Serif-Italic", self.italic)):
+            if name not in pdfmetrics.getRegisteredFontNames():
+                pdfmetrics.registerFont(TTFont(name, path))
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def render_block(
+    att: Attestation, fonts: Fonts, width: float, height: float
+) -> tuple[bytes, FieldBoxes]:
+    """One PDF page of ``width``×``height`` with the attestation; field boxes relative to it."""
+    if width < BLOCK_MIN_WIDTH or height < BLOCK_MIN_HEIGHT:
+        raise PlacementError(f"block too small: {width:.0f}×{height:.0f}")
+    fonts.register_for_reportlab()
+    out = io.BytesIO()
+    c = canvas.Canvas(out, pagesize=(width, height), pageCompression=1)
+    c.setTitle("Lời chứng")
+    c.setFillColor(white)
+    c.rect(0, 0, width, height, stroke=0, fill=1)  # readable over scanned content
+    c.setFillColor(black)
+
+    def para(text, font, size, align=TA_CENTER, x=0.0, w=width, top=0.0):
+        style = ParagraphStyle("p", fontName=font, fontSize=size, leading=size * 1.3,
+                               alignment=align)
+        p = Paragraph(nfc(text), style)
+        _, h = p.wrap(w, height)
+        p.drawOn(c, x, top - h)
+        return top - h
+
+    pad = 12
+    y = height - pad
+    y = para(att.office_name.upper(), "SaoY-Serif-Bold", 12, x=pad, w=width - 2 * pad, top=y)
+    y -= 8
+    y = para(att.sentence, "SaoY-Serif-Bold", 13, x=pad, w=width - 2 * pad, top=y)
+    y -= 10
+    # "Số chứng thực: [field]   Quyển số: [field]"
+    line_h = 18
+    c.setFont("SaoY-Serif", 11.5)
+    label_num, label_book = "Số chứng thực:", "Quyển số:"
+    num_w, book_w = 70, 150
+    total = (pdfmetrics.stringWidth(label_num, "SaoY-Serif", 11.5) + 4 + num_w + 16
+             + pdfmetrics.stringWidth(label_book, "SaoY-Serif", 11.5) + 4 + book_w)
+    x = max(pad, (width - total) / 2)
+    base = y - line_h + 5
+    c.drawString(x, base, label_num)
+    x += pdfmetrics.stringWidth(label_num, "SaoY-Serif", 11.5) + 4
+    number_box = (x, base - 4, x + num_w, base + 12)
+    x += num_w + 16
+    c.drawString(x, base, label_book)
+    x += pdfmetrics.stringWidth(label_book, "SaoY-Serif", 11.5) + 4
+    book_box = (x, base - 4, x + book_w, base + 12)
+    y -= line_h + 6
+    date_text = f"ngày {att.date.day:02d} tháng {att.date.month:02d} năm {att.date.year}"
+    date_line = f"{att.place}, {date_text}" if att.place else date_text[0].upper() + date_text[1:]
+    right_x = width * 0.42
+    right_w = width - right_x - pad
+    y = para(date_line, "SaoY-Serif-Italic", 11, x=right_x, w=right_w, top=y)
+    y -= 4
+    y = para("NGƯỜI THỰC HIỆN CHỨNG THỰC", "SaoY-Serif-Bold", 11, x=right_x, w=right_w, top=y)
+    y = para("(Ký, ghi rõ họ tên và đóng dấu)", "SaoY-Serif-Italic", 9.5, x=right_x, w=right_w,
+             top=y)
+    # Signature box: the seal overlaps its left third.
+    sig_h = 82
+    sig_w = min(200, right_w - 20)
+    sig_x0 = right_x + (right_w - sig_w) / 2 + 18
+    sig_y0 = y - 6 - sig_h
+    leader_box = (sig_x0, sig_y0, sig_x0 + sig_w, sig_y0 + sig_h)
+    seal_size = 92
+    seal_x0 = sig_x0 + sig_w / 6 - seal_size / 2
+    seal_y0 = sig_y0 + sig_h / 2 - seal_size / 2
+    seal_box = (seal_x0, seal_y0, seal_x0 + seal_size, seal_y0 + seal_size)
+    y = sig_y0 - 4
+    y = para(att.certifier_title, "SaoY-Serif", 10.5, x=right_x, w=right_w, top=y)
+    para(att.certifier_name, "SaoY-Serif-Bold", 11.5, x=right_x, w=right_w, top=y)
+    # QR code with the public verification URL (an opaque code, not the number).
+    qr_size = min(96.0, right_x - 2 * pad)
+    widget = QrCodeWidget(att.verify_url, barLevel="M")
+    bx0, by0, bx1, by1 = widget.getBounds()
+    drawing = Drawing(qr_size, qr_size, transform=[qr_size / (bx1 - bx0), 0, 0,
+                                                    qr_size / (by1 - by0), 0, 0])
+    drawing.add(widget)
+    qr_y = max(pad + 26, sig_y0 - 10)
+    renderPDF.draw(drawing, c, pad, qr_y)
+    caption = ParagraphStyle("q", fontName="SaoY-Serif", fontSize=7.5, leading=9,
+                             alignment=TA_LEFT)
+    p = Paragraph(nfc(f"Kiểm tra bản sao tại:<br/>{att.verify_url}"), caption)
+    _, ph = p.wrap(right_x - pad, 40)
+    p.drawOn(c, pad, qr_y - ph - 2)
+    c.showPage()
+    c.save()
+    return out.getvalue(), FieldBoxes(leader_box, seal_box, number_box, book_box)
+
+
+def _text_field(writer: IncrementalPdfFileWriter, name: str, page_ref, box) -> None:
+    """A read-only text widget, empty until the clerk's revision fills it."""
+    field = generic.DictionaryObject({
+        pdf_name("/FT"): pdf_name("/Tx"),
+        pdf_name("/T"): pdf_string(name),
+        pdf_name("/Type"): pdf_name("/Annot"),
+        pdf_name("/Subtype"): pdf_name("/Widget"),
+        pdf_name("/F"): generic.NumberObject(4),
+        pdf_name("/Ff"): generic.NumberObject(1),
+        pdf_name("/Rect"): generic.ArrayObject(generic.FloatObject(v) for v in box),
+        pdf_name("/P"): page_ref,
+        pdf_name("/DA"): pdf_string("/Helv 0 Tf 0 g"),
+    })
+    ref = writer.add_object(field)
+    acroform = writer.root["/AcroForm"]
+    acroform["/Fields"].append(ref)
+    writer.update_container(acroform["/Fields"])
+    writer.register_annotation(page_ref, ref)
+
+
+def _ensure_acroform(writer: IncrementalPdfFileWriter) -> None:
+    root = writer.root
+    if "/AcroForm" not in root:
+        root[pdf_name("/AcroForm")] = writer.add_object(
+            generic.DictionaryObject({pdf_name("/Fields"): generic.ArrayObject()}))
+        writer.update_root()
+    form = root["/AcroForm"]
+    if "/Fields" not in form:
+        form[pdf_name("/Fields")] = generic.ArrayObject()
+        writer.update_container(form)
+
+
+def page_count(pdf: bytes) -> int:
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    return int(reader.root["/Pages"]["/Count"])
+
+
+def add_attestation(writer: IncrementalPdfFileWriter, att: Attestation, fonts: Fonts,
+                    placement: Placement) -> int:
+    """Draw the attestation and create the four fields; returns the page index used."""
+    pages = int(writer.root["/Pages"]["/Count"])
+    if placement.page is None:
+        width, height = A4
+        block_w = width - 2 * DEFAULT_MARGIN
+        block_h = 330
+        block, boxes = render_block(att, fonts, block_w, block_h)
+        origin = (DEFAULT_MARGIN, height - DEFAULT_MARGIN - block_h)
+        xobj = writer.import_page_as_xobject(PdfFileReader(io.BytesIO(block)))
+        content = (f"q 1 0 0 1 {origin[0]:.2f} {origin[1]:.2f} cm /Att Do Q").encode()
+        page = generic.DictionaryObject({
+            pdf_name("/Type"): pdf_name("/Page"),
+            pdf_name("/MediaBox"): generic.ArrayObject(
+                [generic.NumberObject(0), generic.NumberObject(0),
+                 generic.FloatObject(width), generic.FloatObject(height)]),
+            pdf_name("/Resources"): generic.DictionaryObject({
+                pdf_name("/XObject"): generic.DictionaryObject({pdf_name("/Att"): xobj})}),
+            pdf_name("/Contents"): writer.add_object(generic.StreamObject(stream_data=content)),
+        })
+        page_ref = writer.insert_page(page)
+        page_index = pages
+    else:
+        if not 0 <= placement.page < pages or placement.rect is None:
+            raise PlacementError("page out of range")
+        x1, y1, x2, y2 = placement.rect
+        block, boxes = render_block(att, fonts, abs(x2 - x1), abs(y2 - y1))
+        origin = (min(x1, x2), min(y1, y2))
+        xobj = writer.import_page_as_xobject(PdfFileReader(io.BytesIO(block)))
+        page_ref, resources = writer.find_page_for_modification(placement.page)
+        writer.add_stream_to_page(
+            placement.page,
+            writer.add_object(generic.StreamObject(
+                stream_data=f"q 1 0 0 1 {origin[0]:.2f} {origin[1]:.2f} cm /SaoYAtt Do Q"
+                .encode())),
+            resources=generic.DictionaryObject({
+                pdf_name("/XObject"): generic.DictionaryObject({pdf_name("/SaoYAtt"): xobj})}),
+        )
+        page_index = placement.page
+    boxes = boxes.shifted(*origin)
+    _ensure_acroform(writer)
+    fields.append_signature_field(writer, SigFieldSpec(FIELD_LEADER, on_page=page_index,
+                                                       box=boxes.leader))
+    fields.append_signature_field(writer, SigFieldSpec(FIELD_SEAL, on_page=page_index,
+                                                       box=boxes.seal))
+    page_ref = writer.find_page_for_modification(page_index)[0]
+    _text_field(writer, FIELD_NUMBER, page_ref, boxes.number)
+    _text_field(writer, FIELD_BOOK, page_ref, boxes.book)
+    return page_index
+
+
+@dataclass
+class SignatureLook:
+    """A visible signature: an image (blue signature, red seal) and optional text."""
+
+    image_png: bytes | None
+    text: str = ""
+
+
+def _stamp_style(fonts: Fonts, look: SignatureLook):
+    background = PdfImage(_png_to_pil(look.image_png)) if look.image_png else None
+    layout_rule = SimpleBoxLayoutRule(x_align=AxisAlignment.ALIGN_MID,
+                                      y_align=AxisAlignment.ALIGN_MID,
+                                      inner_content_scaling=InnerScaling.SHRINK_TO_FIT)
+    if not look.text:  # the seal: the image alone (no text, no font to embed)
+        return StaticStampStyle(background=background, background_opacity=1.0,
+                                border_width=0, background_layout=layout_rule)
+    return TextStampStyle(
+        stamp_text=look.text,
+        text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(fonts.regular), font_size=7),
+        background=background,
+        background_opacity=1.0,
+        border_width=0,
+        timestamp_format="%d/%m/%Y %H:%M:%S (GMT%z)",
+        background_layout=layout_rule,
+    )
+
+
+def _png_to_pil(data: bytes):
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def sign_as_leader(scan: bytes, att: Attestation, fonts: Fonts, signer: signers.Signer,
+                   look: SignatureLook, placement: Placement = Placement(),
+                   timestamper=None) -> bytes:
+    """Attestation + fields + the leader's certification signature, one incremental update."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(scan), strict=False)
+    add_attestation(writer, att, fonts, placement)
+    meta = signers.PdfSignatureMetadata(
+        field_name=FIELD_LEADER, certify=True, docmdp_permissions=MDPPerm.FILL_FORMS,
+        subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
+        reason="Chứng thực bản sao đúng với bản chính", name=att.certifier_name,
+    )
+    pdf_signer = signers.PdfSigner(meta, signer=signer, stamp_style=_stamp_style(fonts, look),
+                                   timestamper=timestamper)
+    out = io.BytesIO()
+    pdf_signer.sign_pdf(writer, existing_fields_only=True, output=out)
+    return out.getvalue()
+
+
+def seal_with_number(signed: bytes, number: str, book: str, fonts: Fonts,
+                     signer: signers.Signer, look: SignatureLook, timestamper=None) -> bytes:
+    """Fill number and book, then sign the existing seal field, one incremental update."""
+    from pyhanko.pdf_utils.form_tools import populate_static_text_field
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed), strict=False)
+    style = TextBoxStyle(font=GlyphAccumulatorFactory(fonts.bold), font_size=11)
+    populate_static_text_field(writer, FIELD_NUMBER, style, nfc(number))
+    populate_static_text_field(writer, FIELD_BOOK, style, nfc(book))
+    meta = signers.PdfSignatureMetadata(
+        field_name=FIELD_SEAL, subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
+        reason=f"Số chứng thực {number}, quyển số {book}",
+    )
+    pdf_signer = signers.PdfSigner(meta, signer=signer, stamp_style=_stamp_style(fonts, look),
+                                   timestamper=timestamper)
+    out = io.BytesIO()
+    pdf_signer.sign_pdf(writer, existing_fields_only=True, output=out)
+    return out.getvalue()

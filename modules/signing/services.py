@@ -1,0 +1,221 @@
+"""Signing services: the only code that changes signed documents and signer profiles.
+
+They do the file work and update the rows in the caller's transaction (the copies
+workflow commits together with its state change, audit event and messages).  A
+signing failure raises ``SigningError`` before anything is written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.errors import DomainError
+from app.scoping import scoped
+from app.storage import file_store
+from app.timeutil import VN_TZ, utcnow
+from modules.signing import pdf
+from modules.signing.fonts import subset_font
+from modules.signing.models import SignedDocument, SignerKind, SignerProfile, Stage
+from modules.signing.signers import SignerUnavailableError, open_signer
+from modules.signing.validation import ValidationReport, trust_roots, validate_pdf
+
+ROLES = {pdf.FIELD_LEADER: "leader", pdf.FIELD_SEAL: "seal"}
+CODE_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class SigningError(DomainError):
+    """Signing could not be done; nothing was changed."""
+
+    status = 409
+
+
+def _code(length: int) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def fonts() -> pdf.Fonts:
+    folder = Path(current_app.config["FONT_DIR"])
+    cache = str(Path(current_app.config["DATA_DIR"]) / "fonts")
+    return pdf.Fonts(
+        regular=subset_font(str(folder / "NotoSerif-Regular.ttf"), cache),
+        bold=subset_font(str(folder / "NotoSerif-Bold.ttf"), cache),
+        italic=subset_font(str(folder / "NotoSerif-Italic.ttf"), cache),
+    )
+
+
+def roots():
+    """Bundled Vietnamese roots + SAOY_TRUST_DIR + (demo mode) the demo root."""
+    config = current_app.config
+    folders = [config["BUNDLED_TRUST_DIR"]]
+    if config.get("TRUST_DIR"):
+        folders.append(config["TRUST_DIR"])
+    demo_root = Path(config["DATA_DIR"]) / "pki" / "demo-root.pem"
+    if config.get("DEMO_MODE") and demo_root.exists():
+        folders.append(str(demo_root))
+    return trust_roots(*folders)
+
+
+def verify_url(code: str) -> str:
+    return f"{current_app.config['BASE_URL'].rstrip('/')}/verify/{code}"
+
+
+def create_document(session: Session, office_id: int, scan_sha256: str, *,
+                    document_type: str | None, pages: int | None) -> SignedDocument:
+    """A new document for an uploaded scan (already checked and stored)."""
+    doc = SignedDocument(office_id=office_id, verify_code=_code(16), access_code=_code(8),
+                         stage=Stage.scanned, scan_sha256=scan_sha256,
+                         current_sha256=scan_sha256, document_type=document_type, pages=pages)
+    session.add(doc)
+    session.flush()
+    return doc
+
+
+def replace_scan(doc: SignedDocument, scan_sha256: str, pages: int | None) -> None:
+    if doc.stage is not Stage.scanned:
+        raise SigningError(_("This document is already signed: its scan cannot change."))
+    doc.scan_sha256 = doc.current_sha256 = scan_sha256
+    doc.pages = pages
+
+
+def profile_for(session: Session, office_id: int, user_id: int | None) -> SignerProfile:
+    profile = session.scalars(select(SignerProfile).where(
+        SignerProfile.office_id == office_id, SignerProfile.user_id.is_(user_id)
+        if user_id is None else SignerProfile.user_id == user_id,
+        SignerProfile.active.is_(True))).first()
+    if profile is None:
+        raise SigningError(_("No signing key is configured for the leader.") if user_id
+                           else _("No seal key is configured for this office."))
+    return profile
+
+
+def _timestamper(profile: SignerProfile):
+    url = profile.tsa_url or current_app.config.get("TSA_URL")
+    if not url:
+        return None  # signing time from the server clock (reported as such)
+    from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+
+    return RequestsHTTPTimeStamper(url, timeout=10)
+
+
+def _look(profile: SignerProfile, text: str) -> pdf.SignatureLook:
+    image = file_store().read_bytes(profile.image_sha256) if profile.image_sha256 else None
+    return pdf.SignatureLook(image, text)
+
+
+def sign_leader(session: Session, user: Any, document_id: int,
+                placement: pdf.Placement | None = None) -> SignedDocument:
+    """Attestation + fields + the leader's certification signature (PAdES, DocMDP P=2)."""
+    doc = scoped(session, user, SignedDocument).get_or_404(document_id)
+    if doc.stage is not Stage.scanned:
+        raise SigningError(_("This document is already signed by a leader."))
+    profile = profile_for(session, doc.office_id, user.id)
+    if profile.kind is SignerKind.external:
+        raise SigningError(_("This leader signs with the signing agent on their own computer."))
+    name = f"{user.first_name} {user.last_name}".strip()
+    attestation = pdf.Attestation(
+        office_name=doc.office.name, certifier_name=name,
+        certifier_title=profile.title or _("Certifier"),
+        date=dt.datetime.now(VN_TZ).date(), verify_url=verify_url(doc.verify_code),
+        verify_code=doc.verify_code,
+        place=doc.office.name.replace("UBND ", "").replace("Phòng Tư pháp ", ""),
+    )
+    store = file_store()
+    try:
+        with open_signer(profile, current_app.config) as signer:
+            signed = pdf.sign_as_leader(
+                store.read_bytes(doc.scan_sha256), attestation, fonts(), signer,
+                _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s"),
+                placement or pdf.Placement(), timestamper=_timestamper(profile))
+    except pdf.PlacementError as exc:
+        raise SigningError(_("The chosen area cannot hold the attestation (at least "
+                             "380 × 250 points on an existing page)."), 422) from exc
+    except SignerUnavailableError as exc:
+        raise SigningError(_("The signing key is not available: %(reason)s",
+                             reason=str(exc))) from exc
+    sha = store.put_bytes(signed)
+    doc.leader_sha256 = doc.current_sha256 = sha
+    doc.stage = Stage.leader_signed
+    doc.leader_name = name
+    doc.leader_signed_at = utcnow()
+    audit.record(session, user, "document_signed", obj=doc, file_sha256=sha,
+                 from_state=Stage.scanned.value, to_state=Stage.leader_signed.value)
+    return doc
+
+
+def seal(session: Session, user: Any, document_id: int, number: str, book: str) -> SignedDocument:
+    """Fill number and book, sign the seal field with the office certificate, validate."""
+    doc = scoped(session, user, SignedDocument).get_or_404(document_id)
+    if doc.stage is not Stage.leader_signed:
+        raise SigningError(_("Only a document signed by the leader can be sealed."))
+    profile = profile_for(session, doc.office_id, None)
+    store = file_store()
+    try:
+        with open_signer(profile, current_app.config) as signer:
+            sealed = pdf.seal_with_number(store.read_bytes(doc.current_sha256), str(number),
+                                          book, fonts(), signer, _look(profile, ""),
+                                          timestamper=_timestamper(profile))
+    except SignerUnavailableError as exc:
+        raise SigningError(_("The signing key is not available: %(reason)s",
+                             reason=str(exc))) from exc
+    sha = store.put_bytes(sealed)
+    doc.current_sha256 = sha
+    doc.stage = Stage.sealed
+    doc.number, doc.book = str(number), book
+    doc.sealed_at = utcnow()
+    record_validation(doc, validate_bytes(sealed))
+    audit.record(session, user, "document_sealed", obj=doc, file_sha256=sha,
+                 from_state=Stage.leader_signed.value, to_state=Stage.sealed.value,
+                 reason=f"{number} / {book}")
+    return doc
+
+
+def validate_bytes(data: bytes) -> ValidationReport:
+    return validate_pdf(data, roots(), ROLES)
+
+
+def record_validation(doc: SignedDocument, report: ValidationReport) -> None:
+    doc.validation = report.to_dict()
+    doc.valid = report.valid
+    doc.validated_at = utcnow()
+
+
+def delivery_gate(session: Session, user: Any, document_id: int) -> ValidationReport:
+    """Validate the current file now; refuse delivery unless both signatures are good."""
+    doc = scoped(session, user, SignedDocument).get_or_404(document_id)
+    if doc.stage is not Stage.sealed:
+        raise SigningError(_("The copy is not sealed yet."))
+    report = validate_bytes(file_store().read_bytes(doc.current_sha256))
+    record_validation(doc, report)
+    roles = {s.role for s in report.signatures if s.intact and s.trusted}
+    if not report.valid or not {"leader", "seal"} <= roles:
+        raise SigningError(_("Delivery refused: the signatures of this copy do not validate."))
+    return report
+
+
+def document_by_code(session: Session, code: str) -> SignedDocument | None:
+    if not code or len(code) > 32:
+        return None
+    return session.scalars(select(SignedDocument).where(
+        SignedDocument.verify_code == code)).first()
+
+
+def document_by_sha(session: Session, sha: str) -> SignedDocument | None:
+    return session.scalars(select(SignedDocument).where(
+        SignedDocument.current_sha256 == sha)).first()
+
+
+def read_current(doc: SignedDocument) -> bytes:
+    return file_store().read_bytes(doc.current_sha256)
+
+
+def pdf_stream(doc: SignedDocument) -> io.BufferedReader:
+    return file_store().open(doc.current_sha256)

@@ -1,0 +1,196 @@
+"""Public verification (page, upload, JSON API) and the staff's signer profiles."""
+from __future__ import annotations
+
+import hashlib
+
+from flask import abort, request, send_file
+from flask_appbuilder import BaseView, expose
+from flask_appbuilder.api import BaseApi
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from app.crud import Datamodel
+from app.extensions import db
+from app.scoping import OfficeScopeFilter, ScopedModelView
+from modules.signing import services
+from modules.signing.models import SignedDocument, SignerProfile
+from modules.signing.validation import ValidationReport
+
+MAX_VERIFY_UPLOAD = 50 * 1024 * 1024
+
+
+def verdict_text(report: ValidationReport) -> str:
+    if not report.readable:
+        return _("This file is not a PDF we can read.")
+    if report.error == "no-signature":
+        return _("This file carries no digital signature.")
+    if report.modified_after_signing:
+        return _("This file was modified after signing.")
+    if report.valid:
+        return _("Valid: every signature is intact and trusted.")
+    if any(not s.intact for s in report.signatures):
+        return _("Invalid: a signature does not match the content (the file was altered).")
+    return _("Not trusted: the signatures are intact but do not chain to a trusted root.")
+
+
+def copy_summary(doc: SignedDocument | None) -> dict | None:
+    if doc is None:
+        return None
+    return {
+        "office": doc.office.name, "number": doc.number, "book": doc.book,
+        "date": doc.sealed_at.date().isoformat() if doc.sealed_at else None,
+        "document_type": doc.document_type, "pages": doc.pages,
+        "verify_code": doc.verify_code,
+    }
+
+
+def report_json(report: ValidationReport, data: bytes, doc: SignedDocument | None) -> dict:
+    return {
+        "valid": report.valid,
+        "modified_after_signing": report.modified_after_signing,
+        "readable": report.readable,
+        "verdict": verdict_text(report),
+        "signatures": [
+            {"signer": s.signer, "organisation": s.organisation, "identity": s.identity,
+             "role": s.role, "intact": s.intact, "trusted": s.trusted,
+             "signing_time": s.signing_time, "modification_level": s.modification_level}
+            for s in report.signatures
+        ],
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "copy": copy_summary(doc),
+    }
+
+
+def _read_upload() -> bytes:
+    upload = request.files.get("file")
+    if upload is None:
+        abort(400)
+    data = upload.stream.read(MAX_VERIFY_UPLOAD + 1)
+    if len(data) > MAX_VERIFY_UPLOAD:
+        abort(413)
+    return data
+
+
+class VerifyView(BaseView):
+    """Anyone, no login: the verdict for a QR code, or for an uploaded PDF."""
+
+    route_base = "/verify"
+    default_view = "upload"
+
+    @expose("/", methods=["GET", "POST"])
+    def upload(self):
+        result = None
+        if request.method == "POST":
+            data = _read_upload()
+            sha = hashlib.sha256(data).hexdigest()
+            result = report_json(services.validate_bytes(data), data,
+                                 services.document_by_sha(db.session, sha))
+        return self.render_template("signing/verify_upload.html", result=result)
+
+    @expose("/<code>")
+    def by_code(self, code: str):
+        doc = services.document_by_code(db.session, code)
+        if doc is None or doc.stage.value != "sealed":
+            abort(404)
+        data = services.read_current(doc)
+        result = report_json(services.validate_bytes(data), data, doc)
+        return self.render_template("signing/verify.html", result=result, doc=doc)
+
+    @expose("/<code>/file", methods=["POST"])
+    def download(self, code: str):
+        """The PDF itself, only with the secret second code printed for the citizen."""
+        doc = services.document_by_code(db.session, code)
+        given = (request.form.get("access_code") or "").strip()
+        if doc is None or doc.stage.value != "sealed" or not given or \
+                not _same(given, doc.access_code):
+            abort(404)
+        return send_file(services.pdf_stream(doc), mimetype="application/pdf",
+                         as_attachment=True, download_name=f"ban-sao-{doc.verify_code}.pdf")
+
+
+def _same(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+class VerifyApi(BaseApi):
+    """``GET /api/v1/verify/<code>`` and ``POST /api/v1/verify`` (multipart ``file``)."""
+
+    resource_name = "verify"
+    openapi_spec_tag = "Verification"
+
+    @expose("/<code>", methods=["GET"])
+    def by_code(self, code: str):
+        """Verdict for a certified copy's public code.
+        ---
+        get:
+          parameters:
+          - in: path
+            name: code
+            schema: {type: string}
+          responses:
+            200: {description: "{valid, modified_after_signing, signatures, sha256, copy}"}
+            404: {description: Unknown code}
+        """
+        doc = services.document_by_code(db.session, code)
+        if doc is None or doc.stage.value != "sealed":
+            return self.response_404()
+        data = services.read_current(doc)
+        return self.response(200, **report_json(services.validate_bytes(data), data, doc))
+
+    @expose("", methods=["POST"])
+    @expose("/", methods=["POST"])
+    def by_upload(self):
+        """Verdict for an uploaded PDF.
+        ---
+        post:
+          requestBody:
+            content:
+              multipart/form-data:
+                schema:
+                  type: object
+                  properties:
+                    file: {type: string, format: binary}
+          responses:
+            200: {description: "{valid, modified_after_signing, signatures, sha256, copy}"}
+            400: {description: No file}
+        """
+        data = _read_upload()
+        sha = hashlib.sha256(data).hexdigest()
+        return self.response(200, **report_json(services.validate_bytes(data), data,
+                                                services.document_by_sha(db.session, sha)))
+
+
+class SignerProfileView(ScopedModelView):
+    """OfficeAdmin: which key signs for each leader and as the office seal."""
+
+    datamodel = Datamodel(SignerProfile)
+    list_title = _l("Signing keys")
+    show_title = edit_title = add_title = _l("Signing key")
+    label_columns = {
+        "user": _l("Leader (empty: office seal)"), "kind": _l("Key kind"),
+        "pkcs12_path": _l("PKCS#12 file"), "pkcs11_token_label": _l("Token label"),
+        "pkcs11_key_label": _l("Key label"), "pkcs11_cert_label": _l("Certificate label"),
+        "title": _l("Title"), "tsa_url": _l("Timestamp service (TSA) URL"),
+        "active": _l("Active"), "office": _l("Office"),
+    }
+    list_columns = ["user", "kind", "title", "pkcs11_token_label", "active"]
+    show_columns = ["user", "kind", "title", "pkcs12_path", "pkcs11_token_label",
+                    "pkcs11_key_label", "pkcs11_cert_label", "tsa_url", "active", "office"]
+    add_columns = edit_columns = ["user", "kind", "title", "pkcs12_path", "pkcs11_token_label",
+                                  "pkcs11_key_label", "pkcs11_cert_label", "tsa_url", "active"]
+    search_columns = ["kind", "active"]
+    add_form_query_rel_fields = edit_form_query_rel_fields = {
+        "user": [["office_id", OfficeScopeFilter, None]],
+    }
+
+
+def register(appbuilder) -> None:
+    appbuilder.add_view_no_menu(VerifyView)
+    appbuilder.add_link("Verify a copy", label=_l("Verify a certified copy"), href="/verify/",
+                        icon="fa-qrcode")
+    appbuilder.add_api(VerifyApi)
+    appbuilder.add_view(SignerProfileView, "Signing keys", label=_l("Signing keys"),
+                        icon="fa-key", category="Office settings",
+                        category_label=_l("Office settings"))

@@ -1,0 +1,37 @@
+"""Scanned-looking PDFs for tests and benchmarks: colour JPEG pages at a given dpi."""
+from __future__ import annotations
+
+import io
+import random
+
+from PIL import Image, ImageDraw
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfgen import canvas
+
+
+def scan_pdf(pages: int = 1, dpi: int = 200, noise: int = 0, seed: int = 1,
+             title: str = "GIAY KHAI SINH") -> bytes:
+    """A4 pages of a colour JPEG 'scan'; ``noise`` (0–255) makes the JPEG bigger."""
+    rnd = random.Random(seed)
+    width_px, height_px = int(8.27 * dpi), int(11.69 * dpi)
+    out = io.BytesIO()
+    c = canvas.Canvas(out, pagesize=A4)
+    for page in range(pages):
+        img = Image.new("RGB", (width_px, height_px), (250, 246, 235))
+        draw = ImageDraw.Draw(img)
+        draw.rectangle([dpi // 2, dpi // 2, width_px - dpi // 2, dpi * 2], outline=(30, 30, 120),
+                       width=6)
+        draw.text((dpi, dpi), f"{title} — {page + 1}", fill=(10, 10, 10))
+        if noise:
+            pixels = img.load()
+            for _ in range(width_px * height_px // 6):
+                x, y = rnd.randrange(width_px), rnd.randrange(height_px)
+                pixels[x, y] = (rnd.randrange(noise), rnd.randrange(noise), rnd.randrange(noise))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90, dpi=(dpi, dpi))
+        buf.seek(0)
+        c.drawImage(ImageReader(buf), 0, 0, *A4)
+        c.showPage()
+    c.save()
+    return out.getvalue()

@@ -1,0 +1,275 @@
+"""Signing with real parts: demo PKCS#12, SoftHSM2 over PKCS#11, pyHanko and pdfsig."""
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.pdfs import scan_pdf
+from tests.softhsm import make_token, softhsm_lib
+
+
+def _user(session, username):
+    from app.users import StaffUser
+
+    return session.scalars(select(StaffUser).where(StaffUser.username == username)).one()
+
+
+@pytest.fixture()
+def signing_ctx(app):
+    """An app context for calling the signing services directly (file store, config).
+
+    Tests that also make requests use ``sealed_copy`` instead: a context kept pushed
+    would be shared with the test client's requests.
+    """
+    from app.extensions import db
+
+    with app.app_context():
+        yield db.session
+        db.session.rollback()
+
+
+@pytest.fixture()
+def sealed_copy(app, scan):
+    """``sealed_copy(number=…)`` → (verify_code, access_code, leader_version, sealed bytes)."""
+
+    def make(**kwargs):
+        from app.extensions import db
+
+        with app.app_context():
+            doc, leader_version, sealed = make_sealed(db.session, scan, **kwargs)
+            return doc.verify_code, doc.access_code, leader_version, sealed
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def scan():
+    return scan_pdf(pages=2, dpi=150)
+
+
+def make_sealed(session, scan_bytes, leader="leader.a", clerk="clerk.a", number="15"):
+    from app.storage import file_store
+    from modules.signing import services
+
+    leader_user = _user(session, leader)
+    sha = file_store().put_bytes(scan_bytes)
+    doc = services.create_document(session, leader_user.office_id, sha,
+                                   document_type="Giấy khai sinh", pages=2)
+    session.commit()
+    services.sign_leader(session, leader_user, doc.id)
+    session.commit()
+    signed = services.read_current(doc)
+    services.seal(session, _user(session, clerk), doc.id, number, "01/2026-SCTĐT/BS")
+    session.commit()
+    return doc, signed, services.read_current(doc)
+
+
+def test_certified_copy_keeps_the_scan_and_validates(signing_ctx, scan):
+    doc, leader_version, sealed = make_sealed(signing_ctx, scan)
+    assert leader_version.startswith(scan) and sealed.startswith(leader_version)
+    report = doc.validation
+    assert report["valid"] and not report["modified_after_signing"]
+    by_role = {s["role"]: s for s in report["signatures"]}
+    assert by_role["leader"]["intact"] and by_role["leader"]["trusted"]
+    assert by_role["leader"]["modification_level"] == "FORM_FILLING"
+    assert by_role["seal"]["intact"] and by_role["seal"]["trusted"]
+    assert by_role["leader"]["signer"] == "Trần Thị Bình"
+    assert by_role["leader"]["identity"] == "CCCD:079190000011"
+    assert by_role["leader"]["signing_time"].endswith("+07:00")
+
+
+def _pdfsig(app, tmp_path, pdf: bytes) -> str:
+    nss = tmp_path / "nss"
+    nss.mkdir()
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True,
+                   capture_output=True)
+    root = Path(app.config["DATA_DIR"]) / "pki" / "demo-root.pem"
+    subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", "saoy-demo-root", "-t",
+                    "C,C,C", "-i", str(root)], check=True, capture_output=True)
+    path = tmp_path / "copy.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(path)], capture_output=True,
+                          text=True).stdout
+
+
+def test_pdfsig_agrees_both_signatures_valid_and_trusted(app, signing_ctx, scan, tmp_path):
+    _, _, sealed = make_sealed(signing_ctx, scan)
+    out = _pdfsig(app, tmp_path, sealed)
+    assert out.count("Signature is Valid.") == 2, out
+    assert out.count("Certificate is Trusted.") == 2, out
+
+
+def test_attestation_page_renders_vietnamese(signing_ctx, scan, tmp_path):
+    _, _, sealed = make_sealed(signing_ctx, scan)
+    path = tmp_path / "c.pdf"
+    path.write_bytes(sealed)
+    subprocess.run(["pdftoppm", "-f", "3", "-l", "3", "-r", "60", "-png", str(path),
+                    str(tmp_path / "page")], check=True)
+    png = next(tmp_path.glob("page*.png"))
+    from PIL import Image
+
+    img = Image.open(png).convert("L")
+    w, h = img.size
+    top = img.crop((0, 0, w, h // 3))
+    dark = sum(1 for p in top.getdata() if p < 100)
+    assert dark > 500  # text, fields, QR and signatures are drawn
+    text = subprocess.run(["pdftotext", "-f", "3", "-l", "3", str(path), "-"],
+                          capture_output=True, text=True).stdout
+    assert "Chứng thực bản sao đúng với bản chính." in text
+    assert "NGƯỜI THỰC HIỆN CHỨNG THỰC" in text
+
+
+def _verify_upload(client, data: bytes):
+    return client.post("/api/v1/verify", data={"file": (io.BytesIO(data), "x.pdf")},
+                       content_type="multipart/form-data").get_json()
+
+
+def test_one_byte_changed_is_reported(client, sealed_copy, scan):
+    *_, sealed = sealed_copy()
+    at = len(scan) // 2
+    tampered = sealed[:at] + bytes([sealed[at] ^ 0x01]) + sealed[at + 1:]
+    result = _verify_upload(client, tampered)
+    assert result["valid"] is False
+    assert any(not s["intact"] for s in result["signatures"])
+
+
+def _paint_over(pdf: bytes) -> bytes:
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    stream = writer.add_object(generic.StreamObject(
+        stream_data=b"q 1 1 1 rg 50 600 400 150 re f 0 0 0 rg Q"))
+    writer.add_stream_to_page(0, stream)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_paint_over_update_is_reported_as_modified(client, app, sealed_copy, tmp_path):
+    *_, sealed = sealed_copy()
+    painted = _paint_over(sealed)
+    result = _verify_upload(client, painted)
+    assert result["valid"] is False and result["modified_after_signing"] is True
+    page = client.post("/verify/", data={"file": (io.BytesIO(painted), "x.pdf")},
+                       content_type="multipart/form-data").get_data(as_text=True)
+    assert "đã bị thay đổi sau khi ký" in page
+    assert _pdfsig(app, tmp_path, painted).count("Signature is Valid.") == 2  # pdfsig misses it
+
+
+def test_public_page_by_code_and_secret_download(client, sealed_copy):
+    code, access, _, sealed = sealed_copy(number="27")
+    page = client.get(f"/verify/{code}").get_data(as_text=True)
+    assert "UBND Phường Sài Gòn" in page and "27" in page and "01/2026-SCTĐT/BS" in page
+    assert "Hợp lệ" in page
+    data = client.get(f"/api/v1/verify/{code}").get_json()
+    assert data["valid"] and data["copy"]["number"] == "27"
+    assert {s["role"] for s in data["signatures"]} == {"leader", "seal"}
+    assert client.post(f"/verify/{code}/file", data={"access_code": "wrong"}).status_code == 404
+    r = client.post(f"/verify/{code}/file", data={"access_code": access})
+    assert r.status_code == 200 and r.data == sealed
+    assert client.get("/verify/NOSUCHCODE").status_code == 404
+    assert client.get("/api/v1/verify/NOSUCHCODE").status_code == 404
+
+
+def test_unreadable_upload_is_a_plain_answer(client):
+    result = _verify_upload(client, b"this is not a pdf at all")
+    assert result["readable"] is False and result["valid"] is False
+    assert "không phải" in result["verdict"].lower() or "PDF" in result["verdict"]
+
+
+def test_delivery_gate_refuses_a_tampered_file(signing_ctx, scan):
+    from app.storage import file_store
+    from modules.signing import services
+
+    doc, _, sealed = make_sealed(signing_ctx, scan)
+    clerk = _user(signing_ctx, "clerk.a")
+    assert services.delivery_gate(signing_ctx, clerk, doc.id).valid
+    doc.current_sha256 = file_store().put_bytes(_paint_over(sealed))
+    with pytest.raises(services.SigningError):
+        services.delivery_gate(signing_ctx, clerk, doc.id)
+
+
+def test_leader_chooses_page_and_rectangle(signing_ctx, scan):
+    from app.storage import file_store
+    from modules.signing import pdf, services
+
+    leader = _user(signing_ctx, "leader.a")
+    doc = services.create_document(signing_ctx, leader.office_id, file_store().put_bytes(scan),
+                                   document_type="Học bạ", pages=2)
+    with pytest.raises(services.SigningError) as err:
+        services.sign_leader(signing_ctx, leader, doc.id,
+                             pdf.Placement(page=1, rect=(0, 0, 50, 50)))
+    assert err.value.status == 422
+    services.sign_leader(signing_ctx, leader, doc.id,
+                         pdf.Placement(page=1, rect=(100, 80, 540, 400)))
+    assert pdf.page_count(services.read_current(doc)) == 2  # no page added
+    services.seal(signing_ctx, _user(signing_ctx, "clerk.a"), doc.id, "31", "01/2026-SCTĐT/BS")
+    assert doc.valid
+
+
+def test_leader_of_another_office_cannot_sign(signing_ctx, scan):
+    from werkzeug.exceptions import NotFound
+
+    from app.storage import file_store
+    from modules.signing import services
+
+    leader_a = _user(signing_ctx, "leader.a")
+    doc = services.create_document(signing_ctx, leader_a.office_id,
+                                   file_store().put_bytes(scan), document_type=None, pages=2)
+    with pytest.raises(NotFound):
+        services.sign_leader(signing_ctx, _user(signing_ctx, "leader.b"), doc.id)
+
+
+@pytest.mark.skipif(softhsm_lib() is None, reason="SoftHSM2 is not installed")
+def test_leader_signs_with_a_softhsm_token(app, signing_ctx, scan, tmp_path, monkeypatch):
+    from app.storage import file_store
+    from modules.signing import services
+    from modules.signing.models import SignerKind, SignerProfile
+    from modules.signing.pki import DemoPki
+
+    pki = DemoPki(Path(app.config["DATA_DIR"]) / "pki")
+    key = pki.issue("hsm-leader", "Lê Thị Token", "UBND Phường Sài Gòn", "CCCD:079190000099")
+    env = make_token(tmp_path, "saoy-test", key.key_pem_path, key.cert_pem_path, "leader-key")
+    monkeypatch.setenv("SOFTHSM2_CONF", env["SOFTHSM2_CONF"])
+    monkeypatch.setitem(app.config, "PKCS11_LIB", softhsm_lib())
+    monkeypatch.setitem(app.config, "PKCS11_PIN", "123456")
+    leader = _user(signing_ctx, "leader.a")
+    profile = signing_ctx.scalars(select(SignerProfile).where(
+        SignerProfile.user_id == leader.id)).one()
+    saved = (profile.kind, profile.pkcs11_token_label, profile.pkcs11_key_label)
+    profile.kind, profile.pkcs11_token_label, profile.pkcs11_key_label = (
+        SignerKind.pkcs11, "saoy-test", "leader-key")
+    signing_ctx.commit()
+    try:
+        doc = services.create_document(signing_ctx, leader.office_id,
+                                       file_store().put_bytes(scan), document_type=None, pages=2)
+        services.sign_leader(signing_ctx, leader, doc.id)
+        services.seal(signing_ctx, _user(signing_ctx, "clerk.a"), doc.id, "40", "01/2026-SCTĐT/BS")
+        leader_sig = next(s for s in doc.validation["signatures"] if s["role"] == "leader")
+        assert leader_sig["signer"] == "Lê Thị Token" and leader_sig["trusted"]
+        assert doc.valid
+        monkeypatch.setitem(app.config, "PKCS11_PIN", "000000")  # wrong PIN: clear refusal
+        doc2 = services.create_document(signing_ctx, leader.office_id,
+                                        file_store().put_bytes(scan), document_type=None, pages=2)
+        with pytest.raises(services.SigningError):
+            services.sign_leader(signing_ctx, leader, doc2.id)
+        assert doc2.stage.value == "scanned"
+    finally:
+        signing_ctx.rollback()
+        profile.kind, profile.pkcs11_token_label, profile.pkcs11_key_label = saved
+        signing_ctx.commit()
+
+
+def test_attestation_carries_the_verification_url_not_the_number(signing_ctx, scan, tmp_path):
+    doc, _, sealed = make_sealed(signing_ctx, scan, number="77")
+    path = tmp_path / "c.pdf"
+    path.write_bytes(sealed)
+    text = subprocess.run(["pdftotext", "-f", "3", "-l", "3", str(path), "-"],
+                          capture_output=True, text=True).stdout
+    assert f"/verify/{doc.verify_code}" in text
+    assert "77" not in doc.verify_code and len(doc.verify_code) == 16

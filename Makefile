@@ -11,7 +11,7 @@ export SAOY_DATA_DIR ?= $(CURDIR)/instance
 # Debian packages: what the app needs at run time, and what the tests drive.
 RUNTIME_DEBS := fonts-noto-core
 TEST_DEBS := $(RUNTIME_DEBS) chromium chromium-driver softhsm2 opensc poppler-utils \
-	libnss3-tools libreoffice-calc-nogui postgresql-client
+	libnss3-tools libreoffice-calc-nogui postgresql-client openssl
 
 .PHONY: demo test lint bench translations system-deps system-deps-test venv db demo-data serve clean
 

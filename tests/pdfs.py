@@ -35,3 +35,31 @@ def scan_pdf(pages: int = 1, dpi: int = 200, noise: int = 0, seed: int = 1,
         c.showPage()
     c.save()
     return out.getvalue()
+
+
+def sized_scan_pdf(target_bytes: int, dpi: int = 200) -> bytes:
+    """A colour scan of about ``target_bytes``: A4 pages whose lower part is noisy
+    (noise does not compress, like a dense colour scan), as many pages as needed."""
+    import os
+
+    width_px, height_px = int(8.27 * dpi), int(11.69 * dpi)
+    out = io.BytesIO()
+    c = canvas.Canvas(out, pagesize=A4)
+    written = 0
+    page = 0
+    while written < target_bytes * 0.97:
+        img = Image.new("RGB", (width_px, height_px), (250, 246, 235))
+        need = target_bytes - written
+        rows = min(height_px, max(40, int(need / (width_px * 3 * 0.72))))
+        noise = Image.frombytes("RGB", (width_px, rows), os.urandom(width_px * rows * 3))
+        img.paste(noise, (0, height_px - rows))
+        ImageDraw.Draw(img).text((dpi, dpi), f"TRANG {page + 1}", fill=(0, 0, 0))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=85, dpi=(dpi, dpi))
+        written += buf.tell()
+        buf.seek(0)
+        c.drawImage(ImageReader(buf), 0, 0, *A4)
+        c.showPage()
+        page += 1
+    c.save()
+    return out.getvalue()

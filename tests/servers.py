@@ -101,3 +101,44 @@ class SmtpServer:
 
     def close(self):
         self.controller.stop()
+
+
+class TsaServer:
+    """An RFC 3161 timestamp authority on loopback, around pyHanko's DummyTimeStamper."""
+
+    def __init__(self, cert_pem: str, key_pem: str, chain_pem: str):
+        from asn1crypto import keys, pem, tsp
+        from asn1crypto import x509 as ax
+        from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+        def load(path):
+            return pem.unarmor(open(path, "rb").read())[2]
+
+        cert = ax.Certificate.load(load(cert_pem))
+        key = keys.PrivateKeyInfo.load(load(key_pem))
+        root = ax.Certificate.load(load(chain_pem))
+        stamper = DummyTimeStamper(cert, key, certs_to_embed=[cert, root])
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests += 1
+                response = stamper.request_tsa_response(tsp.TimeStampReq.load(body)).dump()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/timestamp-reply")
+                self.send_header("Content-Length", str(len(response)))
+                self.end_headers()
+                self.wfile.write(response)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tsa"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 from pathlib import Path
 
@@ -44,6 +45,27 @@ def sealed_copy(app, scan):
             return doc.verify_code, doc.access_code, leader_version, sealed
 
     return make
+
+
+@pytest.fixture(scope="session")
+def hsm(tmp_path_factory):
+    """One SoftHSM2 store for the whole run, both tokens made before any PKCS#11 use:
+    the library reads its configuration once per process.  Its certificates come from
+    a PKI of their own, whose root the tests add as an extra trust anchor."""
+    from modules.signing.pki import DemoPki
+
+    if softhsm_lib() is None:
+        pytest.skip("SoftHSM2 is not installed")
+    directory = tmp_path_factory.mktemp("softhsm")
+    pki = DemoPki(directory / "pki")
+    leader = pki.issue("hsm-leader", "Lê Thị Token", "UBND Phường Sài Gòn", "CCCD:079190000099")
+    agent = pki.issue("agent-leader", "Vũ Thị Giang", "UBND Phường Tân Định",
+                      "CCCD:079185000022")
+    env = make_token(directory, "saoy-test", leader.key_pem_path, leader.cert_pem_path,
+                     "leader-key")
+    make_token(directory, "agent-token", agent.key_pem_path, agent.cert_pem_path, "sign-key")
+    os.environ["SOFTHSM2_CONF"] = env["SOFTHSM2_CONF"]
+    return {**env, "root": str(pki.root_pem)}
 
 
 @pytest.fixture(scope="module")
@@ -225,17 +247,12 @@ def test_leader_of_another_office_cannot_sign(signing_ctx, scan):
         services.sign_leader(signing_ctx, _user(signing_ctx, "leader.b"), doc.id)
 
 
-@pytest.mark.skipif(softhsm_lib() is None, reason="SoftHSM2 is not installed")
-def test_leader_signs_with_a_softhsm_token(app, signing_ctx, scan, tmp_path, monkeypatch):
+def test_leader_signs_with_a_softhsm_token(app, hsm, signing_ctx, scan, monkeypatch):
     from app.storage import file_store
     from modules.signing import services
     from modules.signing.models import SignerKind, SignerProfile
-    from modules.signing.pki import DemoPki
 
-    pki = DemoPki(Path(app.config["DATA_DIR"]) / "pki")
-    key = pki.issue("hsm-leader", "Lê Thị Token", "UBND Phường Sài Gòn", "CCCD:079190000099")
-    env = make_token(tmp_path, "saoy-test", key.key_pem_path, key.cert_pem_path, "leader-key")
-    monkeypatch.setenv("SOFTHSM2_CONF", env["SOFTHSM2_CONF"])
+    monkeypatch.setitem(app.config, "TRUST_DIR", hsm["root"])
     monkeypatch.setitem(app.config, "PKCS11_LIB", softhsm_lib())
     monkeypatch.setitem(app.config, "PKCS11_PIN", "123456")
     leader = _user(signing_ctx, "leader.a")
@@ -273,3 +290,84 @@ def test_attestation_carries_the_verification_url_not_the_number(signing_ctx, sc
                           capture_output=True, text=True).stdout
     assert f"/verify/{doc.verify_code}" in text
     assert "77" not in doc.verify_code and len(doc.verify_code) == 16
+
+
+def test_timestamps_from_a_local_tsa(app, signing_ctx, scan, monkeypatch):
+    from modules.signing.pki import DemoPki
+    from tests.servers import TsaServer
+
+    pki = DemoPki(Path(app.config["DATA_DIR"]) / "pki")
+    tsa_key = pki.issue_tsa()
+    tsa = TsaServer(str(tsa_key.cert_pem_path), str(tsa_key.key_pem_path), str(pki.root_pem))
+    try:
+        monkeypatch.setitem(app.config, "TSA_URL", tsa.url)
+        doc, _, _ = make_sealed(signing_ctx, scan)
+        assert tsa.requests >= 2  # pyHanko also asks once to size the reserved space
+        for sig in doc.validation["signatures"]:
+            assert sig["time_source"] == "tsa" and sig["timestamp_time"]
+        assert doc.valid
+    finally:
+        tsa.close()
+    monkeypatch.setitem(app.config, "TSA_URL", None)
+    doc, _, _ = make_sealed(signing_ctx, scan)
+    assert {s["time_source"] for s in doc.validation["signatures"]} == {"server clock"}
+
+
+def test_signing_agent_signs_with_the_leaders_token_over_http(app, hsm, scan, monkeypatch):
+    """The agent (on the leader's PC) logs in over real HTTP, registers the token's
+    certificate, takes the job, signs with SoftHSM and posts the signature back."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from app.extensions import db
+    from app.storage import file_store
+    from modules.signing import services
+    from modules.signing.agent import AgentConfig, SigningAgent
+    from modules.signing.models import SignedDocument, SignerKind, SignerProfile
+
+    monkeypatch.setitem(app.config, "TRUST_DIR", hsm["root"])
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with app.app_context():
+        profile = db.session.scalars(select(SignerProfile).where(
+            SignerProfile.user_id == _user(db.session, "leader.b").id)).one()
+        saved = (profile.kind, profile.certificate_sha256)
+    try:
+        agent = SigningAgent(AgentConfig(
+            server=f"http://127.0.0.1:{server.server_port}", username="leader.b",
+            password="saoy-demo", pkcs11_lib=softhsm_lib(), token_label="agent-token",
+            key_label="sign-key", pin="123456"))
+        agent.login()
+        agent.register()
+        with app.app_context():
+            leader = _user(db.session, "leader.b")
+            doc = services.create_document(db.session, leader.office_id,
+                                           file_store().put_bytes(scan),
+                                           document_type="Bằng tốt nghiệp", pages=2)
+            job = services.request_external_signature(db.session, leader, doc.id)
+            db.session.commit()
+            doc_id, job_id = doc.id, job.id
+        r = agent.http.post(agent._url(f"/api/v1/signing_job/{job_id}/signature"),
+                            json={"signature": "AAAA"})
+        assert r.status_code == 422  # a wrong signature is refused, the job stays
+        assert agent.run_once() == 1
+        assert agent.run_once() == 0
+        with app.app_context():
+            doc = db.session.get(SignedDocument, doc_id)
+            assert doc.stage.value == "leader_signed"
+            assert services.read_current(doc).startswith(scan)
+            services.seal(db.session, _user(db.session, "clerk.b"), doc.id, "5",
+                          "01/2026-SCTĐT/BS")
+            db.session.commit()
+            leader_sig = next(s for s in doc.validation["signatures"] if s["role"] == "leader")
+            assert leader_sig["signer"] == "Vũ Thị Giang" and leader_sig["intact"]
+            assert doc.valid
+    finally:
+        server.shutdown()
+        with app.app_context():
+            profile = db.session.scalars(select(SignerProfile).where(
+                SignerProfile.user_id == _user(db.session, "leader.b").id)).one()
+            profile.kind, profile.certificate_sha256 = saved
+            db.session.commit()
+        assert saved[0] is SignerKind.pkcs12

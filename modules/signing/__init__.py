@@ -13,6 +13,37 @@ def _register(appbuilder):
     register(appbuilder)
 
 
+def _cli(group) -> None:
+    import click
+
+    @group.command("sign-agent")
+    @click.option("--server", required=True, help="SaoY address, e.g. https://saoy.example.vn")
+    @click.option("--username", required=True)
+    @click.option("--password-file", type=click.Path(exists=True), required=True)
+    @click.option("--token-label", required=True)
+    @click.option("--key-label", required=True)
+    @click.option("--once", is_flag=True, help="Sign what is pending, then stop.")
+    def sign_agent(server, username, password_file, token_label, key_label, once):
+        """Signing agent for a leader's PKCS#11 token (SAOY_PKCS11_LIB, SAOY_PKCS11_PIN)."""
+        import os
+        from pathlib import Path
+
+        from modules.signing.agent import AgentConfig, SigningAgent
+
+        pin = os.environ.get("SAOY_PKCS11_PIN") or Path(
+            os.environ["SAOY_PKCS11_PIN_FILE"]).read_text().strip()
+        agent = SigningAgent(AgentConfig(
+            server=server, username=username, password=Path(password_file).read_text().strip(),
+            pkcs11_lib=os.environ["SAOY_PKCS11_LIB"], token_label=token_label,
+            key_label=key_label, pin=pin))
+        agent.login()
+        agent.register()
+        if once:
+            click.echo(f"{agent.run_once()} documents signed")
+        else:
+            agent.run_forever()
+
+
 def _demo() -> int:
     from modules.signing.demo import load
 
@@ -29,7 +60,9 @@ MODULE = ModuleSpec(
             ["^SignerProfileView$", "^(can_list|can_show|can_add|can_edit)$"],
             ["^(Signing keys)$", "^menu_access$"],
         ],
+        "Leader": [["^SigningJobApi$", "^can_(get|post)$"]],
         "Public": [["^Verify a copy$", "^menu_access$"]],
     },
     demo=_demo,
+    cli=_cli,
 )

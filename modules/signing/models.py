@@ -5,7 +5,17 @@ import datetime as dt
 import enum
 
 from flask_appbuilder import Model
-from sqlalchemy import JSON, Boolean, DateTime, Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.scoping import OfficeOwned
@@ -76,9 +86,43 @@ class SignerProfile(OfficeOwned, Model):
     #: Transparent PNG: the leader's blue signature, or the office's red seal.
     image_sha256: Mapped[str | None] = mapped_column(String(64))
     tsa_url: Mapped[str | None] = mapped_column(String(500))
+    #: External signers: the leader's certificate (DER, in the file store), registered
+    #: by the signing agent; the key itself never leaves the token.
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
 
     user = relationship(StaffUser, foreign_keys=[user_id], lazy="joined")
 
     def __repr__(self) -> str:
         return f"{self.kind.value}:{self.user.username if self.user else 'seal'}"
+
+
+class JobState(str, enum.Enum):
+    pending = "pending"
+    done = "done"
+    failed = "failed"
+
+
+class ExternalSigningJob(OfficeOwned, Model):
+    """A signature the leader's signing agent must make: the prepared file is in the
+    file store, and the agent signs ``signed_attrs`` with the token."""
+
+    __tablename__ = "sign_external_job"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("sign_document.id"), nullable=False,
+                                             index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"), nullable=False, index=True)
+    state: Mapped[JobState] = mapped_column(
+        Enum(JobState, name="sign_job_state", native_enum=False, length=16), nullable=False,
+        default=JobState.pending)
+    prepared_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    document_digest: Mapped[str] = mapped_column(String(128), nullable=False)
+    reserved_start: Mapped[int] = mapped_column(Integer, nullable=False)
+    reserved_end: Mapped[int] = mapped_column(Integer, nullable=False)
+    signed_attrs: Mapped[str] = mapped_column(Text, nullable=False)  # base64 DER
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    document = relationship(SignedDocument, lazy="joined")

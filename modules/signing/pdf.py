@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
@@ -45,6 +46,7 @@ FIELD_NUMBER = "SoChungThuc"
 FIELD_BOOK = "QuyenSo"
 
 BLOCK_MIN_WIDTH, BLOCK_MIN_HEIGHT = 380, 250
+RESERVED, RESERVED_WITH_TSA = 12 * 1024, 24 * 1024  # CMS sizes (hex doubles them)
 DEFAULT_MARGIN = 50
 
 
@@ -282,12 +284,23 @@ def add_attestation(writer: IncrementalPdfFileWriter, att: Attestation, fonts: F
 class SignatureLook:
     """A visible signature: an image (blue signature, red seal) and optional text."""
 
-    image_png: bytes | None
+    image: Any  # a PIL image prepared once by ``stamp_image`` (or None)
     text: str = ""
 
 
+def stamp_image(png: bytes, max_side: int = 400):
+    """Decode and shrink a signature/seal PNG once (fields are ~200 pt: 2× is plenty)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.LANCZOS)
+    return image
+
+
 def _stamp_style(fonts: Fonts, look: SignatureLook):
-    background = PdfImage(_png_to_pil(look.image_png)) if look.image_png else None
+    background = PdfImage(look.image) if look.image is not None else None
     layout_rule = SimpleBoxLayoutRule(x_align=AxisAlignment.ALIGN_MID,
                                       y_align=AxisAlignment.ALIGN_MID,
                                       inner_content_scaling=InnerScaling.SHRINK_TO_FIT)
@@ -305,19 +318,21 @@ def _stamp_style(fonts: Fonts, look: SignatureLook):
     )
 
 
-def _png_to_pil(data: bytes):
-    from PIL import Image
+def _stream(pdf_data: bytes | io.BytesIO) -> io.BytesIO:
+    """Bytes or a stream we produced: no copy either way (BytesIO shares bytes)."""
+    if isinstance(pdf_data, io.BytesIO):
+        pdf_data.seek(0)
+        return pdf_data
+    return io.BytesIO(pdf_data)
 
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
 
+def sign_as_leader(scan: bytes | io.BytesIO, att: Attestation, fonts: Fonts,
+                   signer: signers.Signer, look: SignatureLook,
+                   placement: Placement = Placement(), timestamper=None) -> io.BytesIO:
+    """Attestation + fields + the leader's certification signature, one incremental update.
 
-def sign_as_leader(scan: bytes, att: Attestation, fonts: Fonts, signer: signers.Signer,
-                   look: SignatureLook, placement: Placement = Placement(),
-                   timestamper=None) -> bytes:
-    """Attestation + fields + the leader's certification signature, one incremental update."""
-    writer = IncrementalPdfFileWriter(io.BytesIO(scan), strict=False)
+    Returns the new version as a stream (no extra copy of a 30 MB file)."""
+    writer = IncrementalPdfFileWriter(_stream(scan), strict=False)
     add_attestation(writer, att, fonts, placement)
     meta = signers.PdfSignatureMetadata(
         field_name=FIELD_LEADER, certify=True, docmdp_permissions=MDPPerm.FILL_FORMS,
@@ -327,16 +342,20 @@ def sign_as_leader(scan: bytes, att: Attestation, fonts: Fonts, signer: signers.
     pdf_signer = signers.PdfSigner(meta, signer=signer, stamp_style=_stamp_style(fonts, look),
                                    timestamper=timestamper)
     out = io.BytesIO()
-    pdf_signer.sign_pdf(writer, existing_fields_only=True, output=out)
-    return out.getvalue()
+    # A fixed reservation spares pyHanko a trial signature to size the container.
+    pdf_signer.sign_pdf(writer, existing_fields_only=True, output=out,
+                        bytes_reserved=RESERVED_WITH_TSA if timestamper else RESERVED)
+    out.seek(0)
+    return out
 
 
-def seal_with_number(signed: bytes, number: str, book: str, fonts: Fonts,
-                     signer: signers.Signer, look: SignatureLook, timestamper=None) -> bytes:
+def seal_with_number(signed: bytes | io.BytesIO, number: str, book: str, fonts: Fonts,
+                     signer: signers.Signer, look: SignatureLook,
+                     timestamper=None) -> io.BytesIO:
     """Fill number and book, then sign the existing seal field, one incremental update."""
     from pyhanko.pdf_utils.form_tools import populate_static_text_field
 
-    writer = IncrementalPdfFileWriter(io.BytesIO(signed), strict=False)
+    writer = IncrementalPdfFileWriter(_stream(signed), strict=False)
     style = TextBoxStyle(font=GlyphAccumulatorFactory(fonts.bold), font_size=11)
     populate_static_text_field(writer, FIELD_NUMBER, style, nfc(number))
     populate_static_text_field(writer, FIELD_BOOK, style, nfc(book))
@@ -347,5 +366,83 @@ def seal_with_number(signed: bytes, number: str, book: str, fonts: Fonts,
     pdf_signer = signers.PdfSigner(meta, signer=signer, stamp_style=_stamp_style(fonts, look),
                                    timestamper=timestamper)
     out = io.BytesIO()
-    pdf_signer.sign_pdf(writer, existing_fields_only=True, output=out)
-    return out.getvalue()
+    # A fixed reservation spares pyHanko a trial signature to size the container.
+    pdf_signer.sign_pdf(writer, existing_fields_only=True, output=out,
+                        bytes_reserved=RESERVED_WITH_TSA if timestamper else RESERVED)
+    out.seek(0)
+    return out
+
+
+# --- External signing (the leader's token is on their own computer) ----------------
+
+@dataclass(frozen=True)
+class PreparedExternal:
+    """What survives between preparing and finishing: everything is plain data."""
+
+    pdf: io.BytesIO  # the document with the signature space reserved
+    document_digest: bytes
+    reserved_start: int
+    reserved_end: int
+    signed_attrs: bytes  # DER of the CMS signed attributes: what the token signs
+
+
+def _external_signer(cert_der: bytes, signature: bytes | None = None):
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    cert = asn1_x509.Certificate.load(cert_der)
+    return signers.ExternalSigner(cert, SimpleCertificateStore.from_certs([cert]),
+                                  signature_value=signature or 256)
+
+
+def prepare_external(scan: bytes | io.BytesIO, att: Attestation, fonts: Fonts,
+                     cert_der: bytes, look: SignatureLook,
+                     placement: Placement = Placement()) -> PreparedExternal:
+    """Same revision as ``sign_as_leader``, stopped before the signature value."""
+    import asyncio
+
+    writer = IncrementalPdfFileWriter(_stream(scan), strict=False)
+    add_attestation(writer, att, fonts, placement)
+    ext = _external_signer(cert_der)
+    meta = signers.PdfSignatureMetadata(
+        field_name=FIELD_LEADER, certify=True, docmdp_permissions=MDPPerm.FILL_FORMS,
+        subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
+        reason="Chứng thực bản sao đúng với bản chính", name=att.certifier_name,
+    )
+    pdf_signer = signers.PdfSigner(meta, signer=ext, stamp_style=_stamp_style(fonts, look))
+
+    async def run():
+        digest, _tbs, output = await pdf_signer.async_digest_doc_for_signing(
+            writer, existing_fields_only=True, bytes_reserved=RESERVED)
+        attrs = await ext.signed_attrs(digest.document_digest, "sha256", use_pades=True)
+        return digest, output, attrs
+
+    digest, output, attrs = asyncio.run(run())
+    output.seek(0)
+    return PreparedExternal(output, digest.document_digest, digest.reserved_region_start,
+                            digest.reserved_region_end, attrs.dump())
+
+
+def finish_external(prepared_pdf: bytes, document_digest: bytes, reserved_start: int,
+                    reserved_end: int, signed_attrs: bytes, cert_der: bytes,
+                    signature: bytes) -> io.BytesIO:
+    """Embed the signature the agent made over ``signed_attrs``."""
+    import asyncio
+
+    from asn1crypto import cms
+    from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
+    from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
+
+    ext = _external_signer(cert_der, signature)
+    out = io.BytesIO(prepared_pdf)
+    digest = PreparedByteRangeDigest(document_digest, reserved_start, reserved_end)
+
+    async def run():
+        sig_cms = await ext.async_sign_prescribed_attributes(
+            "sha256", signed_attrs=cms.CMSAttributes.load(signed_attrs))
+        await PdfTBSDocument.async_finish_signing(out, prepared_digest=digest,
+                                                  signature_cms=sig_cms)
+
+    asyncio.run(run())
+    out.seek(0)
+    return out

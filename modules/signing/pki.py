@@ -86,8 +86,12 @@ class DemoPki:
         cert = x509.load_pem_x509_certificate(self.root_pem.read_bytes())
         return key, cert
 
+    def issue_tsa(self, slug: str = "demo-tsa") -> IssuedKey:
+        """A timestamping certificate (critical EKU timeStamping) for a local test TSA."""
+        return self.issue(slug, "SaoY Demo TSA", "SaoY Demo", tsa=True)
+
     def issue(self, slug: str, common_name: str, organisation: str | None = None,
-              uid: str | None = None) -> IssuedKey:
+              uid: str | None = None, tsa: bool = False) -> IssuedKey:
         """Issue (once) a signing certificate; returns where its files are."""
         p12 = self.dir / f"{slug}.p12"
         cert_pem = self.dir / f"{slug}.pem"
@@ -108,9 +112,10 @@ class DemoPki:
                                              key_agreement=False, key_cert_sign=False,
                                              crl_sign=False, encipher_only=False,
                                              decipher_only=False), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION,
-                                                      ExtendedKeyUsageOID.CLIENT_AUTH]),
-                               critical=False)
+                .add_extension(x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.TIME_STAMPING] if tsa else
+                    [ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                    critical=tsa)
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                     root_key.public_key()), critical=False)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),

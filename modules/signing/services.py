@@ -7,6 +7,7 @@ signing failure raises ``SigningError`` before anything is written.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import secrets
 from pathlib import Path
@@ -106,9 +107,37 @@ def _timestamper(profile: SignerProfile):
     return RequestsHTTPTimeStamper(url, timeout=10)
 
 
+@functools.lru_cache(maxsize=64)
+def _image(sha256: str):
+    return pdf.stamp_image(file_store().read_bytes(sha256))
+
+
 def _look(profile: SignerProfile, text: str) -> pdf.SignatureLook:
-    image = file_store().read_bytes(profile.image_sha256) if profile.image_sha256 else None
-    return pdf.SignatureLook(image, text)
+    return pdf.SignatureLook(_image(profile.image_sha256) if profile.image_sha256 else None,
+                             text)
+
+
+#: Called as hook(session, user, document) when a leader signature lands, also one
+#: made later by a signing agent (the copies workflow moves its request on then).
+ON_LEADER_SIGNED: list = []
+
+
+def is_external(session: Session, user: Any, office_id: int) -> bool:
+    return profile_for(session, office_id, user.id).kind is SignerKind.external
+
+
+def _attestation(doc: SignedDocument, user: Any, profile: SignerProfile) -> pdf.Attestation:
+    return pdf.Attestation(
+        office_name=doc.office.name, certifier_name=_full_name(user),
+        certifier_title=profile.title or _("Certifier"),
+        date=dt.datetime.now(VN_TZ).date(), verify_url=verify_url(doc.verify_code),
+        verify_code=doc.verify_code,
+        place=doc.office.name.replace("UBND ", "").replace("Phòng Tư pháp ", ""),
+    )
+
+
+def _full_name(user: Any) -> str:
+    return f"{user.first_name} {user.last_name}".strip()
 
 
 def sign_leader(session: Session, user: Any, document_id: int,
@@ -120,7 +149,7 @@ def sign_leader(session: Session, user: Any, document_id: int,
     profile = profile_for(session, doc.office_id, user.id)
     if profile.kind is SignerKind.external:
         raise SigningError(_("This leader signs with the signing agent on their own computer."))
-    name = f"{user.first_name} {user.last_name}".strip()
+    name = _full_name(user)
     attestation = pdf.Attestation(
         office_name=doc.office.name, certifier_name=name,
         certifier_title=profile.title or _("Certifier"),
@@ -141,7 +170,7 @@ def sign_leader(session: Session, user: Any, document_id: int,
     except SignerUnavailableError as exc:
         raise SigningError(_("The signing key is not available: %(reason)s",
                              reason=str(exc))) from exc
-    sha = store.put_bytes(signed)
+    sha, _size = store.put_file(signed)
     doc.leader_sha256 = doc.current_sha256 = sha
     doc.stage = Stage.leader_signed
     doc.leader_name = name
@@ -166,12 +195,12 @@ def seal(session: Session, user: Any, document_id: int, number: str, book: str) 
     except SignerUnavailableError as exc:
         raise SigningError(_("The signing key is not available: %(reason)s",
                              reason=str(exc))) from exc
-    sha = store.put_bytes(sealed)
+    sha, _size = store.put_file(sealed)
     doc.current_sha256 = sha
     doc.stage = Stage.sealed
     doc.number, doc.book = str(number), book
     doc.sealed_at = utcnow()
-    record_validation(doc, validate_bytes(sealed))
+    record_validation(doc, validate_bytes(sealed.getvalue()))
     audit.record(session, user, "document_sealed", obj=doc, file_sha256=sha,
                  from_state=Stage.leader_signed.value, to_state=Stage.sealed.value,
                  reason=f"{number} / {book}")
@@ -219,3 +248,113 @@ def read_current(doc: SignedDocument) -> bytes:
 
 def pdf_stream(doc: SignedDocument) -> io.BufferedReader:
     return file_store().open(doc.current_sha256)
+
+
+# --- External signing agent ----------------------------------------------------------
+
+def register_agent_certificate(session: Session, user: Any, cert_der: bytes) -> SignerProfile:
+    """The agent announces the leader's certificate (public); the key stays on the token."""
+    from asn1crypto import x509 as asn1_x509
+
+    try:
+        asn1_x509.Certificate.load(cert_der).subject  # noqa: B018 - parse check
+    except Exception as exc:  # noqa: BLE001
+        raise SigningError(_("This is not an X.509 certificate."), 422) from exc
+    profile = session.scalars(select(SignerProfile).where(
+        SignerProfile.user_id == user.id, SignerProfile.office_id == user.office_id)).first()
+    if profile is None:
+        profile = SignerProfile(office_id=user.office_id, user_id=user.id,
+                                kind=SignerKind.external, active=True)
+        session.add(profile)
+    profile.kind = SignerKind.external
+    profile.certificate_sha256 = file_store().put_bytes(cert_der)
+    audit.record(session, user, "agent_certificate_registered", obj=profile,
+                 office_id=user.office_id, file_sha256=profile.certificate_sha256)
+    return profile
+
+
+def request_external_signature(session: Session, user: Any, document_id: int,
+                               placement: pdf.Placement | None = None):
+    """Prepare the leader's revision and leave a job for the leader's signing agent."""
+    import base64
+
+    from modules.signing.models import ExternalSigningJob, JobState
+
+    doc = scoped(session, user, SignedDocument).get_or_404(document_id)
+    if doc.stage is not Stage.scanned:
+        raise SigningError(_("This document is already signed by a leader."))
+    profile = profile_for(session, doc.office_id, user.id)
+    if profile.kind is not SignerKind.external or not profile.certificate_sha256:
+        raise SigningError(_("No signing agent certificate is registered for this leader."))
+    store = file_store()
+    try:
+        prepared = pdf.prepare_external(
+            store.read_bytes(doc.scan_sha256), _attestation(doc, user, profile), fonts(),
+            store.read_bytes(profile.certificate_sha256),
+            _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s"), placement or pdf.Placement())
+    except pdf.PlacementError as exc:
+        raise SigningError(_("The chosen area cannot hold the attestation (at least "
+                             "380 × 250 points on an existing page)."), 422) from exc
+    sha, _size = store.put_file(prepared.pdf)
+    job = ExternalSigningJob(
+        office_id=doc.office_id, document_id=doc.id, user_id=user.id, state=JobState.pending,
+        prepared_sha256=sha, document_digest=prepared.document_digest.hex(),
+        reserved_start=prepared.reserved_start, reserved_end=prepared.reserved_end,
+        signed_attrs=base64.b64encode(prepared.signed_attrs).decode())
+    session.add(job)
+    session.flush()
+    audit.record(session, user, "external_signature_requested", obj=job, file_sha256=sha)
+    return job
+
+
+def pending_jobs(session: Session, user: Any) -> list:
+    from modules.signing.models import ExternalSigningJob, JobState
+
+    return list(session.scalars(select(ExternalSigningJob).where(
+        ExternalSigningJob.user_id == user.id, ExternalSigningJob.state == JobState.pending)
+        .order_by(ExternalSigningJob.id)))
+
+
+def finish_external_signature(session: Session, user: Any, job_id: int,
+                              signature: bytes) -> SignedDocument:
+    """Embed the agent's signature; the leader's signature must then be intact."""
+    from modules.signing.models import ExternalSigningJob, JobState
+
+    job = scoped(session, user, ExternalSigningJob).get_or_404(job_id)
+    if job.user_id != user.id:
+        from flask import abort
+
+        abort(404)  # another leader's job: as if it did not exist
+    if job.state is not JobState.pending:
+        raise SigningError(_("This signing job is already finished."))
+    doc = job.document
+    profile = profile_for(session, doc.office_id, user.id)
+    store = file_store()
+    import base64
+
+    try:
+        signed = pdf.finish_external(
+            store.read_bytes(job.prepared_sha256), bytes.fromhex(job.document_digest),
+            job.reserved_start, job.reserved_end, base64.b64decode(job.signed_attrs),
+            store.read_bytes(profile.certificate_sha256), signature)
+        report = validate_bytes(signed.getvalue())
+    except Exception as exc:  # noqa: BLE001 - a broken signature value from outside
+        raise SigningError(_("The signature from the signing agent could not be used."),
+                           422) from exc
+    leader = next((s for s in report.signatures if s.role == "leader"), None)
+    if leader is None or not (leader.intact and leader.valid):
+        raise SigningError(_("The signature from the signing agent does not match the "
+                             "document."), 422)
+    sha, _size = store.put_file(signed)
+    doc.leader_sha256 = doc.current_sha256 = sha
+    doc.stage = Stage.leader_signed
+    doc.leader_name = _full_name(user)
+    doc.leader_signed_at = utcnow()
+    job.state = JobState.done
+    job.finished_at = utcnow()
+    audit.record(session, user, "document_signed", obj=doc, file_sha256=sha,
+                 from_state=Stage.scanned.value, to_state=Stage.leader_signed.value,
+                 reason="external agent")
+    for hook in ON_LEADER_SIGNED:
+        hook(session, user, doc)
+    return doc

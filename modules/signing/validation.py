@@ -35,6 +35,8 @@ class SignatureReport:
     valid: bool
     trusted: bool
     signing_time: str | None
+    timestamp_time: str | None  # from an RFC 3161 token, when the signature has one
+    time_source: str  # "tsa" or "server clock" (not independently attested)
     modification_level: str | None
     docmdp_ok: bool | None
     coverage: str | None
@@ -104,10 +106,13 @@ def validate_pdf(data: bytes, roots: tuple[asn1_x509.Certificate, ...],
         except Exception as exc:  # noqa: BLE001
             reports.append(SignatureReport(sig.field_name, "?", None, None,
                                            (roles or {}).get(sig.field_name, "other"), False,
-                                           False, False, None, None, None, f"error:{exc!r}"))
+                                           False, False, None, None, "unknown", None, None,
+                                           f"error:{exc!r}"))
             continue
         cert = status.signing_cert
         level = status.modification_level
+        ts = status.timestamp_validity
+        ts_time = ts.timestamp.isoformat() if ts is not None and ts.timestamp else None
         reports.append(SignatureReport(
             field=sig.field_name,
             signer=_subject_value(cert, "common_name") or "?",
@@ -119,6 +124,8 @@ def validate_pdf(data: bytes, roots: tuple[asn1_x509.Certificate, ...],
             trusted=bool(status.trusted),
             signing_time=status.signer_reported_dt.isoformat() if status.signer_reported_dt
             else None,
+            timestamp_time=ts_time,
+            time_source="tsa" if ts_time and ts.valid and ts.intact else "server clock",
             modification_level=level.name if level is not None else None,
             docmdp_ok=status.docmdp_ok,
             coverage=status.coverage.name if status.coverage is not None else None,

@@ -1,11 +1,12 @@
 """Public verification (page, upload, JSON API) and the staff's signer profiles."""
 from __future__ import annotations
 
+import base64
 import hashlib
 
-from flask import abort, request, send_file
+from flask import abort, g, request, send_file
 from flask_appbuilder import BaseView, expose
-from flask_appbuilder.api import BaseApi
+from flask_appbuilder.api import BaseApi, permission_name, protect
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -162,6 +163,73 @@ class VerifyApi(BaseApi):
                                                 services.document_by_sha(db.session, sha)))
 
 
+class SigningJobApi(BaseApi):
+    """For the leader's signing agent: jobs to sign, signatures back, the certificate."""
+
+    resource_name = "signing_job"
+    openapi_spec_tag = "Signing agent"
+    allow_browser_login = True
+
+    @expose("/", methods=["GET"])
+    @protect()
+    @permission_name("get")
+    def pending(self):
+        """Pending jobs of the logged-in leader.
+        ---
+        get:
+          responses:
+            200: {description: "{result: [{id, document_id, data_to_sign (base64 DER)}]}"}
+        """
+        jobs = services.pending_jobs(db.session, g.user)
+        return self.response(200, result=[
+            {"id": j.id, "document_id": j.document_id, "data_to_sign": j.signed_attrs,
+             "mechanism": "SHA256_RSA_PKCS"} for j in jobs])
+
+    @expose("/<int:pk>/signature", methods=["POST"])
+    @protect()
+    @permission_name("post")
+    def signature(self, pk: int):
+        """The token's signature over ``data_to_sign`` (base64).
+        ---
+        post:
+          parameters:
+          - in: path
+            name: pk
+            schema: {type: integer}
+          responses:
+            200: {description: The document is signed}
+            404: {description: Not your job}
+            422: {description: The signature does not match}
+        """
+        value = (request.get_json(silent=True) or {}).get("signature", "")
+        try:
+            signature = base64.b64decode(value, validate=True)
+        except (ValueError, TypeError):
+            return self.response_400(message=_("The signature is not valid base64."))
+        doc = services.finish_external_signature(db.session, g.user, pk, signature)
+        db.session.commit()
+        return self.response(200, document_id=doc.id, stage=doc.stage.value)
+
+    @expose("/certificate", methods=["POST"])
+    @protect()
+    @permission_name("post")
+    def certificate(self):
+        """Register the token's certificate (DER, base64) for the logged-in leader.
+        ---
+        post:
+          responses:
+            200: {description: Registered}
+        """
+        value = (request.get_json(silent=True) or {}).get("certificate", "")
+        try:
+            der = base64.b64decode(value, validate=True)
+        except (ValueError, TypeError):
+            return self.response_400(message=_("The certificate is not valid base64."))
+        services.register_agent_certificate(db.session, g.user, der)
+        db.session.commit()
+        return self.response(200, message="ok")
+
+
 class SignerProfileView(ScopedModelView):
     """OfficeAdmin: which key signs for each leader and as the office seal."""
 
@@ -191,6 +259,7 @@ def register(appbuilder) -> None:
     appbuilder.add_link("Verify a copy", label=_l("Verify a certified copy"), href="/verify/",
                         icon="fa-qrcode")
     appbuilder.add_api(VerifyApi)
+    appbuilder.add_api(SigningJobApi)
     appbuilder.add_view(SignerProfileView, "Signing keys", label=_l("Signing keys"),
                         icon="fa-key", category="Office settings",
                         category_label=_l("Office settings"))

@@ -239,19 +239,15 @@ class ScopedModelView(ModelView):
         if not self.is_get_mutation_allowed():
             flash(str(_l("Access is Denied")), "danger")
             return redirect(self.get_redirect())
-        action = self.actions.get(name)
-        if action is None:
-            abort(404)
-        if not self.appbuilder.sm.has_access(
-            self.get_action_permission_name(name), self.class_permission_name
-        ):
-            abort(403)
         (item,) = self._scoped_items([pk])
-        return action.func(item)
+        return self._permitted_action(name).func(item)
 
     @expose("/action_post", methods=["POST"])
     def action_post(self):
-        name = request.form.get("action", "")
+        action = self._permitted_action(request.form.get("action", ""))
+        return action.func(self._scoped_items(request.form.getlist("rowid")))
+
+    def _permitted_action(self, name: str):
         action = self.actions.get(name)
         if action is None:
             abort(404)
@@ -259,8 +255,7 @@ class ScopedModelView(ModelView):
             self.get_action_permission_name(name), self.class_permission_name
         ):
             abort(403)
-        items = self._scoped_items(request.form.getlist("rowid"))
-        return action.func(items)
+        return action
 
 
 class ScopedModelRestApi(DomainErrorResponses, ModelRestApi):

@@ -334,11 +334,20 @@ def sign_as_leader(scan: bytes | io.BytesIO, att: Attestation, fonts: Fonts,
     Returns the new version as a stream (no extra copy of a 30 MB file)."""
     writer = IncrementalPdfFileWriter(_stream(scan), strict=False)
     add_attestation(writer, att, fonts, placement)
-    meta = signers.PdfSignatureMetadata(
+    return _sign_existing_field(writer, _leader_meta(att), signer, fonts, look, timestamper)
+
+
+def _leader_meta(att: Attestation) -> signers.PdfSignatureMetadata:
+    """Certification signature allowing form filling and signing (DocMDP P=2)."""
+    return signers.PdfSignatureMetadata(
         field_name=FIELD_LEADER, certify=True, docmdp_permissions=MDPPerm.FILL_FORMS,
         subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
         reason="Chứng thực bản sao đúng với bản chính", name=att.certifier_name,
     )
+
+
+def _sign_existing_field(writer, meta, signer, fonts: Fonts, look: SignatureLook,
+                         timestamper) -> io.BytesIO:
     pdf_signer = signers.PdfSigner(meta, signer=signer, stamp_style=_stamp_style(fonts, look),
                                    timestamper=timestamper)
     out = io.BytesIO()
@@ -363,14 +372,7 @@ def seal_with_number(signed: bytes | io.BytesIO, number: str, book: str, fonts: 
         field_name=FIELD_SEAL, subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
         reason=f"Số chứng thực {number}, quyển số {book}",
     )
-    pdf_signer = signers.PdfSigner(meta, signer=signer, stamp_style=_stamp_style(fonts, look),
-                                   timestamper=timestamper)
-    out = io.BytesIO()
-    # A fixed reservation spares pyHanko a trial signature to size the container.
-    pdf_signer.sign_pdf(writer, existing_fields_only=True, output=out,
-                        bytes_reserved=RESERVED_WITH_TSA if timestamper else RESERVED)
-    out.seek(0)
-    return out
+    return _sign_existing_field(writer, meta, signer, fonts, look, timestamper)
 
 
 # --- External signing (the leader's token is on their own computer) ----------------
@@ -404,12 +406,8 @@ def prepare_external(scan: bytes | io.BytesIO, att: Attestation, fonts: Fonts,
     writer = IncrementalPdfFileWriter(_stream(scan), strict=False)
     add_attestation(writer, att, fonts, placement)
     ext = _external_signer(cert_der)
-    meta = signers.PdfSignatureMetadata(
-        field_name=FIELD_LEADER, certify=True, docmdp_permissions=MDPPerm.FILL_FORMS,
-        subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
-        reason="Chứng thực bản sao đúng với bản chính", name=att.certifier_name,
-    )
-    pdf_signer = signers.PdfSigner(meta, signer=ext, stamp_style=_stamp_style(fonts, look))
+    pdf_signer = signers.PdfSigner(_leader_meta(att), signer=ext,
+                                   stamp_style=_stamp_style(fonts, look))
 
     async def run():
         digest, _tbs, output = await pdf_signer.async_digest_doc_for_signing(

@@ -1,6 +1,7 @@
 """Signing with real parts: demo PKCS#12, SoftHSM2 over PKCS#11, pyHanko and pdfsig."""
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import subprocess
@@ -371,3 +372,32 @@ def test_signing_agent_signs_with_the_leaders_token_over_http(app, hsm, scan, mo
             profile.kind, profile.certificate_sha256 = saved
             db.session.commit()
         assert saved[0] is SignerKind.pkcs12
+
+
+def test_office_admin_uploads_a_transparent_seal_image(login, app, db_session, office):
+    from modules.signing.demo import seal_png
+    from modules.signing.models import SignerProfile
+
+    def profile_of(letter):
+        return db_session.scalars(select(SignerProfile).where(
+            SignerProfile.office_id == office(letter).id,
+            SignerProfile.user_id.is_(None))).one()
+
+    own, foreign = profile_of("A"), profile_of("B")
+    foreign_before = foreign.image_sha256
+    web = login("officeadmin.a")
+    with app.app_context():
+        png = seal_png("UBND Phường Sài Gòn")
+    r = web.post(f"/signerprofileview/image/{own.id}",
+                 data={"image": (io.BytesIO(b"GIF89a not a png"), "x.png")},
+                 content_type="multipart/form-data")
+    assert r.status_code == 422 and "không phải là hình ảnh" in r.get_data(as_text=True)
+    assert web.post(f"/signerprofileview/image/{foreign.id}",
+                    data={"image": (io.BytesIO(png), "seal.png")},
+                    content_type="multipart/form-data").status_code == 404
+    r = web.post(f"/signerprofileview/image/{own.id}", data={"image": (io.BytesIO(png), "s.png")},
+                 content_type="multipart/form-data")
+    assert r.status_code == 302
+    db_session.expire_all()
+    assert profile_of("A").image_sha256 == hashlib.sha256(png).hexdigest()
+    assert profile_of("B").image_sha256 == foreign_before  # office B's seal untouched

@@ -57,7 +57,7 @@ MODULE = ModuleSpec(
     register=_register,
     roles={
         "OfficeAdmin": [
-            ["^SignerProfileView$", "^(can_list|can_show|can_add|can_edit)$"],
+            ["^SignerProfileView$", "^(can_list|can_show|can_add|can_edit|can_image)$"],
             ["^(Signing keys)$", "^menu_access$"],
         ],
         "Leader": [["^SigningJobApi$", "^can_(get|post)$"]],

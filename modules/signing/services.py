@@ -358,3 +358,27 @@ def finish_external_signature(session: Session, user: Any, job_id: int,
     for hook in ON_LEADER_SIGNED:
         hook(session, user, doc)
     return doc
+
+
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+
+
+def set_signer_image(session: Session, user: Any, profile_id: int, png: bytes) -> SignerProfile:
+    """OfficeAdmin uploads the leader's blue signature or the office's red seal:
+    a transparent PNG (with an alpha channel), at most 2 MB."""
+    from PIL import Image, UnidentifiedImageError
+
+    profile = scoped(session, user, SignerProfile).get_or_404(profile_id)
+    if len(png) > MAX_IMAGE_BYTES:
+        raise SigningError(_("The image is larger than 2 MB."), 422)
+    try:
+        image = Image.open(io.BytesIO(png))
+        image.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise SigningError(_("The file is not an image."), 422) from exc
+    if image.format != "PNG" or "A" not in image.getbands():
+        raise SigningError(_("Upload a PNG with a transparent background."), 422)
+    profile.image_sha256 = file_store().put_bytes(png)
+    audit.record(session, user, "signer_image_uploaded", obj=profile,
+                 file_sha256=profile.image_sha256)
+    return profile

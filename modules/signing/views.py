@@ -4,15 +4,15 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from flask import abort, g, request, send_file
-from flask_appbuilder import BaseView, expose
+from flask import abort, flash, g, redirect, request, send_file, url_for
+from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.api import BaseApi, permission_name, protect
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app.crud import Datamodel
 from app.extensions import db
-from app.scoping import OfficeScopeFilter, ScopedModelView
+from app.scoping import OfficeScopeFilter, ScopedModelView, scoped
 from modules.signing import services
 from modules.signing.models import SignedDocument, SignerProfile
 from modules.signing.validation import ValidationReport
@@ -252,6 +252,22 @@ class SignerProfileView(ScopedModelView):
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         "user": [["office_id", OfficeScopeFilter, None]],
     }
+
+    @expose("/image/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    def image(self, pk: int):
+        """Upload the signature (leader) or seal (office) image, a transparent PNG."""
+        profile = scoped(db.session, g.user, SignerProfile).get_or_404(pk)
+        if request.method == "POST":
+            upload = request.files.get("image")
+            if upload is None:
+                abort(400)
+            services.set_signer_image(db.session, g.user, pk,
+                                      upload.stream.read(services.MAX_IMAGE_BYTES + 1))
+            db.session.commit()
+            flash(_("Image saved."), "success")
+            return redirect(url_for("SignerProfileView.show", pk=pk))
+        return self.render_template("signing/signer_image.html", profile=profile)
 
 
 def register(appbuilder) -> None:

@@ -49,11 +49,13 @@ def test_duplicate_table_name_fails_loudly():
                      "id": Column(Integer, primary_key=True), column: Column(Integer)}
         return type(f"T_{column}", (base,), namespace)
 
-    declare("modules.alpha.models", "a")
+    # Keep the classes referenced: the registry only holds them weakly.
+    alpha = declare("modules.alpha.models", "a")
     check_table_owners(base.registry)  # one owner: fine
-    declare("modules.beta.models", "b")
+    beta = declare("modules.beta.models", "b")
     with pytest.raises(ModuleError, match="declared by several modules"):
         check_table_owners(base.registry)
+    assert alpha.__table__ is beta.__table__  # what extend_existing would have done
 
 
 def test_role_patterns_must_be_anchored():

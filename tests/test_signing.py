@@ -158,6 +158,9 @@ def test_one_byte_changed_is_reported(client, sealed_copy, scan):
     result = _verify_upload(client, tampered)
     assert result["valid"] is False
     assert any(not s["intact"] for s in result["signatures"])
+    page = client.post("/verify/", data={"file": (io.BytesIO(tampered), "x.pdf")},
+                       content_type="multipart/form-data").get_data(as_text=True)
+    assert "Không hợp lệ" in page
 
 
 def _paint_over(pdf: bytes) -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from flask_appbuilder import AppBuilder, Model
+from flask_appbuilder import AppBuilder
 from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -96,7 +96,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     i18n.register(app)
     register_cli(app)
-    _ = Model  # all tables live on flask_appbuilder.Model.metadata
 
     if app.config.get("SCHEDULER_ENABLED") and _should_run_scheduler(app):
         from app.jobs import start_scheduler

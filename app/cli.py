@@ -85,4 +85,3 @@ def register_cli(app: Flask) -> None:
         if spec.cli:
             spec.cli(saoy)
     app.cli.add_command(saoy)
-    _ = current_app

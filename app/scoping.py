@@ -20,7 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, select
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
 
-from app.crud import DomainErrorResponses  # noqa: E402
+from app.crud import DomainErrorResponses
 
 ADMIN_ROLE = "Admin"
 SUPERVISOR_ROLE = "Supervisor"

@@ -51,7 +51,6 @@ class SigningAgent:
             return action(session)
 
     def certificate_der(self) -> bytes:
-        import pkcs11
         from pkcs11 import Attribute, ObjectClass
 
         def read(session):
@@ -59,7 +58,6 @@ class SigningAgent:
                                              Attribute.LABEL: self.config.key_label}))
             return bytes(cert[Attribute.VALUE])
 
-        _ = pkcs11
         return self._with_token(read)
 
     def register(self) -> None:

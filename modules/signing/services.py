@@ -6,6 +6,7 @@ signing failure raises ``SigningError`` before anything is written.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
 import io
@@ -13,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
+from flask import abort, current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -149,14 +150,7 @@ def sign_leader(session: Session, user: Any, document_id: int,
     profile = profile_for(session, doc.office_id, user.id)
     if profile.kind is SignerKind.external:
         raise SigningError(_("This leader signs with the signing agent on their own computer."))
-    name = _full_name(user)
-    attestation = pdf.Attestation(
-        office_name=doc.office.name, certifier_name=name,
-        certifier_title=profile.title or _("Certifier"),
-        date=dt.datetime.now(VN_TZ).date(), verify_url=verify_url(doc.verify_code),
-        verify_code=doc.verify_code,
-        place=doc.office.name.replace("UBND ", "").replace("Phòng Tư pháp ", ""),
-    )
+    attestation = _attestation(doc, user, profile)
     store = file_store()
     try:
         with open_signer(profile, current_app.config) as signer:
@@ -173,7 +167,7 @@ def sign_leader(session: Session, user: Any, document_id: int,
     sha, _size = store.put_file(signed)
     doc.leader_sha256 = doc.current_sha256 = sha
     doc.stage = Stage.leader_signed
-    doc.leader_name = name
+    doc.leader_name = attestation.certifier_name
     doc.leader_signed_at = utcnow()
     audit.record(session, user, "document_signed", obj=doc, file_sha256=sha,
                  from_state=Stage.scanned.value, to_state=Stage.leader_signed.value)
@@ -276,8 +270,6 @@ def register_agent_certificate(session: Session, user: Any, cert_der: bytes) -> 
 def request_external_signature(session: Session, user: Any, document_id: int,
                                placement: pdf.Placement | None = None):
     """Prepare the leader's revision and leave a job for the leader's signing agent."""
-    import base64
-
     from modules.signing.models import ExternalSigningJob, JobState
 
     doc = scoped(session, user, SignedDocument).get_or_404(document_id)
@@ -322,16 +314,12 @@ def finish_external_signature(session: Session, user: Any, job_id: int,
 
     job = scoped(session, user, ExternalSigningJob).get_or_404(job_id)
     if job.user_id != user.id:
-        from flask import abort
-
         abort(404)  # another leader's job: as if it did not exist
     if job.state is not JobState.pending:
         raise SigningError(_("This signing job is already finished."))
     doc = job.document
     profile = profile_for(session, doc.office_id, user.id)
     store = file_store()
-    import base64
-
     try:
         signed = pdf.finish_external(
             store.read_bytes(job.prepared_sha256), bytes.fromhex(job.document_digest),

@@ -139,6 +139,22 @@ class Config:
     # Registers
     REGISTER_TYPE_SYMBOL = _env("SAOY_REGISTER_SYMBOL", "SCTĐT/BS")
 
+    # Appointments
+    APPOINTMENT_MAX_ACTIVE = _env_int("SAOY_APPOINTMENT_MAX_ACTIVE", 3)
+    #: Reminders go out from this hour (Vietnam time) on the day before.
+    APPOINTMENT_REMINDER_HOUR = _env_int("SAOY_APPOINTMENT_REMINDER_HOUR", 8)
+
+    # Copy requests: fees (Thông tư 226/2016/TT-BTC) and time limits, in đồng and hours.
+    FEE_FIRST_PAGES = _env_int("SAOY_FEE_FIRST_PAGES", 2)
+    FEE_FIRST_PAGE_RATE = _env_int("SAOY_FEE_FIRST_PAGE_RATE", 2000)
+    FEE_LATER_PAGE_RATE = _env_int("SAOY_FEE_LATER_PAGE_RATE", 1000)
+    FEE_CAP_PER_COPY = _env_int("SAOY_FEE_CAP_PER_COPY", 200000)
+    #: Received after this hour (Vietnam time): due the next working day.
+    SAME_DAY_CUTOFF_HOUR = _env_int("SAOY_SAME_DAY_CUTOFF_HOUR", 15)
+    RETURN_HOUR = _env_int("SAOY_RETURN_HOUR", 16)
+    MIN_SCAN_DPI = _env_int("SAOY_MIN_SCAN_DPI", 200)
+    MAX_SCAN_PAGES = _env_int("SAOY_MAX_SCAN_PAGES", 500)
+
     # Signing: keys never live in the database; PINs and passphrases come from here.
     PKCS11_LIB = _env("SAOY_PKCS11_LIB")
     PKCS11_PIN = _env("SAOY_PKCS11_PIN")

@@ -75,6 +75,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
 
     from app import errors, i18n, views
+    from app.citizens.views import register as register_citizens
     from app.cli import register_cli
     from app.notifications import register as register_notifications
     from app.offices.views import register as register_offices
@@ -84,6 +85,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         appbuilder.init_app(app, db.session)
         register_offices(appbuilder)
         register_notifications(appbuilder, app)
+        register_citizens(appbuilder)
         for spec in specs:
             if spec.register:
                 spec.register(appbuilder)

@@ -165,6 +165,19 @@ class SaoySecurityManager(SecurityManager):
             if self.find_role(name) is None:
                 self.add_role(name)
 
+    def auth_user_db(self, username: str, password: str):
+        """Citizens sign in with their identity number (staff with their user name).
+
+        The one place that maps a login name to an account; an OpenID Connect
+        provider (VNeID) would map its identity claim here the same way.
+        """
+        from app.citizens.services import by_identity
+
+        citizen = by_identity(self.session, username) if username else None
+        if citizen is not None:
+            username = citizen.user.username
+        return super().auth_user_db(username, password)
+
     def is_item_public(self, permission_name: str, view_name: str) -> bool:
         """Public access is declared in code like every role (no database rows)."""
         return any(

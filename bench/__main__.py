@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.registers_export", "bench.signing"]
+BENCHMARKS = ["bench.registers_export", "bench.signing", "bench.appointments"]
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or BENCHMARKS

@@ -4,6 +4,7 @@
     python translations/catalog.py update    # merge into vi/en .po files
     python translations/catalog.py compile   # .po -> .mo
     python translations/catalog.py check     # exit 1 on missing/fuzzy/untranslated vi entries
+    python translations/catalog.py fill F.json  # set vi strings from {msgid: msgstr}
 """
 from __future__ import annotations
 
@@ -79,6 +80,26 @@ def problems(locale: str = "vi") -> list[str]:
     return found
 
 
+def fill(path: str, locale: str = "vi") -> int:
+    """Write translations from a JSON object {msgid: msgstr} into the locale's catalog."""
+    import json
+
+    from babel.messages.pofile import write_po
+
+    po = HERE / locale / "LC_MESSAGES" / "messages.po"
+    with po.open("rb") as fh:
+        catalog = read_po(fh)
+    done = 0
+    for msgid, text in json.loads(Path(path).read_text(encoding="utf-8")).items():
+        entry = catalog.get(msgid)
+        if entry is not None:
+            entry.string, entry.flags = text, set(entry.flags) - {"fuzzy"}
+            done += 1
+    with po.open("wb") as fh:
+        write_po(fh, catalog, width=100)
+    return done
+
+
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "check"
     if command == "extract":
@@ -87,6 +108,8 @@ if __name__ == "__main__":
         update()
     elif command == "compile":
         compile_all()
+    elif command == "fill":
+        print(f"filled {fill(sys.argv[2])} entries")
     elif command == "check":
         missing = problems("vi")
         for msgid in missing:

@@ -58,6 +58,13 @@ class DocumentType(Model):
     name_en: Mapped[str] = mapped_column(String(255), nullable=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
 
+    @property
+    def name(self) -> str:
+        """The name in the user's language (Vietnamese unless English is chosen)."""
+        from flask_babel import get_locale
+
+        return self.name_en if str(get_locale() or "vi") == "en" else self.name_vi
+
     def __repr__(self) -> str:
         return self.name_vi
 

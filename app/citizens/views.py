@@ -1,0 +1,99 @@
+"""Citizen self-registration: the portal page and ``POST /api/v1/citizen/`` (both public)."""
+from __future__ import annotations
+
+from flask import flash, redirect, request, url_for
+from flask_appbuilder import BaseView, expose
+from flask_appbuilder.api import BaseApi
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from app.citizens import services
+from app.extensions import db
+
+FIELDS = ("full_name", "identity_number", "phone", "email", "password")
+
+
+def _registration(values) -> services.Registration:
+    return services.Registration(**{f: str(values.get(f) or "") for f in FIELDS})
+
+
+def _citizen_role(appbuilder):
+    return appbuilder.sm.find_role(services.CITIZEN_ROLE)
+
+
+class CitizenRegisterView(BaseView):
+    """Public sign-up page; the login name afterwards is the identity number."""
+
+    route_base = "/citizen"
+    default_view = "register"
+
+    @expose("/register", methods=["GET", "POST"])
+    def register(self):
+        values, errors = {}, {}
+        if request.method == "POST":
+            values = request.form.to_dict()
+            if values.get("password") != values.get("password_again"):
+                errors["password_again"] = _("The two passwords are not the same.")
+            else:
+                try:
+                    services.register_citizen(db.session, _registration(values),
+                                              _citizen_role(self.appbuilder))
+                except services.CitizenError as exc:
+                    errors = exc.details.get("errors") or {"full_name": exc.message}
+                else:
+                    flash(_("Your account is ready. Sign in with your identity number."),
+                          "success")
+                    return redirect(url_for(f"{self.appbuilder.sm.auth_view.endpoint}.login"))
+        return self.render_template("saoy/register.html", values=values, errors=errors,
+                                    fields=LABELS), 422 if errors else 200
+
+
+LABELS = {
+    "full_name": _l("Full name"), "identity_number": _l("Identity number (CCCD / CMND / MST)"),
+    "phone": _l("Mobile number"), "email": _l("E-mail"), "password": _l("Password"),
+    "password_again": _l("Password again"),
+}
+
+
+class CitizenApi(BaseApi):
+    resource_name = "citizen"
+    openapi_spec_tag = "Citizens"
+
+    @expose("/", methods=["POST"])
+    def register(self):
+        """Register a citizen account (public).  Log in afterwards through
+        ``/api/v1/security/login`` with the identity number as username.
+        ---
+        post:
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [full_name, identity_number, phone, password]
+                  properties:
+                    full_name: {type: string}
+                    identity_number: {type: string, description: "CCCD (12), CMND (9), MST"}
+                    phone: {type: string, description: "0912345678 or +84912345678"}
+                    email: {type: string}
+                    password: {type: string, minLength: 8}
+          responses:
+            201: {description: "Created: {id}"}
+            409: {description: The identity number or e-mail already has an account}
+            422: {description: "Invalid data: {message, errors: {field: message}}"}
+        """
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return self.response_400(message=_("Send the registration as a JSON object."))
+        try:
+            citizen = services.register_citizen(db.session, _registration(body),
+                                                _citizen_role(self.appbuilder))
+        except services.CitizenError as exc:
+            return self.response(exc.status, message=exc.message, **exc.details)
+        return self.response(201, id=citizen.id)
+
+
+def register(appbuilder) -> None:
+    appbuilder.add_view_no_menu(CitizenRegisterView)
+    appbuilder.add_api(CitizenApi)

@@ -1,0 +1,592 @@
+"""Appointment rules: availability, booking, reschedule, cancel, process, jobs.
+
+The only code that changes appointments.  A booking takes its place with one
+conditional UPDATE of the slot counter (``booked < capacity``), never a count
+followed by an insert, and serialises per citizen on the citizen row so the
+"at most N active, never overlapping" rule holds under concurrent clicks too.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.citizens.models import Citizen
+from app.errors import DomainError
+from app.notifications.services import Recipient, notify
+from app.offices.models import Office, OfficeKind
+from app.offices.services import is_offered
+from app.scoping import is_admin, role_names, visible_office_ids
+from app.timeutil import VN_TZ, to_local, to_utc, utcnow
+from modules.appointments.models import (
+    ACTIVE_STATUSES,
+    Appointment,
+    AppointmentSettings,
+    AppointmentSlot,
+    AppointmentStatus,
+    Closure,
+    WorkingSession,
+)
+
+#: No 0/O, 1/I/L: read aloud over the phone without mistakes.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 8
+CERTIFYING_KINDS = (OfficeKind.commune, OfficeKind.district_justice)
+STAFF_ROLES = {"Officer", "OfficeAdmin", "Leader", "Clerk", "Supervisor"}
+
+
+#: Called by "Process" on a pending appointment; the first that returns a URL (the
+#: copies module's intake form) takes over, else the appointment is marked processed.
+PROCESS_HANDLERS: list[Callable[[Appointment], str | None]] = []
+
+
+class AppointmentError(DomainError):
+    """A booking rule was broken; the message is for the user."""
+
+
+class SlotFullError(AppointmentError):
+    status = 409
+
+
+@dataclass(frozen=True)
+class FreeSlot:
+    start: dt.datetime  # naive UTC
+    remaining: int
+
+    @property
+    def local(self) -> dt.datetime:
+        return to_local(self.start)
+
+
+def new_code() -> str:
+    """Stored and shown as XXXX-XXXX (31^8 ≈ 8.5 · 10^11 codes: not guessable)."""
+    return normalize_code("".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH)))
+
+
+def normalize_code(raw: str) -> str:
+    """What a person typed (any case, with or without the dash) → XXXX-XXXX."""
+    plain = (raw or "").upper().replace("-", "").replace(" ", "")
+    return f"{plain[:4]}-{plain[4:]}"
+
+
+def today_vn(now: dt.datetime | None = None) -> dt.date:
+    return to_local(now or utcnow()).date()
+
+
+# --- configuration ----------------------------------------------------------------------
+
+def settings_for(session: Session, office_id: int) -> AppointmentSettings:
+    """The office's settings, or the defaults (not saved) when it has none yet."""
+    row = session.scalars(
+        select(AppointmentSettings).where(AppointmentSettings.office_id == office_id)).first()
+    return row or AppointmentSettings(office_id=office_id, slot_minutes=15, capacity=3,
+                                      horizon_days=30, min_notice_hours=2,
+                                      cancel_cutoff_hours=2)
+
+
+def bookable_offices(session: Session, query: str | None = None) -> list[Office]:
+    """Certifying offices (communes, district justice divisions), searchable by name."""
+    stmt = select(Office).where(Office.active.is_(True), Office.kind.in_(CERTIFYING_KINDS))
+    if query:
+        like = f"%{query.strip()}%"
+        stmt = stmt.where(or_(Office.name.ilike(like), Office.code.ilike(like),
+                              Office.address.ilike(like)))
+    return list(session.scalars(stmt.order_by(Office.name)))
+
+
+def bookable_office(session: Session, office_id: Any) -> Office:
+    try:
+        office = session.get(Office, int(office_id))
+    except (TypeError, ValueError):
+        office = None
+    if office is None or not office.active or office.kind not in CERTIFYING_KINDS:
+        raise AppointmentError(_("This office does not exist or does not take appointments."),
+                               status=404 if office is None else 422)
+    return office
+
+
+def _plan(session: Session, office_id: int) -> dict[int, list[tuple[dt.time, dt.time]]]:
+    plan: dict[int, list[tuple[dt.time, dt.time]]] = defaultdict(list)
+    for ws in session.scalars(select(WorkingSession).where(WorkingSession.office_id == office_id)
+                              .order_by(WorkingSession.start_time)):
+        begin, end = WorkingSession.parse(ws.start_time), WorkingSession.parse(ws.end_time)
+        if begin and end:
+            plan[ws.weekday].append((begin, end))
+    return plan
+
+
+def _closed_days(session: Session, office_id: int, first: dt.date, last: dt.date) -> set[dt.date]:
+    days: set[dt.date] = set()
+    for closure in session.scalars(select(Closure).where(
+            Closure.office_id == office_id, Closure.date_from <= last, Closure.date_to >= first)):
+        day = max(closure.date_from, first)
+        while day <= min(closure.date_to, last):
+            days.add(day)
+            day += dt.timedelta(days=1)
+    return days
+
+
+def is_closed(session: Session, office_id: int, day: dt.date) -> bool:
+    """A closure or holiday of the office covers ``day`` (used for due dates too)."""
+    return day in _closed_days(session, office_id, day, day)
+
+
+def day_starts(plan: dict[int, list[tuple[dt.time, dt.time]]], slot_minutes: int,
+               day: dt.date) -> list[dt.datetime]:
+    """Slot starts of one day (aware, Vietnam time): each session cut into whole slots."""
+    starts = []
+    step = dt.timedelta(minutes=slot_minutes)
+    for begin, end in plan.get(day.weekday(), ()):
+        current = dt.datetime.combine(day, begin, tzinfo=VN_TZ)
+        stop = dt.datetime.combine(day, end, tzinfo=VN_TZ)
+        while current + step <= stop:
+            starts.append(current)
+            current += step
+    return starts
+
+
+def _window(settings: AppointmentSettings, now: dt.datetime) -> tuple[dt.datetime, dt.date]:
+    """Earliest bookable start (UTC) and last bookable day (Vietnam date)."""
+    earliest = now + dt.timedelta(hours=settings.min_notice_hours)
+    return earliest, today_vn(now) + dt.timedelta(days=settings.horizon_days)
+
+
+def availability(session: Session, office_id: int, date_from: dt.date, date_to: dt.date,
+                 now: dt.datetime | None = None) -> list[FreeSlot]:
+    """Free slots of one office between two Vietnam dates, with remaining places.
+
+    Full slots are left out, as are closed days and slots outside the booking
+    horizon or inside the minimum notice.  One query reads the booked counters.
+    """
+    now = now or utcnow()
+    settings = settings_for(session, office_id)
+    earliest, last_day = _window(settings, now)
+    first = max(date_from, to_local(earliest).date())
+    last = min(date_to, last_day)
+    if first > last:
+        return []
+    plan = _plan(session, office_id)
+    closed = _closed_days(session, office_id, first, last)
+    range_start = to_utc(dt.datetime.combine(first, dt.time.min, tzinfo=VN_TZ))
+    range_end = to_utc(dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min,
+                                           tzinfo=VN_TZ))
+    booked = dict(session.execute(
+        select(AppointmentSlot.start, AppointmentSlot.booked).where(
+            AppointmentSlot.office_id == office_id, AppointmentSlot.start >= range_start,
+            AppointmentSlot.start < range_end)).all())
+    free = []
+    day = first
+    while day <= last:
+        if day not in closed:
+            for local_start in day_starts(plan, settings.slot_minutes, day):
+                start = to_utc(local_start)
+                if start < earliest:
+                    continue
+                remaining = settings.capacity - booked.get(start, 0)
+                if remaining > 0:
+                    free.append(FreeSlot(start, remaining))
+        day += dt.timedelta(days=1)
+    return free
+
+
+def parse_start(value: Any) -> dt.datetime:
+    """ISO text or datetime → naive UTC; a time without zone is Vietnam time."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise AppointmentError(_("The appointment time is not valid.")) from None
+    if not isinstance(value, dt.datetime):
+        raise AppointmentError(_("The appointment time is not valid."))
+    return to_utc(value)
+
+
+def check_slot(session: Session, office_id: int, start: dt.datetime,
+               now: dt.datetime | None = None) -> tuple[AppointmentSettings, dt.datetime]:
+    """Is ``start`` (naive UTC) a slot of the office's plan that may be booked now?
+
+    Returns the settings and the slot's end; raises with the precise reason.
+    """
+    now = now or utcnow()
+    settings = settings_for(session, office_id)
+    local = to_local(start)
+    if start <= now:
+        raise AppointmentError(_("This time is in the past. Please choose a later time."))
+    earliest, last_day = _window(settings, now)
+    if start < earliest:
+        raise AppointmentError(_("Appointments must be booked at least %(hours)s hours ahead.",
+                                 hours=settings.min_notice_hours))
+    if local.date() > last_day:
+        raise AppointmentError(_("Appointments can be booked at most %(days)s days ahead.",
+                                 days=settings.horizon_days))
+    if local.date() in _closed_days(session, office_id, local.date(), local.date()):
+        raise AppointmentError(_("The office is closed on %(date)s.",
+                                 date=local.strftime("%d/%m/%Y")))
+    if local not in day_starts(_plan(session, office_id), settings.slot_minutes, local.date()):
+        raise AppointmentError(_("The office does not receive appointments at this time."))
+    return settings, start + dt.timedelta(minutes=settings.slot_minutes)
+
+
+def _ensure_slot_row(session: Session, office_id: int, start: dt.datetime) -> None:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(AppointmentSlot)
+                    .values(office_id=office_id, start=start, booked=0)
+                    .on_conflict_do_nothing(index_elements=["office_id", "start"]))
+
+
+def _take_place(session: Session, office_id: int, start: dt.datetime, capacity: int) -> None:
+    """One conditional UPDATE: succeeds only while the slot has room."""
+    _ensure_slot_row(session, office_id, start)
+    taken = session.execute(
+        update(AppointmentSlot)
+        .where(AppointmentSlot.office_id == office_id, AppointmentSlot.start == start,
+               AppointmentSlot.booked < capacity)
+        .values(booked=AppointmentSlot.booked + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if taken != 1:
+        raise SlotFullError(_("This time slot is already full. Please choose another time."))
+
+
+def _free_place(session: Session, office_id: int, start: dt.datetime) -> None:
+    session.execute(
+        update(AppointmentSlot)
+        .where(AppointmentSlot.office_id == office_id, AppointmentSlot.start == start,
+               AppointmentSlot.booked > 0)
+        .values(booked=AppointmentSlot.booked - 1)
+        .execution_options(synchronize_session=False))
+
+
+# --- citizens ---------------------------------------------------------------------------
+
+def citizen_of(session: Session, user: Any) -> Citizen | None:
+    if user is None or not getattr(user, "id", None):
+        return None
+    return session.scalars(select(Citizen).where(Citizen.user_id == user.id)).first()
+
+
+def _lock_citizen(session: Session, citizen_id: int) -> None:
+    """Serialise one citizen's bookings (row lock on PostgreSQL, write lock on SQLite)."""
+    session.execute(update(Citizen).where(Citizen.id == citizen_id)
+                    .values(id=Citizen.id).execution_options(synchronize_session=False))
+
+
+def _recipient(appointment: Appointment) -> Recipient:
+    citizen = appointment.citizen
+    return Recipient(user_id=citizen.user_id, phone=appointment.phone or citizen.phone,
+                     email=citizen.email)
+
+
+def message_context(appointment: Appointment, settings: AppointmentSettings | None = None,
+                    **extra: Any) -> dict[str, Any]:
+    return {
+        "code": appointment.display_code(), "office": appointment.office.name,
+        "address": appointment.office.address or "", "date": appointment.local_date(),
+        "time": appointment.local_time(), "documents": appointment.documents,
+        "document_type": appointment.document_type.name_vi,
+        "what_to_bring": (settings.what_to_bring if settings else None) or default_what_to_bring(),
+        **extra,
+    }
+
+
+def default_what_to_bring() -> str:
+    return _("Bring the originals of your documents and your identity card.")
+
+
+def book(session: Session, user: Any, *, office_id: Any, document_type_id: Any, start: Any,
+         documents: Any = 1, note: str | None = None, now: dt.datetime | None = None
+         ) -> Appointment:
+    """A citizen books a slot.  Commits; raises AppointmentError (409 when full)."""
+    now = now or utcnow()
+    citizen = citizen_of(session, user)
+    if citizen is None:
+        raise AppointmentError(_("Only citizens with an account can book appointments."),
+                               status=403)
+    office = bookable_office(session, office_id)
+    try:
+        documents = int(documents)
+        type_id = int(document_type_id)
+    except (TypeError, ValueError):
+        raise AppointmentError(_("Choose a document type and the number of documents.")) \
+            from None
+    if not 1 <= documents <= 50:
+        raise AppointmentError(_("The number of documents must be between 1 and 50."))
+    if not is_offered(session, office.id, type_id):
+        raise AppointmentError(_("This office does not certify this document type."))
+    start = parse_start(start)
+    settings, end = check_slot(session, office.id, start, now)
+    try:
+        _lock_citizen(session, citizen.id)
+        active = list(session.scalars(select(Appointment).where(
+            Appointment.citizen_id == citizen.id, Appointment.status.in_(ACTIVE_STATUSES))))
+        limit = current_app.config["APPOINTMENT_MAX_ACTIVE"]
+        if len(active) >= limit:
+            raise AppointmentError(_(
+                "You already have %(count)s active appointments, the most allowed. Cancel one "
+                "or wait until it is processed.", count=len(active)), status=409)
+        if any(a.start < end and a.end > start for a in active):
+            raise AppointmentError(_("You already have an appointment at this time."),
+                                   status=409)
+        _take_place(session, office.id, start, settings.capacity)
+        appointment = Appointment(
+            office_id=office.id, code=new_code(), citizen_id=citizen.id,
+            full_name=citizen.full_name, identity_number=citizen.identity_number,
+            phone=citizen.phone, document_type_id=type_id, documents=documents,
+            start=start, end=end, status=AppointmentStatus.booked, note=note or None,
+            created_at=now)
+        session.add(appointment)
+        session.flush()
+        audit.record(session, user, "appointment_booked", obj=appointment,
+                     to_state=AppointmentStatus.booked.value)
+        notify(session, _recipient(appointment), "appointment_booked",
+               message_context(appointment, settings), office_id=office.id,
+               related=appointment)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return appointment
+
+
+# --- lookups ----------------------------------------------------------------------------
+
+def is_staff(user: Any) -> bool:
+    return is_admin(user) or bool(role_names(user) & STAFF_ROLES)
+
+
+def visible_select(session: Session, user: Any):
+    """Appointments a user may see: staff their offices', a citizen their own."""
+    stmt = select(Appointment)
+    if is_staff(user):
+        ids = visible_office_ids(user, session)
+        return stmt if ids is None else stmt.where(Appointment.office_id.in_(ids))
+    citizen = citizen_of(session, user)
+    return stmt.where(Appointment.citizen_id == (citizen.id if citizen else -1))
+
+
+def get_visible(session: Session, user: Any, appointment_id: Any) -> Appointment:
+    """404 (not 403) for anything the user may not see."""
+    try:
+        pk = int(appointment_id)
+    except (TypeError, ValueError):
+        pk = -1
+    found = session.scalars(visible_select(session, user).where(Appointment.id == pk)).first()
+    if found is None:
+        raise AppointmentError(_("The page or record you asked for does not exist."), status=404)
+    return found
+
+
+def by_code(session: Session, user: Any, code: str) -> Appointment | None:
+    return session.scalars(visible_select(session, user)
+                           .where(Appointment.code == normalize_code(code))).first()
+
+
+def _transition(session: Session, appointment: Appointment, to: AppointmentStatus,
+                user: Any, reason: str | None, **values: Any) -> None:
+    """Conditional status change: a second click (or a concurrent one) finds nothing."""
+    changed = session.execute(
+        update(Appointment)
+        .where(Appointment.id == appointment.id, Appointment.status.in_(ACTIVE_STATUSES),
+               Appointment.start == appointment.start)
+        .values(status=to, reason=reason, changed_at=utcnow(),
+                changed_by_id=getattr(user, "id", None), **values)
+        .execution_options(synchronize_session=False)).rowcount
+    if changed != 1:
+        session.rollback()
+        raise AppointmentError(_("This appointment was already changed by someone else. "
+                                 "Reload the page."), status=409)
+    session.refresh(appointment)
+
+
+def _require_reason(reason: str | None) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise AppointmentError(_("Please give a reason."))
+    return reason[:1000]
+
+
+def cancel(session: Session, user: Any, appointment_id: Any, reason: str | None,
+           now: dt.datetime | None = None) -> Appointment:
+    """Staff cancel any active appointment of their office; a citizen their own, until
+    the cutoff.  The place is freed and the citizen notified."""
+    now = now or utcnow()
+    appointment = get_visible(session, user, appointment_id)
+    reason = _require_reason(reason)
+    if not appointment.is_active:
+        raise AppointmentError(_("This appointment can no longer be cancelled."), status=409)
+    if not is_staff(user):
+        cutoff = settings_for(session, appointment.office_id).cancel_cutoff_hours
+        if now > appointment.start - dt.timedelta(hours=cutoff):
+            raise AppointmentError(_(
+                "Appointments can be cancelled online until %(hours)s hours before their "
+                "time. Please contact the office.", hours=cutoff), status=409)
+    previous = appointment.status.value
+    _transition(session, appointment, AppointmentStatus.cancelled, user, reason)
+    _free_place(session, appointment.office_id, appointment.start)
+    audit.record(session, user, "appointment_cancelled", obj=appointment, from_state=previous,
+                 to_state=AppointmentStatus.cancelled.value, reason=reason)
+    notify(session, _recipient(appointment), "appointment_cancelled",
+           message_context(appointment, reason=reason), office_id=appointment.office_id,
+           related=appointment)
+    session.commit()
+    return appointment
+
+
+def reschedule(session: Session, user: Any, appointment_id: Any, new_start: Any,
+               reason: str | None, now: dt.datetime | None = None) -> Appointment:
+    """Staff move an appointment to another free slot; old place freed, new one taken."""
+    now = now or utcnow()
+    if not is_staff(user):
+        raise AppointmentError(_("Only office staff can reschedule appointments."), status=403)
+    appointment = get_visible(session, user, appointment_id)
+    reason = _require_reason(reason)
+    if not appointment.is_active:
+        raise AppointmentError(_("This appointment can no longer be rescheduled."), status=409)
+    start = parse_start(new_start)
+    if start == appointment.start:
+        raise AppointmentError(_("Choose a time different from the current one."))
+    settings, end = check_slot(session, appointment.office_id, start, now)
+    old_date, old_time = appointment.local_date(), appointment.local_time()
+    old_start, previous = appointment.start, appointment.status.value
+    try:
+        _take_place(session, appointment.office_id, start, settings.capacity)
+        _transition(session, appointment, AppointmentStatus.rescheduled, user, reason,
+                    start=start, end=end, reminded_at=None,
+                    reschedule_count=Appointment.reschedule_count + 1)
+        _free_place(session, appointment.office_id, old_start)
+        audit.record(session, user, "appointment_rescheduled", obj=appointment,
+                     from_state=previous, to_state=AppointmentStatus.rescheduled.value,
+                     reason=reason)
+        notify(session, _recipient(appointment), "appointment_rescheduled",
+               message_context(appointment, reason=reason, old_date=old_date,
+                               old_time=old_time),
+               office_id=appointment.office_id, related=appointment)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return appointment
+
+
+def mark_processed(session: Session, user: Any, appointment: Appointment, *,
+                   commit: bool = True) -> Appointment:
+    """The appointment became a copy request (or was handled); no notification."""
+    if not is_staff(user) or appointment.office_id not in (
+            visible_office_ids(user, session) or [appointment.office_id]):
+        raise AppointmentError(_("The page or record you asked for does not exist."),
+                               status=404)
+    if not appointment.is_active:
+        raise AppointmentError(_("This appointment was already processed or cancelled."),
+                               status=409)
+    previous = appointment.status.value
+    _transition(session, appointment, AppointmentStatus.processed, user, None)
+    audit.record(session, user, "appointment_processed", obj=appointment, from_state=previous,
+                 to_state=AppointmentStatus.processed.value)
+    if commit:
+        session.commit()
+    return appointment
+
+
+def affected_by_closure(session: Session, office_id: int, date_from: dt.date,
+                        date_to: dt.date) -> list[Appointment]:
+    """Active appointments on closed days: they stay booked until staff reschedule them."""
+    start = to_utc(dt.datetime.combine(date_from, dt.time.min, tzinfo=VN_TZ))
+    end = to_utc(dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min,
+                                     tzinfo=VN_TZ))
+    return list(session.scalars(select(Appointment).where(
+        Appointment.office_id == office_id, Appointment.status.in_(ACTIVE_STATUSES),
+        Appointment.start >= start, Appointment.start < end).order_by(Appointment.start)))
+
+
+def closure_added(session: Session, user: Any, closure: Closure) -> list[Appointment]:
+    audit.record(session, user, "closure_added", obj=closure, reason=closure.name)
+    session.commit()
+    return affected_by_closure(session, closure.office_id, closure.date_from, closure.date_to)
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+def send_reminders(session: Session, now: dt.datetime | None = None) -> int:
+    """SMS the day before.  Each appointment is claimed with a conditional UPDATE, so
+    several processes running this job never remind twice."""
+    now = now or utcnow()
+    if to_local(now).hour < current_app.config["APPOINTMENT_REMINDER_HOUR"]:
+        return 0
+    tomorrow = today_vn(now) + dt.timedelta(days=1)
+    start = to_utc(dt.datetime.combine(tomorrow, dt.time.min, tzinfo=VN_TZ))
+    end = start + dt.timedelta(days=1)
+    due = session.scalars(select(Appointment.id).where(
+        Appointment.status.in_(ACTIVE_STATUSES), Appointment.reminded_at.is_(None),
+        Appointment.start >= start, Appointment.start < end)).all()
+    sent = 0
+    for appointment_id in due:
+        claimed = session.execute(update(Appointment).where(
+            Appointment.id == appointment_id, Appointment.reminded_at.is_(None))
+            .values(reminded_at=now).execution_options(synchronize_session=False)).rowcount
+        if claimed:
+            appointment = session.get(Appointment, appointment_id)
+            notify(session, _recipient(appointment), "appointment_reminder",
+                   message_context(appointment), office_id=appointment.office_id,
+                   related=appointment)
+            sent += 1
+        session.commit()
+    return sent
+
+
+def mark_no_shows(session: Session, now: dt.datetime | None = None) -> int:
+    """Appointments of days that have ended without being processed become no-show."""
+    now = now or utcnow()
+    day_start = to_utc(dt.datetime.combine(today_vn(now), dt.time.min, tzinfo=VN_TZ))
+    stale = session.scalars(select(Appointment).where(
+        Appointment.status.in_(ACTIVE_STATUSES), Appointment.start < day_start)).all()
+    for appointment in stale:
+        previous = appointment.status.value
+        changed = session.execute(update(Appointment).where(
+            Appointment.id == appointment.id, Appointment.status.in_(ACTIVE_STATUSES))
+            .values(status=AppointmentStatus.no_show, changed_at=now)
+            .execution_options(synchronize_session=False)).rowcount
+        if changed:
+            audit.record(session, None, "appointment_no_show", obj=appointment,
+                         from_state=previous, to_state=AppointmentStatus.no_show.value)
+        session.commit()
+    return len(stale)
+
+
+# --- calendar ---------------------------------------------------------------------------
+
+def _ics_text(value: str) -> str:
+    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+            .replace("\n", "\\n"))
+
+
+def ics(appointment: Appointment, base_url: str) -> str:
+    """An iCalendar event (times in UTC, the calendar app shows local time)."""
+    stamp = "%Y%m%dT%H%M%SZ"
+    office = appointment.office
+    lines = [
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//SaoY//Appointments//VI",
+        "CALSCALE:GREGORIAN", "METHOD:PUBLISH", "BEGIN:VEVENT",
+        f"UID:{appointment.code}@saoy",
+        f"DTSTAMP:{utcnow().strftime(stamp)}",
+        f"DTSTART:{appointment.start.strftime(stamp)}",
+        f"DTEND:{appointment.end.strftime(stamp)}",
+        "SUMMARY:" + _ics_text(_("Certification appointment %(code)s",
+                                 code=appointment.display_code())),
+        "LOCATION:" + _ics_text(f"{office.name}, {office.address or ''}".strip(", ")),
+        "DESCRIPTION:" + _ics_text(
+            f"{appointment.document_type.name_vi} × {appointment.documents}. "
+            + default_what_to_bring() + f" {base_url}"),
+        "END:VEVENT", "END:VCALENDAR",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+

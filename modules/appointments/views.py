@@ -1,0 +1,543 @@
+"""Appointments: citizen portal pages, office views (settings, plan, closures, pending
+list with process / reschedule / cancel) and the REST API.  Thin: services decide."""
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+
+from flask import Response, current_app, flash, jsonify, redirect, request, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_appbuilder.actions import action
+from flask_appbuilder.api import BaseApi, permission_name, protect
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from app.crud import Datamodel
+from app.errors import DomainError
+from app.extensions import db
+from app.offices.services import offered_document_types
+from app.scoping import ScopedModelView, current_user
+from app.timeutil import VN_TZ, to_local, to_utc
+from modules.appointments import services
+from modules.appointments.models import (
+    STATUS_LABELS,
+    Appointment,
+    AppointmentSettings,
+    AppointmentStatus,
+    Closure,
+    WorkingSession,
+)
+
+LABELS = {
+    "code": _l("Appointment code"), "full_name": _l("Full name"),
+    "identity_number": _l("Identity number"), "phone": _l("Mobile number"),
+    "document_type": _l("Document type"), "documents": _l("Documents"),
+    "start": _l("Time"), "local_start_text": _l("Time"), "status": _l("Status"),
+    "status_text": _l("Status"), "reason": _l("Reason"), "note": _l("Note"),
+    "office": _l("Office"), "created_at": _l("Booked at"), "reschedule_count": _l("Reschedules"),
+    "slot_minutes": _l("Slot length (minutes)"), "capacity": _l("Places per slot"),
+    "horizon_days": _l("Booking horizon (days)"), "min_notice_hours": _l("Minimum notice (hours)"),
+    "cancel_cutoff_hours": _l("Online cancellation until (hours before)"),
+    "what_to_bring": _l("What to bring"), "weekday": _l("Weekday"),
+    "weekday_name": _l("Weekday"), "start_time": _l("From"), "end_time": _l("To"),
+    "name": _l("Name"), "date_from": _l("From date"), "date_to": _l("To date"),
+}
+
+
+def _fail(exc: DomainError):
+    flash(exc.message, "danger")
+
+
+def slot_groups(slots: list[services.FreeSlot]) -> OrderedDict[dt.date, list]:
+    days: OrderedDict[dt.date, list] = OrderedDict()
+    for slot in slots:
+        days.setdefault(slot.local.date(), []).append(slot)
+    return days
+
+
+def free_slots_for(office_id: int, days: int = 62) -> list[services.FreeSlot]:
+    today = services.today_vn()
+    return services.availability(db.session, office_id, today, today + dt.timedelta(days=days))
+
+
+# --- citizen portal ---------------------------------------------------------------------
+
+class AppointmentPortalView(BaseView):
+    """Book, list, see and cancel one's own appointments (mobile-friendly pages)."""
+
+    route_base = "/appointments"
+    default_view = "mine"
+
+    @expose("/book", methods=["GET"])
+    @has_access
+    def book(self):
+        office_id = request.args.get("office_id", type=int)
+        if not office_id:
+            query = request.args.get("q", "")
+            return self.render_template("appointments/book_office.html", query=query,
+                                        offices=services.bookable_offices(db.session, query))
+        try:
+            office = services.bookable_office(db.session, office_id)
+        except DomainError as exc:
+            _fail(exc)
+            return redirect(url_for(".book"))
+        days = slot_groups(free_slots_for(office.id))
+        chosen_day = request.args.get("date") or (next(iter(days)).isoformat() if days else "")
+        try:
+            day = dt.date.fromisoformat(chosen_day) if chosen_day else None
+        except ValueError:
+            day = None
+        return self.render_template(
+            "appointments/book.html", office=office, days=days, day=day,
+            times=days.get(day, []), types=offered_document_types(db.session, office.id),
+            document_type_id=request.args.get("document_type_id", type=int),
+            documents=request.args.get("documents", 1, type=int))
+
+    @expose("/book", methods=["POST"])
+    @has_access
+    def book_post(self):
+        form = request.form
+        try:
+            appointment = services.book(
+                db.session, current_user(), office_id=form.get("office_id"),
+                document_type_id=form.get("document_type_id"), start=form.get("start"),
+                documents=form.get("documents", 1), note=form.get("note"))
+        except DomainError as exc:
+            _fail(exc)
+            return redirect(url_for(".book", office_id=form.get("office_id"),
+                                    document_type_id=form.get("document_type_id"),
+                                    documents=form.get("documents")))
+        return redirect(url_for(".detail", pk=appointment.id, booked=1))
+
+    @expose("/mine")
+    @has_access
+    def mine(self):
+        rows = db.session.scalars(services.visible_select(db.session, current_user())
+                                  .order_by(Appointment.start.desc()).limit(200)).all()
+        return self.render_template("appointments/mine.html", appointments=rows,
+                                    status_labels=STATUS_LABELS)
+
+    @expose("/<int:pk>")
+    @has_access
+    def detail(self, pk: int):
+        appointment = self._own(pk)
+        settings = services.settings_for(db.session, appointment.office_id)
+        return self.render_template(
+            "appointments/detail.html", a=appointment, status_labels=STATUS_LABELS,
+            booked=request.args.get("booked"),
+            what_to_bring=settings.what_to_bring or services.default_what_to_bring())
+
+    @expose("/<int:pk>/cancel", methods=["POST"])
+    @has_access
+    def cancel(self, pk: int):
+        try:
+            services.cancel(db.session, current_user(), pk, request.form.get("reason"))
+            flash(_("The appointment was cancelled."), "success")
+        except DomainError as exc:
+            if exc.status == 404:
+                raise
+            _fail(exc)
+        return redirect(url_for(".detail", pk=pk))
+
+    @expose("/<int:pk>/calendar.ics")
+    @has_access
+    def ics(self, pk: int):
+        appointment = self._own(pk)
+        body = services.ics(appointment, current_app.config["BASE_URL"])
+        return Response(body, mimetype="text/calendar", headers={
+            "Content-Disposition": f"attachment; filename=lich-hen-{appointment.code}.ics"})
+
+    @staticmethod
+    def _own(pk: int) -> Appointment:
+        return services.get_visible(db.session, current_user(), pk)
+
+
+# --- office side ------------------------------------------------------------------------
+
+class AppointmentSettingsView(ScopedModelView):
+    datamodel = Datamodel(AppointmentSettings)
+    list_title = _l("Appointment settings")
+    add_title = edit_title = show_title = _l("Appointment settings")
+    label_columns = LABELS
+    list_columns = ["office", "slot_minutes", "capacity", "horizon_days", "min_notice_hours",
+                    "cancel_cutoff_hours"]
+    add_columns = edit_columns = ["slot_minutes", "capacity", "horizon_days",
+                                  "min_notice_hours", "cancel_cutoff_hours", "what_to_bring"]
+    show_columns = list_columns + ["what_to_bring"]
+    description_columns = {
+        "capacity": _l("How many citizens can be received in one slot (counters × staff)."),
+        "what_to_bring": _l("Shown on the booking confirmation and in the calendar file."),
+    }
+
+
+class WorkingSessionView(ScopedModelView):
+    datamodel = Datamodel(WorkingSession)
+    list_title = _l("Weekly working plan")
+    add_title = edit_title = show_title = _l("Working session")
+    label_columns = LABELS
+    list_columns = ["weekday_name", "start_time", "end_time"]
+    add_columns = edit_columns = ["weekday", "start_time", "end_time"]
+    base_order = ("weekday", "asc")
+    description_columns = {"weekday": _l("0 = Monday … 6 = Sunday"),
+                           "start_time": _l("HH:MM, for example 07:30")}
+    validators_columns = {}
+
+    def pre_add(self, item):
+        super().pre_add(item)
+        self._check(item)
+
+    def pre_update(self, item):
+        self._check(item)
+
+    @staticmethod
+    def _check(item):
+        if item.weekday is None or not 0 <= item.weekday <= 6:
+            raise DomainError(_("The weekday must be from 0 (Monday) to 6 (Sunday)."))
+        begin, end = WorkingSession.parse(item.start_time), WorkingSession.parse(item.end_time)
+        if begin is None or end is None:
+            raise DomainError(_("Write times as HH:MM, for example 07:30 or 13:30."))
+        if begin >= end:
+            raise DomainError(_("The session must end after it starts."))
+        item.start_time, item.end_time = begin.strftime("%H:%M"), end.strftime("%H:%M")
+
+
+class ClosureView(ScopedModelView):
+    datamodel = Datamodel(Closure)
+    list_title = _l("Closures and holidays")
+    add_title = edit_title = show_title = _l("Closure")
+    label_columns = LABELS
+    list_columns = ["name", "date_from", "date_to"]
+    add_columns = edit_columns = ["name", "date_from", "date_to"]
+    base_order = ("date_from", "desc")
+
+    def pre_add(self, item):
+        super().pre_add(item)
+        self._check(item)
+
+    def pre_update(self, item):
+        self._check(item)
+
+    @staticmethod
+    def _check(item):
+        if item.date_to is None:
+            item.date_to = item.date_from
+        if item.date_from is None or item.date_from > item.date_to:
+            raise DomainError(_("The closure must end on or after its first day."))
+
+    def post_add(self, item):
+        self._report(item)
+
+    def post_update(self, item):
+        self._report(item)
+
+    def _report(self, item):
+        affected = services.closure_added(db.session, current_user(), item)
+        if affected:
+            codes = ", ".join(f"{a.display_code()} ({a.local_start()})" for a in affected[:20])
+            flash(_("%(count)s booked appointments fall on these days and stay booked until "
+                    "you reschedule them: %(codes)s", count=len(affected), codes=codes),
+                  "warning")
+
+
+class PendingAppointmentView(ScopedModelView):
+    """Lịch hẹn chờ duyệt: the office's appointments; process, reschedule, cancel."""
+
+    route_base = "/pendingappointments"
+    datamodel = Datamodel(Appointment)
+    base_permissions = ["can_list", "can_show", "can_export_xlsx", "can_change"]
+    list_title = _l("Appointments pending")
+    show_title = _l("Appointment")
+    label_columns = LABELS
+    list_columns = ["code", "local_start_text", "full_name", "identity_number",
+                    "document_type", "documents", "status_text"]
+    export_columns = ["code", "local_start_text", "full_name", "identity_number", "phone",
+                      "document_type", "documents", "status_text", "reason"]
+    show_columns = ["code", "local_start_text", "full_name", "identity_number", "phone",
+                    "document_type", "documents", "status_text", "reason", "note",
+                    "reschedule_count", "created_at", "office"]
+    search_columns = ["code", "identity_number", "full_name", "start", "status",
+                      "document_type"]
+    order_columns = ["code", "start", "full_name"]
+    base_order = ("start", "asc")
+
+    @action("process", _l("Process"), "", "fa-check", multiple=False)
+    def process(self, item):
+        for handler in services.PROCESS_HANDLERS:
+            target = handler(item)
+            if target:
+                return redirect(target)
+        try:
+            services.mark_processed(db.session, current_user(), item)
+            flash(_("Appointment %(code)s marked as processed.", code=item.display_code()),
+                  "success")
+        except DomainError as exc:
+            _fail(exc)
+        return redirect(self.get_redirect())
+
+    @action("reschedule", _l("Reschedule appointment"), "", "fa-calendar", multiple=False)
+    def reschedule(self, item):
+        return redirect(url_for(".change", pk=item.id, what="reschedule"))
+
+    @action("cancel", _l("Cancel"), "", "fa-times", multiple=False)
+    def cancel(self, item):
+        return redirect(url_for(".change", pk=item.id, what="cancel"))
+
+    @expose("/change/<what>/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    def change(self, what: str, pk: int):
+        """The reschedule / cancel form (reason required; new slot for reschedule)."""
+        if what not in ("reschedule", "cancel") or not self.appbuilder.sm.has_access(
+                what, self.class_permission_name):
+            return redirect(url_for(".list"))
+        appointment = services.get_visible(db.session, current_user(), pk)
+        if request.method == "POST":
+            try:
+                if what == "reschedule":
+                    services.reschedule(db.session, current_user(), pk,
+                                        request.form.get("start"), request.form.get("reason"))
+                    flash(_("Appointment %(code)s moved to %(time)s; the citizen is notified.",
+                            code=appointment.display_code(), time=appointment.local_start()),
+                          "success")
+                else:
+                    services.cancel(db.session, current_user(), pk, request.form.get("reason"))
+                    flash(_("Appointment %(code)s cancelled; the citizen is notified.",
+                            code=appointment.display_code()), "success")
+                return redirect(url_for(".list"))
+            except DomainError as exc:
+                _fail(exc)
+        days = slot_groups(free_slots_for(appointment.office_id)) if what == "reschedule" \
+            else {}
+        return self.render_template("appointments/staff_change.html", a=appointment,
+                                    what=what, days=days, reason=request.form.get("reason", ""))
+
+
+# --- REST API ---------------------------------------------------------------------------
+
+def appointment_json(a: Appointment) -> dict:
+    return {
+        "id": a.id, "code": a.display_code(), "office": a.office.name,
+        "office_id": a.office_id, "start": to_local(a.start).isoformat(),
+        "end": to_local(a.end).isoformat(), "status": a.status.value,
+        "document_type_id": a.document_type_id, "document_type": a.document_type.name_vi,
+        "documents": a.documents, "full_name": a.full_name,
+        "identity_number": a.identity_number, "reason": a.reason,
+    }
+
+
+def _date_arg(name: str, default: dt.date) -> dt.date:
+    raw = request.args.get(name)
+    if not raw:
+        return default
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise DomainError(_("The date %(value)s is not valid (use YYYY-MM-DD).",
+                            value=raw)) from None
+
+
+class AppointmentApi(BaseApi):
+    resource_name = "appointment"
+    openapi_spec_tag = "Appointments"
+    allow_browser_login = True
+
+    def _answer(self, call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except DomainError as exc:
+            return self.response(exc.status, message=exc.message, **exc.details)
+
+    @staticmethod
+    def _json(status: int, payload: dict):
+        """``BaseApi.response`` takes ``code`` as its status: appointments have a code."""
+        return jsonify(payload), status
+
+    @expose("/slots", methods=["GET"])
+    def slots(self):
+        """Free slots of an office with remaining places (public).
+        ---
+        get:
+          parameters:
+          - {in: query, name: office_id, required: true, schema: {type: integer}}
+          - {in: query, name: date_from, schema: {type: string, format: date}}
+          - {in: query, name: date_to, schema: {type: string, format: date}}
+          - {in: query, name: document_type_id, schema: {type: integer}}
+          responses:
+            200: {description: "{office_id, slots: [{start, remaining}]}, times +07:00"}
+            404: {description: Unknown office}
+            422: {description: Bad dates or a document type the office does not offer}
+        """
+        return self._answer(self._slots)
+
+    def _slots(self):
+        office = services.bookable_office(db.session, request.args.get("office_id"))
+        today = services.today_vn()
+        date_from = _date_arg("date_from", today)
+        date_to = _date_arg("date_to", date_from + dt.timedelta(days=30))
+        if date_to < date_from or (date_to - date_from).days > 92:
+            raise DomainError(_("Ask for at most 92 days, with date_to after date_from."))
+        type_id = request.args.get("document_type_id", type=int)
+        types = {t.id for t in offered_document_types(db.session, office.id)}
+        if type_id is not None and type_id not in types:
+            raise DomainError(_("This office does not certify this document type."))
+        free = services.availability(db.session, office.id, date_from, date_to)
+        return self.response(200, office_id=office.id, slots=[
+            {"start": s.local.isoformat(), "remaining": s.remaining} for s in free])
+
+    @expose("/", methods=["GET"])
+    @protect()
+    @permission_name("get")
+    def get_list(self):
+        """Appointments: a citizen's own, staff their office's.
+        ---
+        get:
+          parameters:
+          - {in: query, name: status, schema: {type: string}}
+          - {in: query, name: date, schema: {type: string, format: date}}
+          - {in: query, name: page, schema: {type: integer}}
+          responses:
+            200: {description: "{count, result: [appointment]}"}
+        """
+        return self._answer(self._list)
+
+    def _list(self):
+        stmt = services.visible_select(db.session, current_user())
+        status = request.args.get("status")
+        if status:
+            try:
+                stmt = stmt.where(Appointment.status == AppointmentStatus(status))
+            except ValueError:
+                raise DomainError(_("Unknown status %(value)s.", value=status)) from None
+        if request.args.get("date"):
+            day = _date_arg("date", services.today_vn())
+            begin = to_utc(dt.datetime.combine(day, dt.time.min,
+                                                        tzinfo=VN_TZ))
+            stmt = stmt.where(Appointment.start >= begin,
+                              Appointment.start < begin + dt.timedelta(days=1))
+        page = max(request.args.get("page", 0, type=int), 0)
+        rows = db.session.scalars(stmt.order_by(Appointment.start).offset(page * 100)
+                                  .limit(100)).all()
+        return self.response(200, count=len(rows), result=[appointment_json(a) for a in rows])
+
+    @expose("/<int:pk>", methods=["GET"])
+    @protect()
+    @permission_name("get")
+    def get(self, pk: int):
+        """One appointment (404 outside your scope).
+        ---
+        get:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: The appointment}
+            404: {description: Not found}
+        """
+        return self._answer(lambda: self._json(200, appointment_json(
+            services.get_visible(db.session, current_user(), pk))))
+
+    @expose("/", methods=["POST"])
+    @protect()
+    @permission_name("post")
+    def post(self):
+        """Book a slot (citizen).
+        ---
+        post:
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [office_id, document_type_id, start]
+                  properties:
+                    office_id: {type: integer}
+                    document_type_id: {type: integer}
+                    start: {type: string, description: "ISO time; no zone = Vietnam time"}
+                    documents: {type: integer, default: 1}
+          responses:
+            201: {description: "{id, code, start, office}"}
+            409: {description: The slot is full, or too many active appointments}
+            422: {description: Invalid data}
+        """
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return self.response_400(message=_("Send the booking as a JSON object."))
+
+        def book():
+            a = services.book(db.session, current_user(), office_id=body.get("office_id"),
+                              document_type_id=body.get("document_type_id"),
+                              start=body.get("start"), documents=body.get("documents", 1),
+                              note=body.get("note"))
+            return self._json(201, {"id": a.id, "code": a.display_code(),
+                                    "start": to_local(a.start).isoformat(),
+                                    "office": a.office.name})
+
+        return self._answer(book)
+
+    @expose("/<int:pk>/cancel", methods=["POST"])
+    @protect()
+    @permission_name("cancel")
+    def cancel(self, pk: int):
+        """Cancel with a reason (citizen: until the cutoff; staff: any active one).
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            content:
+              application/json:
+                schema: {type: object, properties: {reason: {type: string}}}
+          responses:
+            200: {description: The cancelled appointment}
+            404: {description: Not found}
+            409: {description: Already cancelled / processed, or past the cutoff}
+        """
+        body = request.get_json(silent=True) or {}
+        return self._answer(lambda: self._json(200, appointment_json(
+            services.cancel(db.session, current_user(), pk, body.get("reason")))))
+
+    @expose("/<int:pk>/reschedule", methods=["POST"])
+    @protect()
+    @permission_name("reschedule")
+    def reschedule(self, pk: int):
+        """Move to another free slot with a reason (staff); the citizen is notified.
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  properties: {start: {type: string}, reason: {type: string}}
+          responses:
+            200: {description: The rescheduled appointment}
+            404: {description: Not found}
+            409: {description: The new slot is full, or the appointment is no longer active}
+        """
+        body = request.get_json(silent=True) or {}
+        return self._answer(lambda: self._json(200, appointment_json(
+            services.reschedule(db.session, current_user(), pk, body.get("start"),
+                                body.get("reason")))))
+
+
+def register(appbuilder) -> None:
+    appbuilder.add_view(AppointmentPortalView, "Book an appointment",
+                        label=_l("Book an appointment"), href="/appointments/book",
+                        icon="fa-calendar-plus-o", category="My appointments",
+                        category_label=_l("My appointments"), category_icon="fa-calendar")
+    appbuilder.add_link("My appointments list", label=_l("My appointments"),
+                        href="/appointments/mine", icon="fa-list", category="My appointments")
+    appbuilder.add_view(PendingAppointmentView, "Appointments pending",
+                        label=_l("Appointments pending"), icon="fa-calendar-check-o",
+                        category="Appointments", category_label=_l("Appointments"),
+                        category_icon="fa-calendar")
+    appbuilder.add_view(AppointmentSettingsView, "Appointment settings",
+                        label=_l("Appointment settings"), icon="fa-sliders",
+                        category="Appointments")
+    appbuilder.add_view(WorkingSessionView, "Weekly working plan",
+                        label=_l("Weekly working plan"), icon="fa-clock-o",
+                        category="Appointments")
+    appbuilder.add_view(ClosureView, "Closures and holidays", label=_l("Closures and holidays"),
+                        icon="fa-ban", category="Appointments")
+    appbuilder.add_api(AppointmentApi)

@@ -1,7 +1,7 @@
 """Jinja filters for Vietnamese display: dd/mm/yyyy, Vietnam time, đồng."""
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, has_request_context, request
 
 from app.timeutil import format_date, format_datetime
 
@@ -13,7 +13,22 @@ def format_money(amount: int | None) -> str:
     return f"{amount:,}".replace(",", ".") + " đ"
 
 
+def _api_aware(page_selector):
+    """API clients keep no session: their language comes from Accept-Language
+    (Vietnamese unless they prefer English); pages keep FAB's session choice."""
+
+    def select():
+        if (has_request_context() and request.path.startswith("/api/")
+                and "_l_" not in request.args):
+            return request.accept_languages.best_match(["vi", "en"], default="vi")
+        return page_selector()
+
+    return select
+
+
 def register(app: Flask) -> None:
+    babel = app.extensions["babel"]
+    babel.locale_selector = _api_aware(babel.locale_selector)
     app.jinja_env.filters["vn_date"] = format_date
     app.jinja_env.filters["vn_datetime"] = format_datetime
     app.jinja_env.filters["vn_money"] = format_money

@@ -63,3 +63,21 @@ def sized_scan_pdf(target_bytes: int, dpi: int = 200) -> bytes:
         page += 1
     c.save()
     return out.getvalue()
+
+
+def pdfsig(app, tmp_path, pdf: bytes) -> str:
+    """poppler's pdfsig on ``pdf`` with an NSS database that trusts the demo root."""
+    import subprocess
+    from pathlib import Path
+
+    nss = tmp_path / "nss"
+    nss.mkdir(exist_ok=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True,
+                   capture_output=True)
+    root = Path(app.config["DATA_DIR"]) / "pki" / "demo-root.pem"
+    subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", "saoy-demo-root", "-t",
+                    "C,C,C", "-i", str(root)], check=True, capture_output=True)
+    path = tmp_path / "copy.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(path)], capture_output=True,
+                          text=True).stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.pdfs import scan_pdf
+from tests.pdfs import pdfsig, scan_pdf
 from tests.softhsm import make_token, softhsm_lib
 
 
@@ -105,23 +105,9 @@ def test_certified_copy_keeps_the_scan_and_validates(signing_ctx, scan):
     assert by_role["leader"]["signing_time"].endswith("+07:00")
 
 
-def _pdfsig(app, tmp_path, pdf: bytes) -> str:
-    nss = tmp_path / "nss"
-    nss.mkdir()
-    subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True,
-                   capture_output=True)
-    root = Path(app.config["DATA_DIR"]) / "pki" / "demo-root.pem"
-    subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", "saoy-demo-root", "-t",
-                    "C,C,C", "-i", str(root)], check=True, capture_output=True)
-    path = tmp_path / "copy.pdf"
-    path.write_bytes(pdf)
-    return subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(path)], capture_output=True,
-                          text=True).stdout
-
-
 def test_pdfsig_agrees_both_signatures_valid_and_trusted(app, signing_ctx, scan, tmp_path):
     _, _, sealed = make_sealed(signing_ctx, scan)
-    out = _pdfsig(app, tmp_path, sealed)
+    out = pdfsig(app, tmp_path, sealed)
     assert out.count("Signature is Valid.") == 2, out
     assert out.count("Certificate is Trusted.") == 2, out
 
@@ -184,7 +170,7 @@ def test_paint_over_update_is_reported_as_modified(client, app, sealed_copy, tmp
     page = client.post("/verify/", data={"file": (io.BytesIO(painted), "x.pdf")},
                        content_type="multipart/form-data").get_data(as_text=True)
     assert "đã bị thay đổi sau khi ký" in page
-    assert _pdfsig(app, tmp_path, painted).count("Signature is Valid.") == 2  # pdfsig misses it
+    assert pdfsig(app, tmp_path, painted).count("Signature is Valid.") == 2  # pdfsig misses it
 
 
 def test_public_page_by_code_and_secret_download(client, sealed_copy):

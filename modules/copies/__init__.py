@@ -1,10 +1,62 @@
-"""Copy requests: intake, scan checks, workflow, fees, delivery (orchestrates the others)."""
+"""Copy requests: intake, scan checks, workflow, fees, delivery (orchestrates the others).
+
+Owns the ``copy_`` tables.  Talks to appointments, registers and signing only
+through their service functions; the state machine is ``workflow.py``.
+"""
 from app.modules import ModuleSpec
+
+
+def _register(appbuilder):
+    from modules.copies.views import register
+
+    register(appbuilder)
+
+
+_LISTS = "(CopyRequestView|AwaitingSignatureView|AwaitingSealView|ReturnedView)"
+_STAFF_PAGES = ["^CopyRequestView$", "^can_(list|export_xlsx|detail|do|slip|document)$"]
+
+
+def _menus(*names: str) -> list[str]:
+    return ["^(" + "|".join(("Certification", "Certification requests") + names) + ")$",
+            "^menu_access$"]
+
+
+_OFFICER = [
+    ["^CopyRequestView$", "^can_(list|export_xlsx|intake|intake_post|detail|do|edit_draft|"
+                          "slip|document)$"],
+    ["^ReturnedView$", "^can_(list|export_xlsx)$"],
+    ["^CopyApi$", "^can_(get|post|transition)$"],
+    _menus("New copy from original", "Returned requests"),
+]
+_LEADER = [
+    _STAFF_PAGES,
+    ["^CopyRequestView$", "^can_bulk_sign$"],
+    ["^AwaitingSignatureView$", "^(can_list|can_export_xlsx|sign|forward)$"],
+    ["^CopyApi$", "^can_(get|transition)$"],
+    _menus("Copies awaiting signature"),
+]
+_CLERK = [
+    _STAFF_PAGES,
+    ["^AwaitingSealView$", "^(can_list|can_export_xlsx|deliver)$"],
+    ["^CopyApi$", "^can_(get|transition)$"],
+    _menus("Copies awaiting seal"),
+]
+_READ = [
+    ["^" + _LISTS + "$", "^can_(list|export_xlsx)$"],
+    ["^CopyRequestView$", "^can_(detail|slip|document)$"],
+    ["^CopyApi$", "^can_get$"],
+    _menus(),
+]
+_CITIZEN = [
+    ["^MyCopiesView$", "^can_(index|detail|file)$"],
+    ["^My documents$", "^menu_access$"],
+]
 
 MODULE = ModuleSpec(
     name="copies",
     depends=("platform", "registers", "signing", "appointments"),
-    models=None,
-    register=None,
-    roles={},
+    models="modules.copies.models",
+    register=_register,
+    roles={"Officer": _OFFICER, "Leader": _LEADER, "Clerk": _CLERK, "Supervisor": _READ,
+           "OfficeAdmin": _READ, "Citizen": _CITIZEN},
 )

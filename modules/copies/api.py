@@ -1,0 +1,268 @@
+"""``/api/v1/copy/``: the same services and workflow as the web pages, as JSON."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import current_app, jsonify, request, send_file
+from flask_appbuilder import expose
+from flask_appbuilder.api import BaseApi, permission_name, protect
+from flask_babel import gettext as _
+from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.errors import DomainError
+from app.extensions import db
+from app.scoping import current_user, visible_office_ids
+from app.timeutil import VN_TZ, to_local, to_utc
+from modules.copies import services, workflow
+from modules.copies.models import CopyRequest, State
+from modules.copies.views import params_from, read_upload, too_large_message
+from modules.signing import services as signing
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return to_local(value).isoformat() if value else None
+
+
+def copy_json(c: CopyRequest, user=None, *, full: bool = False) -> dict:
+    data = {
+        "id": c.id, "state": c.state.value, "office_id": c.office_id,
+        "requester_name": c.requester_name, "requester_identity": c.requester_identity,
+        "requester_email": c.requester_email, "document_type_id": c.document_type_id,
+        "document_type": c.document_type.name_vi, "copies": c.copies, "pages": c.pages,
+        "fee": c.fee, "fee_paid": c.fee_paid, "received_at": _iso(c.received_at),
+        "due_at": _iso(c.due_at), "overdue": c.overdue, "number": c.number, "book": c.book,
+        "reason": c.reason, "version": c.version,
+    }
+    if full:
+        data.update(
+            verify_code=c.document.verify_code, scan_dpi=c.scan_dpi,
+            receipt_number=c.receipt_number, delivered_at=_iso(c.delivered_at),
+            allowed_events=[e.value for e in workflow.allowed_events(c, user)],
+            history=[{"time": _iso(e.created_at), "event": e.event, "from": e.from_state,
+                      "to": e.to_state, "user_id": e.user_id, "reason": e.reason}
+                     for e in services.history(db.session, c)])
+    return data
+
+
+def _date(name: str) -> dt.date | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise DomainError(_("The date %(value)s is not valid (use YYYY-MM-DD).",
+                            value=raw)) from None
+
+
+class CopyApi(BaseApi):
+    resource_name = "copy"
+    openapi_spec_tag = "Copy requests"
+    allow_browser_login = True  # the bulk-sign page calls /sign with the session cookie
+
+    def _answer(self, call):
+        try:
+            return call()
+        except RequestEntityTooLarge:
+            return jsonify(message=too_large_message()), 413
+        except DomainError as exc:
+            return jsonify(message=exc.message, **exc.details), exc.status
+
+    @expose("/", methods=["POST"])
+    @protect()
+    @permission_name("post")
+    def post(self):
+        """Intake a walk-in request (draft); submit it with ``/submit``.
+        ---
+        post:
+          requestBody:
+            required: true
+            content:
+              multipart/form-data:
+                schema:
+                  type: object
+                  required: [scan, document_type_id]
+                  properties:
+                    scan: {type: string, format: binary, description: "PDF, ≤ SAOY_MAX_UPLOAD_MB"}
+                    document_type_id: {type: integer}
+                    copies: {type: integer, default: 1}
+                    identity_number: {type: string, description: requester's DVCQG account}
+                    email: {type: string, description: "requester without an account"}
+                    name: {type: string}
+                    phone: {type: string}
+                    note: {type: string}
+                    appointment_code: {type: string}
+          responses:
+            201: {description: "{id, state, fee, pages, dpi, warning}"}
+            404: {description: No account with this identity number / no such appointment}
+            413: {description: File too large (refused while streaming)}
+            422: {description: "Bad file or data: {message}"}
+        """
+        return self._answer(self._intake)
+
+    def _intake(self):
+        upload = read_upload()
+        if upload is None:
+            raise DomainError(_("Attach the scanned PDF of the original."))
+        form = request.form
+        copy, info = services.intake(
+            db.session, current_user(), upload=upload,
+            document_type_id=form.get("document_type_id"), copies=form.get("copies"),
+            requester=services.Requester(
+                identity_number=form.get("identity_number"),
+                no_account=not form.get("identity_number"),
+                email=form.get("email"), name=form.get("name"), phone=form.get("phone")),
+            note=form.get("note"), appointment_code=form.get("appointment_code"))
+        low = info.dpi is not None and info.dpi < current_app.config["MIN_SCAN_DPI"]
+        return jsonify(id=copy.id, state=copy.state.value, fee=copy.fee, pages=copy.pages,
+                       dpi=info.dpi, warning=_("The scan resolution is below %(min)s dpi.",
+                                               min=current_app.config["MIN_SCAN_DPI"])
+                       if low else None), 201
+
+    @expose("/<int:pk>/<event>", methods=["POST"])
+    @protect()
+    @permission_name("transition")
+    def transition(self, pk: int, event: str):
+        """Apply a workflow event: submit, sign, return, forward, seal, deliver, cancel,
+        resume (and ``pay`` to record the fee receipt).
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          - {in: path, name: event, required: true, schema: {type: string, enum: [submit,
+              sign, return, forward, seal, deliver, cancel, resume, pay]}}
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  properties:
+                    reason: {type: string, description: return / cancel}
+                    register_id: {type: integer, description: seal}
+                    page: {type: integer, description: "sign: 1-based page of the attestation"}
+                    rect: {type: array, items: {type: number}, description: "sign: x1,y1,x2,y2"}
+                    receipt_number: {type: string, description: pay}
+          responses:
+            200: {description: The request after the event}
+            403: {description: Your role cannot do this}
+            404: {description: Not found in your offices}
+            409: {description: "Wrong state: {message, allowed_events, state}"}
+            422: {description: Missing reason / register, bad placement}
+        """
+        body = request.get_json(silent=True) or {}
+
+        def run():
+            if event == "pay":
+                copy = services.mark_paid(db.session, current_user(), pk,
+                                          body.get("receipt_number"))
+            else:
+                copy = workflow.apply(db.session, current_user(), pk, event, params_from(body))
+            return jsonify(copy_json(copy, current_user(), full=True)), 200
+
+        return self._answer(run)
+
+    @expose("/", methods=["GET"])
+    @protect()
+    @permission_name("get")
+    def get_list(self):
+        """Requests of your offices, newest first.
+        ---
+        get:
+          parameters:
+          - {in: query, name: state, schema: {type: string}}
+          - {in: query, name: date_from, schema: {type: string, format: date}}
+          - {in: query, name: date_to, schema: {type: string, format: date}}
+          - {in: query, name: document_type_id, schema: {type: integer}}
+          - {in: query, name: q, schema: {type: string}, description: identity, name or number}
+          - {in: query, name: page, schema: {type: integer}}
+          responses:
+            200: {description: "{count, result: [request]}"}
+        """
+        return self._answer(self._list)
+
+    def _list(self):
+        stmt = select(CopyRequest)
+        ids = visible_office_ids(current_user(), db.session)
+        if ids is not None:
+            stmt = stmt.where(CopyRequest.office_id.in_(ids))
+        if state := request.args.get("state"):
+            try:
+                stmt = stmt.where(CopyRequest.state == State(state))
+            except ValueError:
+                raise DomainError(_("Unknown status %(value)s.", value=state)) from None
+        if first := _date("date_from"):
+            stmt = stmt.where(CopyRequest.received_at >= to_utc(
+                dt.datetime.combine(first, dt.time.min, tzinfo=VN_TZ)))
+        if last := _date("date_to"):
+            stmt = stmt.where(CopyRequest.received_at < to_utc(
+                dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=VN_TZ)))
+        if type_id := request.args.get("document_type_id", type=int):
+            stmt = stmt.where(CopyRequest.document_type_id == type_id)
+        if q := (request.args.get("q") or "").strip():
+            like = f"%{q}%"
+            stmt = stmt.where(CopyRequest.requester_identity.like(like)
+                              | CopyRequest.requester_name.ilike(like)
+                              | (CopyRequest.number == q))
+        page = max(request.args.get("page", 0, type=int), 0)
+        rows = db.session.scalars(stmt.order_by(CopyRequest.id.desc()).offset(page * 100)
+                                  .limit(100)).all()
+        return jsonify(count=len(rows), result=[copy_json(c) for c in rows]), 200
+
+    @expose("/<int:pk>", methods=["GET"])
+    @protect()
+    @permission_name("get")
+    def get(self, pk: int):
+        """One request: state, number, book, allowed events and history.
+        ---
+        get:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: The request}
+            404: {description: Not found in your offices}
+        """
+        return self._answer(lambda: (jsonify(copy_json(
+            workflow.get_visible(db.session, current_user(), pk), current_user(),
+            full=True)), 200))
+
+    @expose("/<int:pk>/document", methods=["GET"])
+    @protect()
+    @permission_name("get")
+    def document(self, pk: int):
+        """The current PDF (scan, then signed, then sealed).
+        ---
+        get:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: PDF, content: {application/pdf: {}}}
+            404: {description: Not found in your offices}
+        """
+        def send():
+            copy = workflow.get_visible(db.session, current_user(), pk)
+            return send_file(signing.pdf_stream(copy.document), mimetype="application/pdf",
+                             download_name=f"ho-so-{copy.id}.pdf")
+
+        return self._answer(send)
+
+    @expose("/<int:pk>/validation", methods=["GET"])
+    @protect()
+    @permission_name("get")
+    def validation(self, pk: int):
+        """Validate the current PDF now (pyHanko, bundled Vietnamese roots).
+        ---
+        get:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: "The validation report: valid, signatures[…]"}
+            404: {description: Not found in your offices}
+        """
+        def report():
+            copy = workflow.get_visible(db.session, current_user(), pk)
+            result = signing.validate_bytes(signing.read_current(copy.document))
+            return jsonify(request_id=copy.id, state=copy.state.value,
+                           **result.to_dict()), 200
+
+        return self._answer(report)

@@ -1,0 +1,134 @@
+"""Copy requests (hồ sơ chứng thực bản sao): one original, its scan and its path through
+the workflow.  Only ``modules.copies.workflow`` changes ``state``; ``version`` makes a
+second click (or a concurrent one) fail instead of applying an event twice."""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.citizens.models import Citizen
+from app.offices.models import DocumentType
+from app.scoping import OfficeOwned
+from app.timeutil import format_datetime, utcnow
+from app.users import StaffUser
+
+
+class State(str, enum.Enum):
+    draft = "draft"
+    awaiting_signature = "awaiting_signature"
+    signed = "signed"
+    awaiting_seal = "awaiting_seal"
+    sealed = "sealed"
+    delivered = "delivered"
+    returned = "returned"
+    cancelled = "cancelled"
+
+
+STATE_LABELS = {
+    State.draft: _l("Draft"), State.awaiting_signature: _l("Awaiting signature"),
+    State.signed: _l("Signed"), State.awaiting_seal: _l("Awaiting seal"),
+    State.sealed: _l("Sealed"), State.delivered: _l("Delivered"),
+    State.returned: _l("Returned"), State.cancelled: _l("Cancelled"),
+}
+OPEN_STATES = (State.draft, State.awaiting_signature, State.signed, State.awaiting_seal,
+               State.sealed, State.returned)
+
+
+class CopyRequest(OfficeOwned, Model):
+    __tablename__ = "copy_request"
+    __table_args__ = (
+        Index("ix_copy_request_office_state", "office_id", "state"),
+        CheckConstraint("copies >= 1", name="ck_copy_request_copies"),
+        CheckConstraint("pages >= 1", name="ck_copy_request_pages"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[State] = mapped_column(
+        Enum(State, name="copy_state", native_enum=False, length=24), nullable=False,
+        default=State.draft)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    # Requester: a citizen account, or (no DVCQG account) an e-mail address.
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizen_account.id"))
+    requester_name: Mapped[str | None] = mapped_column(String(255))
+    requester_identity: Mapped[str | None] = mapped_column(String(16), index=True)
+    requester_email: Mapped[str | None] = mapped_column(String(320))
+    requester_phone: Mapped[str | None] = mapped_column(String(16))
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appt_appointment.id"))
+    # The original and its scan.
+    document_type_id: Mapped[int] = mapped_column(ForeignKey("org_document_type.id"),
+                                                  nullable=False)
+    copies: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    pages: Mapped[int] = mapped_column(Integer, nullable=False)
+    scan_dpi: Mapped[int | None] = mapped_column(Integer)
+    scan_filename: Mapped[str | None] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text)
+    document_id: Mapped[int] = mapped_column(ForeignKey("sign_document.id"), nullable=False)
+    # Fee (đồng) and time limit.
+    fee: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    fee_paid: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    receipt_number: Mapped[str | None] = mapped_column(String(64))
+    paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)
+    # Numbering and delivery.
+    register_entry_id: Mapped[int | None] = mapped_column(ForeignKey("reg_entry.id"))
+    number: Mapped[str | None] = mapped_column(String(32), index=True)
+    book: Mapped[str | None] = mapped_column(String(64))
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    delivered_to: Mapped[str | None] = mapped_column(String(320))
+    reason: Mapped[str | None] = mapped_column(Text)  # last return / cancel reason
+    # Who did what.
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"), nullable=False)
+    signed_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    sealed_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    citizen: Mapped[Citizen | None] = relationship(Citizen, lazy="joined")
+    document_type: Mapped[DocumentType] = relationship(DocumentType, lazy="joined")
+    created_by = relationship(StaffUser, foreign_keys=[created_by_id])
+    signed_by = relationship(StaffUser, foreign_keys=[signed_by_id])
+    sealed_by = relationship(StaffUser, foreign_keys=[sealed_by_id])
+    document = relationship("SignedDocument", lazy="joined")
+
+    @property
+    def state_text(self) -> str:
+        return str(STATE_LABELS[self.state])
+
+    @property
+    def overdue(self) -> bool:
+        return self.state in OPEN_STATES and self.due_at < utcnow()
+
+    @property
+    def due_status(self) -> tuple[str, bool]:
+        """(due time as shown, overdue?) for the lists' highlighted column."""
+        return self.due_text, self.overdue
+
+    @property
+    def due_text(self) -> str:
+        return format_datetime(self.due_at)
+
+    @property
+    def received_text(self) -> str:
+        return format_datetime(self.received_at)
+
+    @property
+    def requester(self) -> str:
+        return self.requester_name or self.requester_email or ""
+
+    def __repr__(self) -> str:
+        return f"#{self.id} {self.requester}"

@@ -1,0 +1,272 @@
+"""Copy requests: intake, editing a draft, fees, due dates, payment and lookups.
+
+State changes go through ``workflow.apply``; this module creates requests, edits
+drafts and answers questions.  Every write commits with its audit event.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.audit import AuditEvent
+from app.citizens.models import Citizen
+from app.citizens.services import by_identity, identity_error
+from app.errors import DomainError
+from app.offices.services import is_offered
+from app.scoping import staff_office_id
+from app.storage import file_store
+from app.timeutil import VN_TZ, to_local, to_utc, utcnow
+from modules.appointments import services as appointments
+from modules.copies import workflow
+from modules.copies.models import CopyRequest, State
+from modules.copies.scans import ScanInfo, check_scan
+from modules.signing import services as signing
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_COPIES = 100
+
+
+class IntakeError(DomainError):
+    """Intake data refused; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class Requester:
+    identity_number: str | None = None
+    no_account: bool = False
+    email: str | None = None
+    name: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    stream: BinaryIO
+    filename: str | None
+
+
+# --- fees and time limits ----------------------------------------------------------------
+
+def fee_per_copy(pages: int, config: Any = None) -> int:
+    """Thông tư 226/2016: 2,000 đ for each of pages 1–2, 1,000 đ from page 3, capped per copy."""
+    config = config or current_app.config
+    first = min(pages, config["FEE_FIRST_PAGES"])
+    amount = (first * config["FEE_FIRST_PAGE_RATE"]
+              + max(pages - first, 0) * config["FEE_LATER_PAGE_RATE"])
+    return min(amount, config["FEE_CAP_PER_COPY"])
+
+
+def fee_for(pages: int, copies: int, config: Any = None) -> int:
+    """The cap applies to each copy, not to the request's total."""
+    return fee_per_copy(pages, config) * copies
+
+
+def _working_day(session: Session, office_id: int, day: dt.date) -> bool:
+    return day.weekday() < 5 and not appointments.is_closed(session, office_id, day)
+
+
+def due_at(session: Session, office_id: int, received_at: dt.datetime) -> dt.datetime:
+    """Same working day; the next working day when received after the cutoff (15:00)."""
+    config = current_app.config
+    local = to_local(received_at)
+    day = local.date()
+    if not _working_day(session, office_id, day) or local.hour >= config["SAME_DAY_CUTOFF_HOUR"]:
+        day += dt.timedelta(days=1)
+        while not _working_day(session, office_id, day):
+            day += dt.timedelta(days=1)
+    return to_utc(dt.datetime.combine(day, dt.time(config["RETURN_HOUR"]), tzinfo=VN_TZ))
+
+
+# --- intake --------------------------------------------------------------------------------
+
+def _checked_upload(upload: Upload) -> tuple[ScanInfo, str]:
+    """Scan checks first; the file is stored only when it passes."""
+    config = current_app.config
+    info = check_scan(upload.stream, config["MAX_UPLOAD_MB"] * 2**20, config["MAX_SCAN_PAGES"])
+    sha, _size = file_store().put_file(upload.stream, max_bytes=config["MAX_UPLOAD_MB"] * 2**20)
+    return info, sha
+
+
+def _document_type(session: Session, office_id: int, value: Any) -> int:
+    try:
+        type_id = int(value)
+    except (TypeError, ValueError):
+        raise IntakeError(_("Choose the document type.")) from None
+    if not is_offered(session, office_id, type_id):
+        raise IntakeError(_("This office does not certify this document type."))
+    return type_id
+
+
+def _copies(value: Any) -> int:
+    try:
+        copies = int(value or 1)
+    except (TypeError, ValueError):
+        copies = 0
+    if not 1 <= copies <= MAX_COPIES:
+        raise IntakeError(_("The number of copies must be between 1 and %(max)s.",
+                            max=MAX_COPIES))
+    return copies
+
+
+def resolve_requester(session: Session, requester: Requester) -> dict[str, Any]:
+    """A citizen account found by identity number, or an e-mail for one without."""
+    if not requester.no_account:
+        identity = (requester.identity_number or "").strip()
+        if message := identity_error(identity):
+            raise IntakeError(message)
+        citizen = by_identity(session, identity)
+        if citizen is None:
+            raise IntakeError(_("No DVCQG account has this identity number. Tick 'Requester "
+                                "without a DVCQG account' and enter an e-mail address."), 404)
+        return {"citizen_id": citizen.id, "requester_name": citizen.full_name,
+                "requester_identity": citizen.identity_number,
+                "requester_phone": citizen.phone, "requester_email": citizen.email}
+    email = (requester.email or "").strip().lower()
+    if not EMAIL_RE.match(email):
+        raise IntakeError(_("Enter the e-mail address the certified copy is sent to."))
+    identity = (requester.identity_number or "").strip() or None
+    if identity and (message := identity_error(identity)):
+        raise IntakeError(message)
+    return {"citizen_id": None, "requester_name": (requester.name or "").strip() or None,
+            "requester_identity": identity, "requester_phone": (requester.phone or "").strip()
+            or None, "requester_email": email}
+
+
+def intake(session: Session, user: Any, *, upload: Upload, document_type_id: Any,
+           copies: Any, requester: Requester, note: str | None = None,
+           appointment_code: str | None = None) -> tuple[CopyRequest, ScanInfo]:
+    """A new request in draft (the caller submits it): checks everything before storing."""
+    office_id = staff_office_id(user)
+    type_id = _document_type(session, office_id, document_type_id)
+    count = _copies(copies)
+    who = resolve_requester(session, requester)
+    appointment = None
+    if appointment_code:
+        appointment = appointments.by_code(session, user, appointment_code)
+        if appointment is None:
+            raise IntakeError(_("No appointment of your office has this code."), 404)
+        if not appointment.is_active:
+            raise IntakeError(_("This appointment was already processed or cancelled."), 409)
+    info, sha = _checked_upload(upload)
+    doc_type_name = _type_name(session, type_id)
+    try:
+        doc = signing.create_document(session, office_id, sha, document_type=doc_type_name,
+                                      pages=info.pages)
+        now = utcnow()
+        request = CopyRequest(
+            office_id=office_id, state=State.draft, version=1, document_type_id=type_id,
+            copies=count, pages=info.pages, scan_dpi=info.dpi,
+            scan_filename=(upload.filename or "")[:255] or None, note=(note or "").strip() or None,
+            document_id=doc.id, fee=fee_for(info.pages, count), received_at=now,
+            due_at=due_at(session, office_id, now), created_by_id=user.id,
+            appointment_id=appointment.id if appointment else None, **who)
+        session.add(request)
+        session.flush()
+        audit.record(session, user, "copy_created", obj=request, to_state=State.draft.value,
+                     file_sha256=sha)
+        if appointment is not None:
+            appointments.mark_processed(session, user, appointment, commit=False)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return request, info
+
+
+def _type_name(session: Session, type_id: int) -> str:
+    from app.offices.models import DocumentType
+
+    return session.get(DocumentType, type_id).name_vi
+
+
+def update_draft(session: Session, user: Any, request_id: Any, *, upload: Upload | None = None,
+                 document_type_id: Any = None, copies: Any = None, note: str | None = None
+                 ) -> tuple[CopyRequest, ScanInfo | None]:
+    """Xử lý tiếp: replace the scan, change type, copies or note of a draft."""
+    request = workflow.get_visible(session, user, request_id)
+    if request.state is not State.draft:
+        raise workflow.WorkflowError(_("Only a request being prepared can be edited. Use "
+                                       "'Continue processing' on a returned request first."))
+    if "Officer" not in workflow.role_names(user) and not workflow.is_admin(user):
+        raise workflow.WorkflowError(_("Your role cannot do this: %(action)s.",
+                                       action=_("Edit")), 403)
+    type_id = (_document_type(session, request.office_id, document_type_id)
+               if document_type_id not in (None, "") else request.document_type_id)
+    count = _copies(copies) if copies not in (None, "") else request.copies
+    info = None
+    if upload is not None:
+        info, sha = _checked_upload(upload)
+        signing.replace_scan(request.document, sha, info.pages)
+        request.pages, request.scan_dpi = info.pages, info.dpi
+        request.scan_filename = (upload.filename or "")[:255] or None
+    if type_id != request.document_type_id:
+        request.document_type_id = type_id
+        request.document.document_type = _type_name(session, type_id)
+    request.copies = count
+    if note is not None:
+        request.note = note.strip() or None
+    if not request.fee_paid:
+        request.fee = fee_for(request.pages, request.copies)
+    request.version += 1
+    audit.record(session, user, "copy_edited", obj=request,
+                 file_sha256=request.document.scan_sha256 if upload else None)
+    session.commit()
+    return request, info
+
+
+def mark_paid(session: Session, user: Any, request_id: Any, receipt_number: str) -> CopyRequest:
+    request = workflow.get_visible(session, user, request_id)
+    receipt = (receipt_number or "").strip()
+    if not receipt:
+        raise IntakeError(_("Enter the receipt number."))
+    if request.state is State.cancelled:
+        raise workflow.WorkflowError(_("This request is cancelled."))
+    if request.fee_paid:
+        raise workflow.WorkflowError(_("The fee of this request is already paid (receipt "
+                                       "%(receipt)s).", receipt=request.receipt_number))
+    request.fee_paid, request.receipt_number, request.paid_at = True, receipt[:64], utcnow()
+    audit.record(session, user, "copy_fee_paid", obj=request, reason=receipt)
+    session.commit()
+    return request
+
+
+# --- lookups --------------------------------------------------------------------------------
+
+def history(session: Session, request: CopyRequest) -> list[AuditEvent]:
+    return list(session.scalars(select(AuditEvent).where(
+        AuditEvent.object_type == "CopyRequest", AuditEvent.object_id == request.id)
+        .order_by(AuditEvent.seq)))
+
+
+def _citizen_select(session: Session, user: Any):
+    citizen = session.scalars(select(Citizen).where(Citizen.user_id == user.id)).first()
+    return select(CopyRequest).where(CopyRequest.citizen_id == (citizen.id if citizen else -1))
+
+
+def citizen_requests(session: Session, user: Any, *, delivered_only: bool = False
+                     ) -> list[CopyRequest]:
+    """A citizen's own requests ("Giấy tờ của tôi": the delivered ones)."""
+    stmt = _citizen_select(session, user)
+    if delivered_only:
+        stmt = stmt.where(CopyRequest.state == State.delivered)
+    return list(session.scalars(stmt.order_by(CopyRequest.id.desc())))
+
+
+def citizen_request(session: Session, user: Any, request_id: Any) -> CopyRequest:
+    """One of the citizen's own requests, or 404."""
+    try:
+        pk = int(request_id)
+    except (TypeError, ValueError):
+        pk = -1
+    found = session.scalars(_citizen_select(session, user).where(CopyRequest.id == pk)).first()
+    if found is None:
+        raise workflow.WorkflowError(_("The page or record you asked for does not exist."), 404)
+    return found

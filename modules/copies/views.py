@@ -1,0 +1,431 @@
+"""Copy requests on the web: intake, the request page with its workflow buttons, the
+queues (awaiting signature, awaiting seal, returned), the slip, and the citizen's
+"Giấy tờ của tôi".  Thin: ``services`` and ``workflow`` decide everything."""
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, request, send_file, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_appbuilder.actions import action
+from flask_appbuilder.models.sqla.filters import FilterInFunction
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.crud import Datamodel
+from app.errors import DomainError
+from app.extensions import csrf, db
+from app.offices.services import offered_document_types
+from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user
+from modules.appointments import services as appointments
+from modules.copies import services, workflow
+from modules.copies.models import STATE_LABELS, CopyRequest, State
+from modules.registers.services import open_registers
+from modules.signing import pdf as signing_pdf
+from modules.signing import services as signing
+
+LABELS = {
+    "id": _l("No."), "state": _l("Status"), "state_text": _l("Status"),
+    "requester": _l("Requester"), "requester_name": _l("Requester"),
+    "requester_identity": _l("Identity number"), "requester_email": _l("E-mail"),
+    "document_type": _l("Document type"), "copies": _l("Copies"), "pages": _l("Pages"),
+    "fee": _l("Fee (đồng)"), "fee_paid": _l("Fee paid"), "received_at": _l("Received at"),
+    "received_text": _l("Received at"), "due_at": _l("Due"), "due_text": _l("Due"),
+    "due_status": _l("Due"),
+    "number": _l("Certification number"), "book": _l("Book"), "created_by": _l("Officer"),
+    "signed_by": _l("Signer"), "sealed_by": _l("Clerk"), "reason": _l("Reason"),
+    "note": _l("Note"), "office": _l("Office"),
+}
+
+
+def upload_limit() -> int:
+    return current_app.config["MAX_UPLOAD_MB"] * 2**20
+
+
+def too_large_message() -> str:
+    return _("The file is larger than %(mb)s MB.", mb=current_app.config["MAX_UPLOAD_MB"])
+
+
+def read_upload(field: str = "scan") -> services.Upload | None:
+    """The uploaded scan; the body is refused while streaming past the limit (+ form)."""
+    request.max_content_length = upload_limit() + 256 * 1024
+    stored = request.files.get(field)
+    if stored is None or not stored.filename:
+        return None
+    return services.Upload(stored.stream, stored.filename)
+
+
+def check_csrf() -> None:
+    """The upload forms are exempt from the global CSRF hook (it would parse the body
+    before the size limit is set) and check the token here instead."""
+    if current_app.config.get("WTF_CSRF_ENABLED", True):
+        csrf.protect()
+
+
+def placement_from(values) -> signing_pdf.Placement | None:
+    """Optional page and rectangle (points) for the attestation, from a form or JSON."""
+    page = values.get("page")
+    rect = values.get("rect")
+    if page in (None, "") and not rect:
+        return None
+    try:
+        page_index = int(page) - 1 if page not in (None, "") else None
+        if isinstance(rect, str):
+            rect = [float(v) for v in rect.replace(";", ",").split(",")] if rect else None
+        box = tuple(float(v) for v in rect) if rect else None
+        if box is not None and len(box) != 4:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise DomainError(_("The page or the area of the attestation is not valid.")) from None
+    return signing_pdf.Placement(page=page_index, rect=box)
+
+
+def params_from(values) -> workflow.Params:
+    register_id = values.get("register_id")
+    reason = values.get("reason") or ""
+    if values.get("ground"):
+        reason = f"{values.get('ground')} {reason}".strip()
+    return workflow.Params(
+        reason=reason, placement=placement_from(values),
+        register_id=int(register_id) if str(register_id or "").isdigit() else None)
+
+
+def state_filter(*states: State):
+    return [["state", FilterInFunction, lambda: list(states)]]
+
+
+class CopyListBase(ScopedModelView):
+    """The lists: filters, search, sorting, capped page size, Excel export; overdue rows
+    are highlighted; a row opens the request page."""
+
+    datamodel = Datamodel(CopyRequest)
+    base_permissions = ["can_list", "can_export_xlsx"]
+    list_template = "copies/list.html"
+    label_columns = LABELS
+    list_columns = ["id", "received_text", "requester", "requester_identity", "document_type",
+                    "pages", "copies", "fee", "state_text", "due_status", "number"]
+    export_columns = ["id", "received_text", "requester", "requester_identity", "document_type",
+                      "pages", "copies", "fee", "state_text", "due_text", "number", "book",
+                      "fee_paid", "requester_email", "note", "reason"]
+    formatters_columns = {
+        "id": lambda pk: Markup('<a href="{}">#{}</a>').format(f"/copies/request/{pk}", pk),
+        "due_status": lambda due: Markup('<span class="label label-danger overdue">{}</span>')
+        .format(due[0]) if due[1] else due[0],
+    }
+    search_columns = ["requester_name", "requester_identity", "number", "state", "received_at",
+                      "document_type", "created_by", "signed_by", "sealed_by", "fee_paid"]
+    order_columns = ["id", "received_at", "due_at", "requester_name", "number"]
+    base_order = ("received_at", "desc")
+
+    def _bulk(self, items, event: workflow.Event):
+        done, failed = 0, []
+        for item in items:
+            try:
+                workflow.apply(db.session, current_user(), item.id, event)
+                done += 1
+            except DomainError as exc:
+                failed.append(f"#{item.id}: {exc.message}")
+        if done:
+            flash(_("%(action)s: %(n)s requests done.", action=workflow.TRANSITIONS[event].label,
+                    n=done), "success")
+        for message in failed:
+            flash(message, "danger")
+        return redirect(self.get_redirect())
+
+
+class CopyRequestView(CopyListBase):
+    """All requests of the office, plus the request page and intake."""
+
+    route_base = "/copies"
+    base_permissions = ["can_list", "can_export_xlsx", "can_intake", "can_intake_post",
+                        "can_detail", "can_do",
+                        "can_edit_draft", "can_slip", "can_document", "can_bulk_sign"]
+    list_title = _l("Certification requests")
+
+    @expose("/intake", methods=["GET"])
+    @has_access
+    def intake(self):
+        """Thêm mới bản sao từ bản chính; from an appointment, its data is filled in."""
+        values = {"copies": 1}
+        appointment_id = request.args.get("appointment", type=int)
+        if appointment_id:
+            try:
+                a = appointments.get_visible(db.session, current_user(), appointment_id)
+            except DomainError:
+                abort(404)
+            values.update(identity_number=a.identity_number, document_type_id=a.document_type_id,
+                          copies=1, appointment_code=a.code, note=a.note or "")
+        return self._intake_form(values)
+
+    def _intake_form(self, values, status=200):
+        office_id = current_user().office_id
+        return self.render_template(
+            "copies/intake.html", values=values,
+            types=offered_document_types(db.session, office_id) if office_id else [],
+            max_mb=current_app.config["MAX_UPLOAD_MB"]), status
+
+    @expose("/intake", methods=["POST"])
+    @has_access
+    def intake_post(self):
+        try:
+            upload = read_upload()
+            check_csrf()  # after the size limit is set: the body is parsed once, bounded
+        except RequestEntityTooLarge:
+            flash(too_large_message(), "danger")
+            return self._intake_form({}, 413)
+        form = request.form
+        if upload is None:
+            flash(_("Attach the scanned PDF of the original."), "danger")
+            return self._intake_form(form.to_dict(), 422)
+        try:
+            copy, info = services.intake(
+                db.session, current_user(), upload=upload,
+                document_type_id=form.get("document_type_id"), copies=form.get("copies"),
+                requester=services.Requester(
+                    identity_number=form.get("identity_number"),
+                    no_account=bool(form.get("no_account")), email=form.get("email"),
+                    name=form.get("name"), phone=form.get("phone")),
+                note=form.get("note"), appointment_code=form.get("appointment_code"))
+            workflow.apply(db.session, current_user(), copy.id, workflow.Event.submit)
+        except DomainError as exc:
+            flash(exc.message, "danger")
+            return self._intake_form(form.to_dict(), exc.status)
+        self._scan_warning(info)
+        flash(_("Request #%(id)s submitted for signature. Fee: %(fee)s.", id=copy.id,
+                fee=money(copy.fee)), "success")
+        return redirect(url_for(".detail", pk=copy.id))
+
+    @staticmethod
+    def _scan_warning(info):
+        minimum = current_app.config["MIN_SCAN_DPI"]
+        if info is not None and info.dpi is not None and info.dpi < minimum:
+            flash(_("The scan is only about %(dpi)s dpi (at least %(min)s is recommended): "
+                    "check that it is legible.", dpi=info.dpi, min=minimum), "warning")
+
+    @expose("/request/<int:pk>")
+    @has_access
+    def detail(self, pk: int):
+        copy = self._get(pk)
+        events = workflow.allowed_events(copy, current_user())
+        return self.render_template(
+            "copies/detail.html", c=copy, events=events, transitions=workflow.TRANSITIONS,
+            Event=workflow.Event, grounds=workflow.REFUSAL_GROUNDS,
+            history=services.history(db.session, copy), state_labels=STATE_LABELS,
+            registers=open_registers(db.session, current_user())
+            if workflow.Event.seal in events else [])
+
+    @expose("/request/<int:pk>/do/<event>", methods=["POST"])
+    @has_access
+    def do(self, pk: int, event: str):
+        """Every workflow button posts here; the workflow says yes or why not."""
+        try:
+            if event == "pay":
+                services.mark_paid(db.session, current_user(), pk, request.form.get("receipt"))
+                flash(_("Fee marked as paid."), "success")
+            else:
+                copy = workflow.apply(db.session, current_user(), pk, event,
+                                      params_from(request.form))
+                flash(self._done_message(copy, workflow.parse_event(event)), "success")
+                if event == workflow.Event.resume.value:
+                    return redirect(url_for(".edit_draft", pk=pk))
+        except DomainError as exc:
+            if exc.status == 404:
+                abort(404)
+            flash(exc.message, "danger")
+        return redirect(request.form.get("next") or url_for(".detail", pk=pk))
+
+    @staticmethod
+    def _done_message(copy: CopyRequest, event: workflow.Event) -> str:
+        if event is workflow.Event.sign and copy.state is State.awaiting_signature:
+            return _("Sent to your signing agent: confirm on your token.")
+        if event is workflow.Event.seal:
+            return _("Number %(number)s, book %(book)s: sealed.", number=copy.number,
+                     book=copy.book)
+        return _("%(action)s: done.", action=workflow.TRANSITIONS[event].label)
+
+    @expose("/request/<int:pk>/edit", methods=["GET", "POST"])
+    @has_access
+    def edit_draft(self, pk: int):
+        """Xử lý tiếp: change the scan, type, copies, note; then submit again."""
+        copy = self._get(pk)
+        if request.method == "POST":
+            try:
+                upload = read_upload()
+                check_csrf()
+                form = request.form
+                copy, info = services.update_draft(
+                    db.session, current_user(), pk, upload=upload,
+                    document_type_id=form.get("document_type_id"), copies=form.get("copies"),
+                    note=form.get("note"))
+                self._scan_warning(info)
+                if form.get("submit"):
+                    workflow.apply(db.session, current_user(), pk, workflow.Event.submit)
+                    flash(_("Request #%(id)s submitted for signature again.", id=pk), "success")
+                    return redirect(url_for(".detail", pk=pk))
+                flash(_("Changes saved."), "success")
+            except RequestEntityTooLarge:
+                flash(too_large_message(), "danger")
+            except DomainError as exc:
+                flash(exc.message, "danger")
+        return self.render_template("copies/edit.html", c=copy,
+                                    types=offered_document_types(db.session, copy.office_id),
+                                    max_mb=current_app.config["MAX_UPLOAD_MB"])
+
+    @expose("/request/<int:pk>/slip")
+    @has_access
+    def slip(self, pk: int):
+        """Phiếu hẹn: printable return-date slip."""
+        return self.render_template("copies/slip.html", c=self._get(pk))
+
+    @expose("/request/<int:pk>/document")
+    @has_access
+    def document(self, pk: int):
+        """The current PDF (scan, signed or sealed), scoped like the request."""
+        copy = self._get(pk)
+        return send_file(signing.pdf_stream(copy.document), mimetype="application/pdf",
+                         download_name=f"ho-so-{copy.id}.pdf")
+
+    @expose("/bulk-sign")
+    @has_access
+    def bulk_sign(self):
+        """Sign several at once: one confirmation, each signed separately, progress shown."""
+        ids = [int(v) for v in request.args.get("ids", "").split(",") if v.isdigit()]
+        items = [c for c in (self._get_or_none(pk) for pk in ids) if c is not None]
+        return self.render_template("copies/bulk_sign.html", items=items)
+
+    def _get(self, pk: int) -> CopyRequest:
+        try:
+            return workflow.get_visible(db.session, current_user(), pk)
+        except DomainError:
+            abort(404)
+
+    def _get_or_none(self, pk: int) -> CopyRequest | None:
+        try:
+            return workflow.get_visible(db.session, current_user(), pk)
+        except DomainError:
+            return None
+
+
+class AwaitingSignatureView(CopyListBase):
+    """Bản sao chờ ký (leaders): sign, return, forward."""
+
+    route_base = "/copies-to-sign"
+    base_filters = OFFICE_SCOPE + state_filter(State.awaiting_signature, State.signed)
+    list_title = _l("Copies awaiting signature")
+    base_order = ("received_at", "asc")
+
+    @action("sign", _l("Sign digitally"), _l("Sign the selected requests?"), "fa-pencil")
+    def sign(self, items):
+        items = items if isinstance(items, list) else [items]
+        return redirect(url_for("CopyRequestView.bulk_sign",
+                                ids=",".join(str(i.id) for i in items)))
+
+    @action("forward", _l("Forward for numbering and seal"),
+            _l("Forward the selected signed requests to the clerk?"), "fa-share")
+    def forward(self, items):
+        return self._bulk(items if isinstance(items, list) else [items], workflow.Event.forward)
+
+
+class AwaitingSealView(CopyListBase):
+    """Bản sao chờ đóng dấu (clerks): number and seal, then deliver."""
+
+    route_base = "/copies-to-seal"
+    base_filters = OFFICE_SCOPE + state_filter(State.awaiting_seal, State.sealed)
+    list_title = _l("Copies awaiting seal")
+    base_order = ("received_at", "asc")
+
+    @action("deliver", _l("Complete and deliver the e-certified copy"),
+            _l("Deliver the selected sealed copies to their requesters?"), "fa-send")
+    def deliver(self, items):
+        return self._bulk(items if isinstance(items, list) else [items], workflow.Event.deliver)
+
+
+class ReturnedView(CopyListBase):
+    """Hồ sơ bị từ chối (officers): see the reason; continue or cancel."""
+
+    route_base = "/copies-returned"
+    base_filters = OFFICE_SCOPE + state_filter(State.returned)
+    list_title = _l("Returned requests")
+    list_columns = ["id", "received_text", "requester", "document_type", "reason", "due_status"]
+
+
+def money(amount: int | None) -> str:
+    from app.i18n import format_money
+
+    return format_money(amount)
+
+
+class MyCopiesView(BaseView):
+    """Giấy tờ của tôi: the citizen's certified copies and their requests' status."""
+
+    route_base = "/mycopies"
+    default_view = "index"
+
+    @expose("/")
+    @has_access
+    def index(self):
+        requests_ = services.citizen_requests(db.session, current_user())
+        return self.render_template(
+            "copies/my_copies.html", delivered=[r for r in requests_ if r.state is
+                                                State.delivered],
+            pending=[r for r in requests_ if r.state is not State.delivered],
+            state_labels=STATE_LABELS)
+
+    @expose("/<int:pk>")
+    @has_access
+    def detail(self, pk: int):
+        copy = self._own(pk)
+        return self.render_template("copies/my_copy.html", c=copy,
+                                    verify_url=signing.verify_url(copy.document.verify_code))
+
+    @expose("/<int:pk>/file")
+    @has_access
+    def file(self, pk: int):
+        copy = self._own(pk)
+        inline = request.args.get("view") == "1"
+        return send_file(signing.pdf_stream(copy.document), mimetype="application/pdf",
+                         as_attachment=not inline,
+                         download_name=f"ban-sao-chung-thuc-{copy.number}.pdf")
+
+    @staticmethod
+    def _own(pk: int) -> CopyRequest:
+        """The citizen's own delivered copy (requests in progress show in the list)."""
+        try:
+            copy = services.citizen_request(db.session, current_user(), pk)
+        except DomainError:
+            abort(404)
+        if copy.state is not State.delivered:
+            abort(404)
+        return copy
+
+
+def intake_url_for(appointment) -> str | None:
+    """"Xử lý" on a pending appointment opens the intake form, filled in."""
+    return url_for("CopyRequestView.intake", appointment=appointment.id)
+
+
+def register(appbuilder) -> None:
+    category = dict(category="Certification", category_label=_l("Certification"),
+                    category_icon="fa-files-o")
+    appbuilder.add_link("New copy from original", label=_l("New copy from original"),
+                        href="/copies/intake", icon="fa-plus", **category)
+    appbuilder.add_view(CopyRequestView, "Certification requests",
+                        label=_l("Certification requests"), icon="fa-list", **category)
+    appbuilder.add_view(AwaitingSignatureView, "Copies awaiting signature",
+                        label=_l("Copies awaiting signature"), icon="fa-pencil", **category)
+    appbuilder.add_view(AwaitingSealView, "Copies awaiting seal",
+                        label=_l("Copies awaiting seal"), icon="fa-certificate", **category)
+    appbuilder.add_view(ReturnedView, "Returned requests", label=_l("Returned requests"),
+                        icon="fa-undo", **category)
+    appbuilder.add_view(MyCopiesView, "My documents", label=_l("My documents"),
+                        icon="fa-folder-open", category="My documents",
+                        category_label=_l("My documents"), category_icon="fa-folder-open")
+    for endpoint in ("intake_post", "edit_draft"):
+        csrf.exempt(f"{__name__}.{endpoint}")
+    if intake_url_for not in appointments.PROCESS_HANDLERS:
+        appointments.PROCESS_HANDLERS.append(intake_url_for)
+    if workflow.on_leader_signed not in signing.ON_LEADER_SIGNED:
+        signing.ON_LEADER_SIGNED.append(workflow.on_leader_signed)
+    from modules.copies.api import CopyApi
+
+    appbuilder.add_api(CopyApi)

@@ -1,0 +1,196 @@
+"""The product tried as people use it, in Debian's Chromium: a citizen registers and
+books; officer, leader and clerk take a walk-in copy to delivery; the citizen
+downloads it and the file validates (pyHanko and pdfsig)."""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.pdfs import pdfsig, scan_pdf
+from tests.servers import free_port
+
+pytestmark = pytest.mark.skipif(not shutil.which("chromedriver"),
+                                reason="chromium-driver is installed by `make test`")
+
+
+@pytest.fixture(scope="module")
+def live(app):
+    """The test app served over HTTP on a free port (SQLite and PostgreSQL alike)."""
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1280,1000", "--lang=vi"):
+        options.add_argument(arg)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options.add_experimental_option("prefs", {
+        "download.default_directory": str(downloads), "download.prompt_for_download": False,
+        "plugins.always_open_pdf_externally": True})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver.implicitly_wait(5)
+    driver.downloads = downloads
+    yield driver
+    driver.quit()
+
+
+def sign_in(driver, live, username, password="saoy-demo"):
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(f"{live}/login/")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+    wait_for(driver, lambda d: "/login" not in d.current_url)
+
+
+def wait_for(driver, condition, seconds: float = 15):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, seconds).until(condition)
+
+
+def click(driver, css):
+    """Click and wait for the next page (every button here submits a form)."""
+    from selenium.webdriver.common.by import By
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.CSS_SELECTOR, css).click()
+    wait_for(driver, lambda d: _stale(old))
+
+
+def _stale(element) -> bool:
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        element.tag_name  # noqa: B018 - raises once the page has changed
+        return False
+    except StaleElementReferenceException:
+        return True
+
+
+def test_citizen_registers_and_books_and_officer_reschedules(browser, live, app):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    identity = f"0792{int(time.time()) % 100:02d}{int(time.time() * 1000) % 1000000:06d}"
+    browser.get(f"{live}/citizen/register")
+    for field, value in (("full_name", "Võ Thị Thu"), ("identity_number", identity),
+                         ("phone", "+84 903 123 456"), ("email", f"thu{identity}@example.vn"),
+                         ("password", "mat-khau-123"), ("password_again", "mat-khau-123")):
+        browser.find_element(By.ID, field).send_keys(value)
+    click(browser, "form [type=submit]")
+    assert "/login" in browser.current_url
+    sign_in(browser, live, identity, "mat-khau-123")
+
+    browser.get(f"{live}/appointments/book")
+    old = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.NAME, "q").send_keys("Sài Gòn\n")
+    wait_for(browser, lambda d: _stale(old))
+    browser.find_element(By.PARTIAL_LINK_TEXT, "UBND Phường Sài Gòn").click()
+    assert browser.find_element(By.ID, "documents").get_attribute("value") == "1"
+    click(browser, "#confirm [type=submit]")
+    code = browser.find_element(By.ID, "appointment-code").text
+    when = browser.find_element(By.ID, "appointment-time").text
+    assert len(code) == 9 and "Đặt lịch hẹn thành công" in browser.page_source
+
+    sign_in(browser, live, "officer.b")
+    browser.get(f"{live}/pendingappointments/list/")
+    assert code not in browser.page_source
+    sign_in(browser, live, "officer.a")
+    browser.get(f"{live}/pendingappointments/list/?_flt_0_code={code}")
+    assert code in browser.page_source
+    link = browser.find_element(By.XPATH, f"//tr[contains(., '{code}')]//a[contains(@href, "
+                                          "'/pendingappointments/show/')]").get_attribute("href")
+    pk = link.rstrip("/").split("/")[-1]
+    browser.get(f"{live}/pendingappointments/change/reschedule/{pk}")
+    choice = Select(browser.find_element(By.ID, "start"))
+    choice.select_by_index(5)
+    new_label = choice.first_selected_option.text
+    browser.find_element(By.ID, "reason").send_keys("Cán bộ tiếp nhận đi tập huấn")
+    click(browser, "form [type=submit]")
+    assert "alert-success" in browser.page_source
+
+    from app.notifications.dispatcher import dispatcher_for_app
+
+    dispatcher_for_app(app).run_once()  # `make demo` runs it every few seconds
+    sign_in(browser, live, identity, "mat-khau-123")
+    browser.get(f"{live}/appointments/{pk}")
+    new_time = browser.find_element(By.ID, "appointment-time").text
+    new_date = browser.find_element(By.ID, "appointment-date").text
+    assert new_label.startswith(f"{new_time} {new_date}") and new_time != when
+    browser.get(f"{live}/inbox/")
+    assert "Cán bộ tiếp nhận đi tập huấn" in browser.page_source
+
+
+def test_walk_in_copy_signed_sealed_delivered_and_downloaded(browser, live, app, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from modules.signing.services import validate_bytes
+
+    scan = tmp_path / "giay-khai-sinh.pdf"
+    scan.write_bytes(scan_pdf(pages=2))
+    sign_in(browser, live, "officer.a")
+    browser.get(f"{live}/copies/intake")
+    browser.find_element(By.ID, "identity_number").send_keys("079203001234")
+    browser.find_element(By.ID, "scan").send_keys(str(scan))
+    click(browser, "#submit-for-signature")
+    assert "/copies/request/" in browser.current_url, browser.page_source[:3000]
+    pk = browser.current_url.rstrip("/").split("/")[-1]
+    assert "4.000 đ" in browser.page_source
+    browser.find_element(By.NAME, "receipt").send_keys("BL-2026-0001")
+    click(browser, "form[action$='/do/pay'] button")
+
+    sign_in(browser, live, "leader.a")
+    browser.get(f"{live}/copies-to-sign/list/")
+    browser.find_element(By.CSS_SELECTOR, f"a[href='/copies/request/{pk}']").click()
+    click(browser, "#do-sign")
+    assert browser.find_element(By.ID, "request-state").text == "Đã ký"
+    click(browser, "#do-forward")
+    assert browser.find_element(By.ID, "request-state").text == "Chờ đóng dấu"
+
+    sign_in(browser, live, "clerk.a")
+    browser.get(f"{live}/copies-to-seal/list/")
+    browser.find_element(By.CSS_SELECTOR, f"a[href='/copies/request/{pk}']").click()
+    Select(browser.find_element(By.NAME, "register_id")).select_by_index(0)
+    click(browser, "#do-seal")
+    number = browser.find_element(By.ID, "request-number").text.split(" ")[0]
+    click(browser, "#do-deliver")
+    assert browser.find_element(By.ID, "request-state").text == "Đã trả kết quả"
+
+    sign_in(browser, live, "citizen")
+    browser.get(f"{live}/mycopies/")
+    assert number in browser.find_element(By.ID, "my-documents").text
+    browser.find_element(By.XPATH, f"//a[@href='/mycopies/{pk}']").click()
+    browser.find_element(By.ID, "download").click()  # a download: the page stays
+    deadline = time.time() + 20
+    files: list[Path] = []
+    while time.time() < deadline and not files:
+        files = [p for p in browser.downloads.glob("*.pdf")]
+        time.sleep(0.2)
+    assert files, "the PDF was not downloaded"
+    data = files[0].read_bytes()
+    with app.app_context():
+        report = validate_bytes(data)
+    assert report.valid and {s.role for s in report.signatures} == {"leader", "seal"}
+    out = pdfsig(app, tmp_path, data)
+    assert out.count("Signature is Valid.") == 2 and out.count("Certificate is Trusted.") == 2

@@ -167,6 +167,14 @@ def test_paint_over_update_is_reported_as_modified(client, app, sealed_copy, tmp
     painted = _paint_over(sealed)
     result = _verify_upload(client, painted)
     assert result["valid"] is False and result["modified_after_signing"] is True
+    assert result["verdict"] == "tampered"
+    last = result["revisions"][-1]
+    assert last["covered_by"] is None and last["signature"] is None
+    (change,) = last["changes"]
+    assert change["page"] == 1 and change["kind"] == "page_content"
+    x1, y1, x2, y2 = change["bbox"]  # the white box drawn at 50,600–450,750
+    assert all(abs(got - want) < 12 for got, want in zip((x1, y1, x2, y2), (50, 600, 450, 750),
+                                                         strict=True))  # 50 dpi, 6 px blocks
     page = client.post("/verify/", data={"file": (io.BytesIO(painted), "x.pdf")},
                        content_type="multipart/form-data").get_data(as_text=True)
     assert "đã bị thay đổi sau khi ký" in page
@@ -180,6 +188,8 @@ def test_public_page_by_code_and_secret_download(client, sealed_copy):
     assert "Hợp lệ" in page
     data = client.get(f"/api/v1/verify/{code}").get_json()
     assert data["valid"] and data["copy"]["number"] == "27"
+    assert data["verdict"] == "valid"  # the seal fills fields the leader's revision prepared
+    assert {s["role"] for s in data["signatures"]} == {"leader", "seal"}
     assert {s["role"] for s in data["signatures"]} == {"leader", "seal"}
     assert client.post(f"/verify/{code}/file", data={"access_code": "wrong"}).status_code == 404
     r = client.post(f"/verify/{code}/file", data={"access_code": access})
@@ -191,7 +201,7 @@ def test_public_page_by_code_and_secret_download(client, sealed_copy):
 def test_unreadable_upload_is_a_plain_answer(client):
     result = _verify_upload(client, b"this is not a pdf at all")
     assert result["readable"] is False and result["valid"] is False
-    assert "không phải" in result["verdict"].lower() or "PDF" in result["verdict"]
+    assert result["verdict"] == "unreadable" and "PDF" in result["summary"]["vi"]
 
 
 def test_delivery_gate_refuses_a_tampered_file(signing_ctx, scan):

@@ -25,6 +25,7 @@ from app.scoping import scoped
 from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
 from modules.signing import pdf
+from modules.signing.explain import Explanation, explain
 from modules.signing.fonts import subset_font
 from modules.signing.models import SignedDocument, SignerKind, SignerProfile, Stage
 from modules.signing.signers import SignerUnavailableError, open_signer
@@ -203,6 +204,11 @@ def seal(session: Session, user: Any, document_id: int, number: str, book: str) 
 
 def validate_bytes(data: bytes) -> ValidationReport:
     return validate_pdf(data, roots(), ROLES)
+
+
+def explain_bytes(data: bytes, *, previews: bool = False) -> Explanation:
+    """The explained verification (every signature, every later revision, one verdict)."""
+    return explain(data, roots(), previews=previews)
 
 
 def record_validation(doc: SignedDocument, report: ValidationReport) -> None:

@@ -7,6 +7,7 @@ import hashlib
 from flask import abort, flash, g, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.api import BaseApi, permission_name, protect
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -14,24 +15,50 @@ from app.crud import Datamodel
 from app.extensions import db
 from app.scoping import OfficeScopeFilter, ScopedModelView, scoped
 from modules.signing import services
+from modules.signing.explain import Explanation
 from modules.signing.models import SignedDocument, SignerProfile
-from modules.signing.validation import ValidationReport
 
 MAX_VERIFY_UPLOAD = 50 * 1024 * 1024
 
 
-def verdict_text(report: ValidationReport) -> str:
-    if not report.readable:
-        return _("This file is not a PDF we can read.")
-    if report.error == "no-signature":
-        return _("This file carries no digital signature.")
-    if report.modified_after_signing:
-        return _("This file was modified after signing.")
-    if report.valid:
-        return _("Valid: every signature is intact and trusted.")
-    if any(not s.intact for s in report.signatures):
-        return _("Invalid: a signature does not match the content (the file was altered).")
-    return _("Not trusted: the signatures are intact but do not chain to a trusted root.")
+VERDICTS = {
+    "valid": _l("Valid: every signature is intact and trusted, and nothing changed after "
+                "signing."),
+    "valid_with_later_changes": _l(
+        "Valid, with later changes: every signature is intact and trusted; content was "
+        "added after the first signature, and a later signature covers each change."),
+    "tampered": _l("Invalid: the file was modified after signing (a change that no "
+                   "signature covers, or a signature that no longer matches)."),
+    "untrusted": _l("Not trusted: the signatures are intact but do not chain to a trusted "
+                    "root."),
+    "indeterminate": _l("Cannot be determined: the signatures could not be checked "
+                        "completely."),
+    "unreadable": _l("This file is not a PDF we can read."),
+}
+NO_SIGNATURE = _l("This file carries no digital signature.")
+CHANGE_KINDS = {
+    "form_filling": _l("form filled in"), "signature_appearance": _l("signature appearance"),
+    "annotation": _l("annotation"), "page_content": _l("page content"),
+    "page_added": _l("page added"), "page_removed": _l("page removed"),
+}
+NOTES = {
+    "timestamps_out_of_order": _l("A timestamp is earlier than that of an earlier "
+                                  "revision."),
+    "revision_analysis_failed": _l("The revisions could not be compared."),
+    "sha1_signature": _l("The signature uses SHA-1, which is no longer considered secure."),
+    "sha1_timestamp": _l("The timestamp uses SHA-1, which is no longer considered secure."),
+}
+
+
+def summary(explanation: Explanation) -> dict[str, str]:
+    """The verdict in Vietnamese first, English second (whatever the page language)."""
+    text = NO_SIGNATURE if explanation.error == "no-signature" else \
+        VERDICTS[explanation.verdict]
+    out = {}
+    for locale in ("vi", "en"):
+        with force_locale(locale):
+            out[locale] = str(text)
+    return out
 
 
 def copy_summary(doc: SignedDocument | None) -> dict | None:
@@ -45,21 +72,18 @@ def copy_summary(doc: SignedDocument | None) -> dict | None:
     }
 
 
-def report_json(report: ValidationReport, data: bytes, doc: SignedDocument | None) -> dict:
-    return {
-        "valid": report.valid,
-        "modified_after_signing": report.modified_after_signing,
-        "readable": report.readable,
-        "verdict": verdict_text(report),
-        "signatures": [
-            {"signer": s.signer, "organisation": s.organisation, "identity": s.identity,
-             "role": s.role, "intact": s.intact, "trusted": s.trusted,
-             "signing_time": s.signing_time, "modification_level": s.modification_level}
-            for s in report.signatures
-        ],
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "copy": copy_summary(doc),
-    }
+def report_json(explanation: Explanation, data: bytes, doc: SignedDocument | None,
+                *, previews: bool = False) -> dict:
+    """The verification contract: verdict, summary, signatures, revisions and changes."""
+    result = explanation.to_dict(previews=previews)
+    for signature in result["signatures"]:
+        signature["role"] = services.ROLES.get(signature["field"], "other")
+    result.update(
+        valid=explanation.verdict in ("valid", "valid_with_later_changes"),
+        modified_after_signing=explanation.verdict == "tampered",
+        summary=summary(explanation), sha256=hashlib.sha256(data).hexdigest(),
+        copy=copy_summary(doc))
+    return result
 
 
 def _read_upload() -> bytes:
@@ -84,9 +108,10 @@ class VerifyView(BaseView):
         if request.method == "POST":
             data = _read_upload()
             sha = hashlib.sha256(data).hexdigest()
-            result = report_json(services.validate_bytes(data), data,
-                                 services.document_by_sha(db.session, sha))
-        return self.render_template("signing/verify_upload.html", result=result)
+            result = report_json(services.explain_bytes(data, previews=True), data,
+                                 services.document_by_sha(db.session, sha), previews=True)
+        return self.render_template("signing/verify_upload.html", result=result, notes=NOTES,
+                                    kinds=CHANGE_KINDS)
 
     @expose("/<code>")
     def by_code(self, code: str):
@@ -94,8 +119,10 @@ class VerifyView(BaseView):
         if doc is None or doc.stage.value != "sealed":
             abort(404)
         data = services.read_current(doc)
-        result = report_json(services.validate_bytes(data), data, doc)
-        return self.render_template("signing/verify.html", result=result, doc=doc)
+        result = report_json(services.explain_bytes(data, previews=True), data, doc,
+                             previews=True)
+        return self.render_template("signing/verify.html", result=result, doc=doc,
+                                    notes=NOTES, kinds=CHANGE_KINDS)
 
     @expose("/<code>/file", methods=["POST"])
     def download(self, code: str):
@@ -131,14 +158,15 @@ class VerifyApi(BaseApi):
             name: code
             schema: {type: string}
           responses:
-            200: {description: "{valid, modified_after_signing, signatures, sha256, copy}"}
+            200: {description: "{verdict, summary {vi, en}, valid, signatures[], revisions:
+              [{index, signature, covered_by, changes: [{page, kind, bbox}]}], sha256, copy}"}
             404: {description: Unknown code}
         """
         doc = services.document_by_code(db.session, code)
         if doc is None or doc.stage.value != "sealed":
             return self.response_404()
         data = services.read_current(doc)
-        return self.response(200, **report_json(services.validate_bytes(data), data, doc))
+        return self.response(200, **report_json(services.explain_bytes(data), data, doc))
 
     @expose("", methods=["POST"])
     @expose("/", methods=["POST"])
@@ -154,12 +182,13 @@ class VerifyApi(BaseApi):
                   properties:
                     file: {type: string, format: binary}
           responses:
-            200: {description: "{valid, modified_after_signing, signatures, sha256, copy}"}
+            200: {description: "{verdict, summary {vi, en}, valid, signatures[], revisions:
+              [{index, signature, covered_by, changes: [{page, kind, bbox}]}], sha256, copy}"}
             400: {description: No file}
         """
         data = _read_upload()
         sha = hashlib.sha256(data).hexdigest()
-        return self.response(200, **report_json(services.validate_bytes(data), data,
+        return self.response(200, **report_json(services.explain_bytes(data), data,
                                                 services.document_by_sha(db.session, sha)))
 
 

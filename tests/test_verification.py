@@ -1,0 +1,116 @@
+"""Verification that explains, on real documents signed by others (tests/samples,
+described in tests/samples/README.md): Vietnamese decrees and the EU reference
+validator's hard cases, each through the public API and page."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def verify(client, name: str) -> dict:
+    data = (SAMPLES / name).read_bytes()
+    r = client.post("/api/v1/verify", data={"file": (io.BytesIO(data), name)},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
+    return r.get_json()
+
+
+def government_root(signature: dict) -> bool:
+    return bool(signature["chain"]) and "Chính phủ G2" in signature["chain"][0]
+
+
+@pytest.mark.parametrize("name", ["vn-decree-49-2026-org-signature.pdf",
+                                  "vn-decree-199-2026-portal-signature.pdf"])
+def test_decrees_signed_once_are_valid_through_the_government_root(client, name):
+    result = verify(client, name)
+    assert result["verdict"] == "valid" and result["valid"]
+    (signature,) = result["signatures"]
+    assert signature["intact"] and signature["trusted"] and government_root(signature)
+    assert signature["certification_level"] == 2
+    assert "CHÍNH PHỦ" in signature["signer"]
+    assert result["summary"]["vi"].startswith("Hợp lệ") and result["summary"]["en"]
+
+
+def test_decree_49_notes_local_time_written_as_utc(client):
+    (signature,) = verify(client, "vn-decree-49-2026-org-signature.pdf")["signatures"]
+    assert signature["local_time_as_utc"] is True
+    assert signature["timestamp_time"].startswith("2026-01-31T15:32")
+
+
+def test_decree_199_shows_the_tax_code_and_the_sha1_timestamp(client):
+    (signature,) = verify(client, "vn-decree-199-2026-portal-signature.pdf")["signatures"]
+    assert "MST:0102357802" in signature["identity"]
+    assert "sha1_timestamp" in signature["warnings"]
+
+
+def test_decree_50_leader_then_seal_is_valid_with_later_changes_on_pages_1_and_30(client):
+    result = verify(client, "vn-decree-50-2026-leader-then-seal.pdf")
+    assert result["verdict"] == "valid_with_later_changes"
+    signatures = result["signatures"]
+    assert len(signatures) == 6
+    assert all(s["intact"] and s["trusted"] and government_root(s) for s in signatures)
+    assert signatures[0]["signer"] == "Trần Hồng Hà" and signatures[0]["certification_level"] == 2
+    changed_pages = {c["page"] for r in result["revisions"] for c in r["changes"]}
+    assert changed_pages == {1, 30}
+    assert all(r["covered_by"] for r in result["revisions"] if r["changes"])
+    page_1 = [c for r in result["revisions"] for c in r["changes"] if c["page"] == 1]
+    assert all(c["bbox"] and c["bbox"][1] > 650 for c in page_1)  # the number/date line
+    assert "timestamps_out_of_order" in result["notes"]
+
+
+def test_decree_50_page_shows_cards_revisions_and_renders(client):
+    data = (SAMPLES / "vn-decree-50-2026-leader-then-seal.pdf").read_bytes()
+    page = client.post("/verify/", data={"file": (io.BytesIO(data), "d.pdf")},
+                       content_type="multipart/form-data").get_data(as_text=True)
+    assert 'data-verdict="valid_with_later_changes"' in page
+    assert page.count("signature-card") == 6 and page.count('class="panel panel-default '
+                                                             'revision"') == 5
+    assert page.count("data:image/png;base64,") >= 10  # before/after of each changed page
+    assert "Trần Hồng Hà" in page and "RootCA chuyên dùng Chính phủ G2" in page
+
+
+def test_page_added_after_signing_is_tampered(client):
+    result = verify(client, "eu-dss-pdf-signed-added-page.pdf")
+    assert result["verdict"] == "tampered" and not result["valid"]
+    last = result["revisions"][-1]
+    assert last["covered_by"] is None
+    assert {"page": 2, "kind": "page_added"}.items() <= last["changes"][0].items()
+
+
+@pytest.mark.parametrize("name", ["eu-dss-pdf-spoofing-attack.pdf", "eu-dss-dss-2236_hide.pdf",
+                                  "eu-dss-pades-5-signatures-and-1-document-timestamp.pdf"])
+def test_attack_and_broken_files_are_never_valid_and_never_a_server_error(client, name):
+    result = verify(client, name)
+    assert result["verdict"] not in ("valid", "valid_with_later_changes")
+    assert result["valid"] is False and result["summary"]["vi"]
+
+
+def test_hidden_content_after_signing_is_tampered_with_its_region(client):
+    result = verify(client, "eu-dss-dss-2236_hide.pdf")
+    assert result["verdict"] == "tampered"
+    (change,) = result["revisions"][-1]["changes"]
+    assert change["page"] == 1 and change["bbox"]
+
+
+@pytest.mark.parametrize("name", [
+    "eu-dss-dss-2554_certified-changes-permitted.pdf",
+    "eu-dss-dss-2554_certified-no-change-permitted.pdf",
+    "eu-dss-dss-2058_dss-2058-LTA-test.pdf",
+])
+def test_foreign_test_roots_are_untrusted_but_intact(client, name):
+    result = verify(client, name)
+    assert result["verdict"] == "untrusted"
+    assert all(s["intact"] and not s["trusted"] for s in result["signatures"])
+
+
+def test_every_sample_gets_an_answer_in_both_languages(client):
+    for path in sorted(SAMPLES.glob("*.pdf")):
+        result = verify(client, path.name)
+        assert result["verdict"] in {"valid", "valid_with_later_changes", "tampered",
+                                     "untrusted", "indeterminate", "unreadable"}
+        assert result["summary"]["vi"] and result["summary"]["en"]
+        assert result["summary"]["vi"] != result["summary"]["en"]

@@ -2,7 +2,8 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.registers_export", "bench.signing", "bench.appointments"]
+BENCHMARKS = ["bench.registers_export", "bench.signing", "bench.appointments",
+              "bench.verification"]
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or BENCHMARKS

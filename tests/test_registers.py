@@ -84,9 +84,10 @@ def test_asking_twice_for_a_request_gives_the_same_number(db_session, new_regist
 
     register = new_register()
     clerk = _user(db_session, "clerk.a")
-    first = allocate_number(db_session, clerk, register.id, "copy:1")
-    again = allocate_number(db_session, clerk, register.id, "copy:1")
-    other = allocate_number(db_session, clerk, register.id, "copy:2")
+    key = f"test:{uuid.uuid4().hex}"  # not "copy:<id>": real requests use those keys
+    first = allocate_number(db_session, clerk, register.id, key)
+    again = allocate_number(db_session, clerk, register.id, key)
+    other = allocate_number(db_session, clerk, register.id, key + "-other")
     assert (first.number, again.number, other.number) == (1, 1, 2)
 
 
@@ -96,9 +97,9 @@ def test_void_number_stays_and_is_never_reused(db_session, new_register):
 
     register = new_register()
     clerk = _user(db_session, "clerk.a")
-    entry = allocate_number(db_session, clerk, register.id, "copy:10")
+    entry = allocate_number(db_session, clerk, register.id, "test:10")
     void_entry(db_session, clerk, entry.id, "Ký số thất bại: token bị rút")
-    retry = allocate_number(db_session, clerk, register.id, "copy:10")
+    retry = allocate_number(db_session, clerk, register.id, "test:10")
     assert retry.number == entry.number + 1
     rows = db_session.scalars(select(RegisterEntry).where(
         RegisterEntry.register_id == register.id).order_by(RegisterEntry.number)).all()

@@ -34,8 +34,8 @@ class OutboxView(ScopedModelView):
     list_title = _l("Messages sent")
     show_title = _l("Message")
     label_columns = MESSAGE_LABELS
-    list_columns = ["created_at", "channel", "recipient", "kind", "status", "attempts",
-                    "next_attempt_at", "last_error", "transport"]
+    list_columns = ["created_at", "channel", "recipient", "kind", "body_text", "status",
+                    "attempts", "next_attempt_at", "last_error", "transport"]
     show_columns = ["office", "channel", "recipient", "kind", "locale", "subject", "body_text",
                     "status", "attempts", "next_attempt_at", "last_error", "transport",
                     "provider_message_id", "idempotency_key", "related_type", "related_id",

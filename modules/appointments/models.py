@@ -170,6 +170,11 @@ class Appointment(OfficeOwned, Model):
         return self.status in ACTIVE_STATUSES
 
     @property
+    def row_actions(self) -> tuple[int, bool]:
+        """(id, still active?) for the pending list's buttons."""
+        return self.id, self.is_active
+
+    @property
     def status_text(self) -> str:
         return str(STATUS_LABELS[self.status])
 

@@ -11,6 +11,8 @@ from flask_appbuilder.actions import action
 from flask_appbuilder.api import BaseApi, permission_name, protect
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 
 from app.crud import Datamodel
 from app.errors import DomainError
@@ -41,6 +43,7 @@ LABELS = {
     "what_to_bring": _l("What to bring"), "weekday": _l("Weekday"),
     "weekday_name": _l("Weekday"), "start_time": _l("From"), "end_time": _l("To"),
     "name": _l("Name"), "date_from": _l("From date"), "date_to": _l("To date"),
+    "row_actions": _l("Actions"),
 }
 
 
@@ -239,6 +242,22 @@ class ClosureView(ScopedModelView):
                   "warning")
 
 
+def row_buttons(pk: int, active: bool) -> Markup:
+    """Xử lý / Dời lịch hẹn / Hủy right in the row (the workflow still checks everything)."""
+    if not active:
+        return Markup("")
+    base = "/pendingappointments"
+    return Markup(
+        '<form method="post" action="{}" style="display:inline">'
+        '<input type="hidden" name="csrf_token" value="{}">'
+        '<button class="btn btn-xs btn-primary" type="submit">{}</button></form> '
+        '<a class="btn btn-xs btn-default" href="{}">{}</a> '
+        '<a class="btn btn-xs btn-danger" href="{}">{}</a>').format(
+        f"{base}/action/process/{pk}", generate_csrf(), _("Process"),
+        f"{base}/change/reschedule/{pk}", _("Reschedule appointment"),
+        f"{base}/change/cancel/{pk}", _("Cancel"))
+
+
 class PendingAppointmentView(ScopedModelView):
     """Lịch hẹn chờ duyệt: the office's appointments; process, reschedule, cancel."""
 
@@ -249,7 +268,8 @@ class PendingAppointmentView(ScopedModelView):
     show_title = _l("Appointment")
     label_columns = LABELS
     list_columns = ["code", "local_start_text", "full_name", "identity_number",
-                    "document_type", "documents", "status_text"]
+                    "document_type", "documents", "status_text", "row_actions"]
+    formatters_columns = {"row_actions": lambda value: row_buttons(*value)}
     export_columns = ["code", "local_start_text", "full_name", "identity_number", "phone",
                       "document_type", "documents", "status_text", "reason"]
     show_columns = ["code", "local_start_text", "full_name", "identity_number", "phone",

@@ -194,3 +194,42 @@ def test_walk_in_copy_signed_sealed_delivered_and_downloaded(browser, live, app,
     assert report.valid and {s.role for s in report.signatures} == {"leader", "seal"}
     out = pdfsig(app, tmp_path, data)
     assert out.count("Signature is Valid.") == 2 and out.count("Certificate is Trusted.") == 2
+
+
+def test_leader_signs_several_requests_at_once_with_progress(browser, live, app, db_session):
+    """Select rows in the queue, one confirmation, each signed separately, progress shown."""
+    from selenium.webdriver.common.by import By
+
+    from modules.copies.models import CopyRequest, State
+    from tests.test_copies import _submitted
+
+    from app.offices.services import offered_document_types
+
+    doc_type = offered_document_types(db_session, _office_a(db_session))[0]
+    ids = [_submitted(app, db_session, doc_type) for _ in range(3)]
+    sign_in(browser, live, "leader.a")
+    browser.get(f"{live}/copies-to-sign/list/?psize_AwaitingSignatureView=100")
+    for pk in ids:
+        browser.find_element(By.CSS_SELECTOR, f"input.action_check[value='{pk}']").click()
+    browser.find_element(By.XPATH, "//*[contains(@class,'dropdown-toggle')][contains(., "
+                                   "'Thao tác')]").click()
+    browser.find_element(By.CSS_SELECTOR, "a.sign_menu_item").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "modal-confirm-ok").is_displayed())
+    click(browser, "#modal-confirm-ok")
+    assert "/copies/bulk-sign" in browser.current_url
+    browser.find_element(By.ID, "bulk-start").click()
+    browser.switch_to.alert.accept()
+    wait_for(browser, lambda d: d.find_element(By.ID, "bulk-progress").text == "3 / 3", 60)
+    statuses = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#bulk-items .status")]
+    assert statuses == ["đã ký"] * 3, statuses
+    db_session.expire_all()
+    assert all(db_session.get(CopyRequest, pk).state is State.signed for pk in ids)
+
+
+def _office_a(session) -> int:
+    from sqlalchemy import select
+
+    from app.demo import OFFICE_A
+    from app.offices.models import Office
+
+    return session.scalars(select(Office.id).where(Office.code == OFFICE_A)).one()

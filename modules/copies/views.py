@@ -90,6 +90,13 @@ def params_from(values) -> workflow.Params:
         register_id=int(register_id) if str(register_id or "").isdigit() else None)
 
 
+HISTORY_EVENTS = {
+    "copy_created": _l("Received"), "copy_edited": _l("Edited"),
+    "copy_fee_paid": _l("Fee paid"), "copy_sign_requested": _l("Sent to the signing agent"),
+    **{f"copy_{event.value}": t.label for event, t in workflow.TRANSITIONS.items()},
+}
+
+
 def state_filter(*states: State):
     return [["state", FilterInFunction, lambda: list(states)]]
 
@@ -108,6 +115,8 @@ class CopyListBase(ScopedModelView):
                       "pages", "copies", "fee", "state_text", "due_text", "number", "book",
                       "fee_paid", "requester_email", "note", "reason"]
     formatters_columns = {
+        "number": lambda number: number or "",
+        "fee": lambda fee: money(fee),
         "id": lambda pk: Markup('<a href="{}">#{}</a>').format(f"/copies/request/{pk}", pk),
         "due_status": lambda due: Markup('<span class="label label-danger overdue">{}</span>')
         .format(due[0]) if due[1] else due[0],
@@ -211,6 +220,8 @@ class CopyRequestView(CopyListBase):
             "copies/detail.html", c=copy, events=events, transitions=workflow.TRANSITIONS,
             Event=workflow.Event, grounds=workflow.REFUSAL_GROUNDS,
             history=services.history(db.session, copy), state_labels=STATE_LABELS,
+            history_events=HISTORY_EVENTS, states={s.value: label for s, label in
+                                                   STATE_LABELS.items()},
             registers=open_registers(db.session, current_user())
             if workflow.Event.seal in events else [])
 

@@ -200,10 +200,9 @@ def test_leader_signs_several_requests_at_once_with_progress(browser, live, app,
     """Select rows in the queue, one confirmation, each signed separately, progress shown."""
     from selenium.webdriver.common.by import By
 
+    from app.offices.services import offered_document_types
     from modules.copies.models import CopyRequest, State
     from tests.test_copies import _submitted
-
-    from app.offices.services import offered_document_types
 
     doc_type = offered_document_types(db_session, _office_a(db_session))[0]
     ids = [_submitted(app, db_session, doc_type) for _ in range(3)]

@@ -6,8 +6,11 @@ plain translated sentence.  Every view and API of SaoY uses it.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
+from flask import jsonify, request
+from flask_appbuilder.api import BaseApi
 from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
@@ -64,3 +67,31 @@ class DomainErrorResponses:
 
     def delete_headless(self, pk):
         return self._answer_domain_errors(super().delete_headless, pk)
+
+
+class ServiceApi(BaseApi):
+    """A BaseApi whose endpoints each call one service: a broken rule (DomainError) is
+    answered with its 4xx and message as JSON, never FAB's generic 500."""
+
+    def answer(self, call):
+        try:
+            return call()
+        except DomainError as exc:
+            return jsonify(message=exc.message, **exc.details), exc.status
+
+    @staticmethod
+    def json(status: int, payload: dict):
+        """``BaseApi.response`` takes ``code`` as the status: our payloads may have a code."""
+        return jsonify(payload), status
+
+
+def query_date(name: str, default: dt.date | None = None) -> dt.date | None:
+    """An ISO date from the query string; a clear 422 when it is not one."""
+    raw = request.args.get(name)
+    if not raw:
+        return default
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise DomainError(_("The date %(value)s is not valid (use YYYY-MM-DD).",
+                            value=raw)) from None

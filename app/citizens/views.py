@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose
-from flask_appbuilder.api import BaseApi
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app.citizens import services
+from app.crud import ServiceApi
 from app.extensions import db
 
 FIELDS = ("full_name", "identity_number", "phone", "email", "password")
@@ -55,7 +55,7 @@ LABELS = {
 }
 
 
-class CitizenApi(BaseApi):
+class CitizenApi(ServiceApi):
     resource_name = "citizen"
     openapi_spec_tag = "Citizens"
 
@@ -86,12 +86,8 @@ class CitizenApi(BaseApi):
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return self.response_400(message=_("Send the registration as a JSON object."))
-        try:
-            citizen = services.register_citizen(db.session, _registration(body),
-                                                _citizen_role(self.appbuilder))
-        except services.CitizenError as exc:
-            return self.response(exc.status, message=exc.message, **exc.details)
-        return self.response(201, id=citizen.id)
+        return self.answer(lambda: self.json(201, {"id": services.register_citizen(
+            db.session, _registration(body), _citizen_role(self.appbuilder)).id}))
 
 
 def register(appbuilder) -> None:

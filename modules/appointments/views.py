@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from collections import OrderedDict
 
-from flask import Response, current_app, flash, jsonify, redirect, request, url_for
+from flask import Response, current_app, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.actions import action
-from flask_appbuilder.api import BaseApi, permission_name, protect
+from flask_appbuilder.api import permission_name, protect
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
-from app.crud import Datamodel
+from app.crud import Datamodel, ServiceApi, query_date
 from app.errors import DomainError
 from app.extensions import db
 from app.offices.services import offered_document_types
@@ -344,32 +344,10 @@ def appointment_json(a: Appointment) -> dict:
     }
 
 
-def _date_arg(name: str, default: dt.date) -> dt.date:
-    raw = request.args.get(name)
-    if not raw:
-        return default
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise DomainError(_("The date %(value)s is not valid (use YYYY-MM-DD).",
-                            value=raw)) from None
-
-
-class AppointmentApi(BaseApi):
+class AppointmentApi(ServiceApi):
     resource_name = "appointment"
     openapi_spec_tag = "Appointments"
     allow_browser_login = True
-
-    def _answer(self, call, *args, **kwargs):
-        try:
-            return call(*args, **kwargs)
-        except DomainError as exc:
-            return self.response(exc.status, message=exc.message, **exc.details)
-
-    @staticmethod
-    def _json(status: int, payload: dict):
-        """``BaseApi.response`` takes ``code`` as its status: appointments have a code."""
-        return jsonify(payload), status
 
     @expose("/slots", methods=["GET"])
     def slots(self):
@@ -386,13 +364,13 @@ class AppointmentApi(BaseApi):
             404: {description: Unknown office}
             422: {description: Bad dates or a document type the office does not offer}
         """
-        return self._answer(self._slots)
+        return self.answer(self._slots)
 
     def _slots(self):
         office = services.bookable_office(db.session, request.args.get("office_id"))
         today = services.today_vn()
-        date_from = _date_arg("date_from", today)
-        date_to = _date_arg("date_to", date_from + dt.timedelta(days=30))
+        date_from = query_date("date_from", today)
+        date_to = query_date("date_to", date_from + dt.timedelta(days=30))
         if date_to < date_from or (date_to - date_from).days > 92:
             raise DomainError(_("Ask for at most 92 days, with date_to after date_from."))
         type_id = request.args.get("document_type_id", type=int)
@@ -417,7 +395,7 @@ class AppointmentApi(BaseApi):
           responses:
             200: {description: "{count, result: [appointment]}"}
         """
-        return self._answer(self._list)
+        return self.answer(self._list)
 
     def _list(self):
         stmt = services.visible_select(db.session, current_user())
@@ -428,7 +406,7 @@ class AppointmentApi(BaseApi):
             except ValueError:
                 raise DomainError(_("Unknown status %(value)s.", value=status)) from None
         if request.args.get("date"):
-            day = _date_arg("date", services.today_vn())
+            day = query_date("date", services.today_vn())
             begin = to_utc(dt.datetime.combine(day, dt.time.min,
                                                         tzinfo=VN_TZ))
             stmt = stmt.where(Appointment.start >= begin,
@@ -451,7 +429,7 @@ class AppointmentApi(BaseApi):
             200: {description: The appointment}
             404: {description: Not found}
         """
-        return self._answer(lambda: self._json(200, appointment_json(
+        return self.answer(lambda: self.json(200, appointment_json(
             services.get_visible(db.session, current_user(), pk))))
 
     @expose("/", methods=["POST"])
@@ -487,11 +465,11 @@ class AppointmentApi(BaseApi):
                               document_type_id=body.get("document_type_id"),
                               start=body.get("start"), documents=body.get("documents", 1),
                               note=body.get("note"))
-            return self._json(201, {"id": a.id, "code": a.display_code(),
+            return self.json(201, {"id": a.id, "code": a.display_code(),
                                     "start": to_local(a.start).isoformat(),
                                     "office": a.office.name})
 
-        return self._answer(book)
+        return self.answer(book)
 
     @expose("/<int:pk>/cancel", methods=["POST"])
     @protect()
@@ -512,7 +490,7 @@ class AppointmentApi(BaseApi):
             409: {description: Already cancelled / processed, or past the cutoff}
         """
         body = request.get_json(silent=True) or {}
-        return self._answer(lambda: self._json(200, appointment_json(
+        return self.answer(lambda: self.json(200, appointment_json(
             services.cancel(db.session, current_user(), pk, body.get("reason")))))
 
     @expose("/<int:pk>/reschedule", methods=["POST"])
@@ -536,7 +514,7 @@ class AppointmentApi(BaseApi):
             409: {description: The new slot is full, or the appointment is no longer active}
         """
         body = request.get_json(silent=True) or {}
-        return self._answer(lambda: self._json(200, appointment_json(
+        return self.answer(lambda: self.json(200, appointment_json(
             services.reschedule(db.session, current_user(), pk, body.get("start"),
                                 body.get("reason")))))
 

@@ -5,11 +5,12 @@ import datetime as dt
 
 from flask import current_app, jsonify, request, send_file
 from flask_appbuilder import expose
-from flask_appbuilder.api import BaseApi, permission_name, protect
+from flask_appbuilder.api import permission_name, protect
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.crud import ServiceApi, query_date
 from app.errors import DomainError
 from app.extensions import db
 from app.scoping import current_user, visible_office_ids
@@ -45,29 +46,16 @@ def copy_json(c: CopyRequest, user=None, *, full: bool = False) -> dict:
     return data
 
 
-def _date(name: str) -> dt.date | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise DomainError(_("The date %(value)s is not valid (use YYYY-MM-DD).",
-                            value=raw)) from None
-
-
-class CopyApi(BaseApi):
+class CopyApi(ServiceApi):
     resource_name = "copy"
     openapi_spec_tag = "Copy requests"
     allow_browser_login = True  # the bulk-sign page calls /sign with the session cookie
 
-    def _answer(self, call):
+    def answer(self, call):
         try:
-            return call()
+            return super().answer(call)
         except RequestEntityTooLarge:
             return jsonify(message=too_large_message()), 413
-        except DomainError as exc:
-            return jsonify(message=exc.message, **exc.details), exc.status
 
     @expose("/", methods=["POST"])
     @protect()
@@ -99,7 +87,7 @@ class CopyApi(BaseApi):
             413: {description: File too large (refused while streaming)}
             422: {description: "Bad file or data: {message}"}
         """
-        return self._answer(self._intake)
+        return self.answer(self._intake)
 
     def _intake(self):
         upload = read_upload()
@@ -160,7 +148,7 @@ class CopyApi(BaseApi):
                 copy = workflow.apply(db.session, current_user(), pk, event, params_from(body))
             return jsonify(copy_json(copy, current_user(), full=True)), 200
 
-        return self._answer(run)
+        return self.answer(run)
 
     @expose("/", methods=["GET"])
     @protect()
@@ -179,7 +167,7 @@ class CopyApi(BaseApi):
           responses:
             200: {description: "{count, result: [request]}"}
         """
-        return self._answer(self._list)
+        return self.answer(self._list)
 
     def _list(self):
         stmt = select(CopyRequest)
@@ -191,10 +179,10 @@ class CopyApi(BaseApi):
                 stmt = stmt.where(CopyRequest.state == State(state))
             except ValueError:
                 raise DomainError(_("Unknown status %(value)s.", value=state)) from None
-        if first := _date("date_from"):
+        if first := query_date("date_from"):
             stmt = stmt.where(CopyRequest.received_at >= to_utc(
                 dt.datetime.combine(first, dt.time.min, tzinfo=VN_TZ)))
-        if last := _date("date_to"):
+        if last := query_date("date_to"):
             stmt = stmt.where(CopyRequest.received_at < to_utc(
                 dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=VN_TZ)))
         if type_id := request.args.get("document_type_id", type=int):
@@ -222,7 +210,7 @@ class CopyApi(BaseApi):
             200: {description: The request}
             404: {description: Not found in your offices}
         """
-        return self._answer(lambda: (jsonify(copy_json(
+        return self.answer(lambda: (jsonify(copy_json(
             workflow.get_visible(db.session, current_user(), pk), current_user(),
             full=True)), 200))
 
@@ -244,7 +232,7 @@ class CopyApi(BaseApi):
             return send_file(signing.pdf_stream(copy.document), mimetype="application/pdf",
                              download_name=f"ho-so-{copy.id}.pdf")
 
-        return self._answer(send)
+        return self.answer(send)
 
     @expose("/<int:pk>/validation", methods=["GET"])
     @protect()
@@ -265,4 +253,4 @@ class CopyApi(BaseApi):
             return jsonify(request_id=copy.id, state=copy.state.value,
                            **result.to_dict()), 200
 
-        return self._answer(report)
+        return self.answer(report)

@@ -1,9 +1,11 @@
 """Jinja filters for Vietnamese display: dd/mm/yyyy, Vietnam time, đồng."""
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Flask, has_request_context, request
 
-from app.timeutil import format_date, format_datetime
+from app.timeutil import VN_TZ, format_date, format_datetime
 
 
 def format_money(amount: int | None) -> str:
@@ -11,6 +13,20 @@ def format_money(amount: int | None) -> str:
     if amount is None:
         return ""
     return f"{amount:,}".replace(",", ".") + " đ"
+
+
+def format_instant(iso: str | None, as_written: bool = False) -> str:
+    """An ISO timestamp → dd/mm/yyyy HH:MM:SS in Vietnam time (``as_written``: the wall
+    clock as the signer wrote it, for software that labels Vietnam time as UTC)."""
+    if not iso:
+        return ""
+    try:
+        value = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if not as_written:
+        value = value.astimezone(VN_TZ) if value.tzinfo else value
+    return value.strftime("%d/%m/%Y %H:%M:%S")
 
 
 def _api_aware(page_selector):
@@ -32,3 +48,4 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["vn_date"] = format_date
     app.jinja_env.filters["vn_datetime"] = format_datetime
     app.jinja_env.filters["vn_money"] = format_money
+    app.jinja_env.filters["vn_instant"] = format_instant

@@ -71,6 +71,8 @@ def test_decree_50_page_shows_cards_revisions_and_renders(client):
                                                              'revision"') == 5
     assert page.count("data:image/png;base64,") >= 10  # before/after of each changed page
     assert "Trần Hồng Hà" in page and "RootCA chuyên dùng Chính phủ G2" in page
+    assert "31/01/2026 20:54:28" in page  # signing time, Vietnam time, dd/mm/yyyy
+    assert "31/01/2026 20:54:33" in page  # its timestamp (13:54:33 UTC)
 
 
 def test_page_added_after_signing_is_tampered(client):

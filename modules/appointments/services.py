@@ -27,6 +27,7 @@ from app.notifications.services import Recipient, notify
 from app.offices.models import Office, OfficeKind
 from app.offices.services import is_offered
 from app.scoping import is_admin, role_names, visible_office_ids
+from app.security import STAFF_ROLES
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
 from modules.appointments.models import (
     ACTIVE_STATUSES,
@@ -42,7 +43,6 @@ from modules.appointments.models import (
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
 CERTIFYING_KINDS = (OfficeKind.commune, OfficeKind.district_justice)
-STAFF_ROLES = {"Officer", "OfficeAdmin", "Leader", "Clerk", "Supervisor"}
 
 
 #: Called by "Process" on a pending appointment; the first that returns a URL (the
@@ -361,7 +361,7 @@ def book(session: Session, user: Any, *, office_id: Any, document_type_id: Any, 
 # --- lookups ----------------------------------------------------------------------------
 
 def is_staff(user: Any) -> bool:
-    return is_admin(user) or bool(role_names(user) & STAFF_ROLES)
+    return is_admin(user) or bool(role_names(user) & set(STAFF_ROLES))
 
 
 def visible_select(session: Session, user: Any):
@@ -481,8 +481,8 @@ def reschedule(session: Session, user: Any, appointment_id: Any, new_start: Any,
 def mark_processed(session: Session, user: Any, appointment: Appointment, *,
                    commit: bool = True) -> Appointment:
     """The appointment became a copy request (or was handled); no notification."""
-    if not is_staff(user) or appointment.office_id not in (
-            visible_office_ids(user, session) or [appointment.office_id]):
+    ids = visible_office_ids(user, session)
+    if not is_staff(user) or (ids is not None and appointment.office_id not in ids):
         raise AppointmentError(_("The page or record you asked for does not exist."),
                                status=404)
     if not appointment.is_active:

@@ -75,6 +75,11 @@ def register_error_handlers(app: Flask) -> None:
             return jsonify(message=exc.message, **exc.details), exc.status
         return _respond(exc.status, exc.message)
 
+    @app.errorhandler(PermissionError)
+    def not_permitted(exc: PermissionError):
+        """Rules like "your account belongs to no office": a 403 that says why."""
+        return _respond(403, str(exc) or None)
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)

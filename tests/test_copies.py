@@ -102,9 +102,8 @@ def test_walk_in_to_delivery_through_the_web_views(app, login, db_session, doc_t
     copy = state_of(db_session, pk)
     assert copy.state is State.sealed and copy.number == str(expected_number)
     r = do(clerk, pk, "deliver")
-    assert "chưa" in clerk.get(r.headers["Location"]).get_data(as_text=True) or \
-        state_of(db_session, pk).state is State.sealed  # fee not paid: refused
-    assert state_of(db_session, pk).state is State.sealed
+    assert "chưa nộp lệ phí" in clerk.get(r.headers["Location"]).get_data(as_text=True)
+    assert state_of(db_session, pk).state is State.sealed  # fee not paid: refused
     do(clerk, pk, "pay", receipt="BL-000123")
     do(clerk, pk, "deliver")
     copy = state_of(db_session, pk)
@@ -221,8 +220,8 @@ def test_rest_api_path_with_email_requester_return_resume_and_delivery(
                    json={"register_id": register_of("A").id})
     assert r.status_code == 200 and r.get_json()["number"]
     r = clerk.post(f"/api/v1/copy/{pk}/deliver", headers=ch)
-    assert r.status_code == 409 and "fee" in r.get_json()["message"].lower() or \
-        "lệ phí" in r.get_json()["message"].lower()
+    message = r.get_json()["message"].lower()
+    assert r.status_code == 409 and ("fee" in message or "lệ phí" in message)
     clerk.post(f"/api/v1/copy/{pk}/pay", headers=ch, json={"receipt_number": "BL-7"})
     r = clerk.post(f"/api/v1/copy/{pk}/deliver", headers=ch)
     assert r.status_code == 200 and r.get_json()["state"] == "delivered"
@@ -324,6 +323,17 @@ def test_low_resolution_scan_is_accepted_with_a_warning(api, login, doc_type):
                  data={"scan": upload(scan_pdf(pages=1, dpi=120)),
                        "document_type_id": doc_type.id, "identity_number": CITIZEN_IDENTITY})
     assert "dpi" in r.get_data(as_text=True)
+
+
+def test_a_user_without_an_office_gets_a_clear_403_not_a_500(api, login, doc_type):
+    client, headers = api("admin")
+    r = client.post("/api/v1/copy/", headers=headers, content_type="multipart/form-data",
+                    data={"scan": upload(scan_pdf()), "document_type_id": doc_type.id,
+                          "identity_number": CITIZEN_IDENTITY})
+    message = r.get_json()["message"].lower()
+    assert r.status_code == 403 and ("office" in message or "cơ quan" in message)
+    r = intake_web(login("admin"), doc_type)
+    assert r.status_code == 403 and "cơ quan" in r.get_data(as_text=True)
 
 
 def test_unknown_requester_and_bad_fields_get_clear_messages(api, doc_type):

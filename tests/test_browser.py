@@ -3,6 +3,7 @@ books; officer, leader and clerk take a walk-in copy to delivery; the citizen
 downloads it and the file validates (pyHanko and pdfsig)."""
 from __future__ import annotations
 
+import io
 import shutil
 import threading
 import time
@@ -232,3 +233,44 @@ def _office_a(session) -> int:
     from app.offices.models import Office
 
     return session.scalars(select(Office.id).where(Office.code == OFFICE_A)).one()
+
+
+def test_leader_places_the_attestation_by_clicking_on_the_page(browser, live, app, db_session):
+    """Page 1 chosen, a click in its lower half: the block lands there, no page is added."""
+    from pypdf import PdfReader
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from app.offices.services import offered_document_types
+    from modules.copies.models import CopyRequest, State
+    from modules.signing.services import read_current
+    from tests.test_copies import _submitted
+
+    doc_type = offered_document_types(db_session, _office_a(db_session))[0]
+    pk = _submitted(app, db_session, doc_type)
+    sign_in(browser, live, "leader.a")
+    browser.get(f"{live}/copies/request/{pk}")
+    browser.find_element(By.CSS_SELECTOR, "#placement summary").click()
+    field = browser.find_element(By.ID, "place-page")
+    field.send_keys("1")
+    field.send_keys("\t")  # change event: the page preview loads
+    image = browser.find_element(By.ID, "place-image")
+    wait_for(browser, lambda d: d.execute_script("return arguments[0].naturalWidth", image) > 0)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", image)
+    height = image.size["height"]  # offsets count from the centre of the image
+    ActionChains(browser).move_to_element_with_offset(image, 0, int(height * 0.3)).click().perform()
+    x1, y1, x2, y2 = (float(v) for v in browser.find_element(By.ID, "place-rect")
+                      .get_attribute("value").split(","))
+    assert x2 - x1 == 380 and y2 - y1 == 250 and y1 < 842 / 2  # lower half of an A4 page
+    click(browser, "#do-sign")
+    db_session.expire_all()
+    copy = db_session.get(CopyRequest, pk)
+    assert copy.state is State.signed
+    with app.app_context():
+        signed = read_current(copy.document)
+    reader = PdfReader(io.BytesIO(signed))
+    assert len(reader.pages) == copy.pages  # on page 1, not a new page
+    widgets = [a.get_object() for a in reader.pages[0].get("/Annots", [])]
+    rects = [[float(v) for v in w["/Rect"]] for w in widgets if w.get("/FT") == "/Sig"
+             or w.get("/Parent", {}).get("/FT") == "/Sig"]
+    assert rects and all(y1 - 1 <= r[1] and r[3] <= y2 + 1 for r in rects)

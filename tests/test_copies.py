@@ -517,7 +517,8 @@ def test_another_office_gets_404_on_every_copy_door(app, login, api, db_session,
     for username in ("officer.b", "leader.b", "clerk.b"):
         web = login(username)
         rest, headers = api(username)
-        paths = ("", "/slip", "/document") + (("/edit",) if username == "officer.b" else ())
+        paths = ("", "/slip", "/document", "/page/1.png") + (
+            ("/edit",) if username == "officer.b" else ())
         for path in paths:  # (only officers may open the edit form at all: 403 for others)
             assert web.get(f"/copies/request/{pk}{path}").status_code == 404, (username, path)
         for event in ("sign", "return", "forward", "seal", "deliver", "cancel", "resume",

@@ -13,7 +13,8 @@ def _register(appbuilder):
 
 
 _LISTS = "(CopyRequestView|AwaitingSignatureView|AwaitingSealView|ReturnedView)"
-_STAFF_PAGES = ["^CopyRequestView$", "^can_(list|export_xlsx|detail|do|slip|document)$"]
+_STAFF_PAGES = ["^CopyRequestView$",
+                "^can_(list|export_xlsx|detail|do|slip|document|page_image)$"]
 
 
 def _menus(*names: str) -> list[str]:

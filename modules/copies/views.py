@@ -3,7 +3,7 @@ queues (awaiting signature, awaiting seal, returned), the slip, and the citizen'
 "Giấy tờ của tôi".  Thin: ``services`` and ``workflow`` decide everything."""
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, request, send_file, url_for
+from flask import Response, abort, current_app, flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterInFunction
@@ -148,7 +148,8 @@ class CopyRequestView(CopyListBase):
     route_base = "/copies"
     base_permissions = ["can_list", "can_export_xlsx", "can_intake", "can_intake_post",
                         "can_detail", "can_do",
-                        "can_edit_draft", "can_slip", "can_document", "can_bulk_sign"]
+                        "can_edit_draft", "can_slip", "can_document", "can_bulk_sign",
+                        "can_page_image"]
     list_title = _l("Certification requests")
 
     @expose("/intake", methods=["GET"])
@@ -295,6 +296,16 @@ class CopyRequestView(CopyListBase):
         copy = self._get(pk)
         return send_file(signing.pdf_stream(copy.document), mimetype="application/pdf",
                          download_name=f"ho-so-{copy.id}.pdf")
+
+    @expose("/request/<int:pk>/page/<int:page>.png")
+    @has_access
+    def page_image(self, pk: int, page: int):
+        """One page of the current file, to place the attestation on it by clicking."""
+        png = signing.page_png(self._get(pk).document, page)
+        if png is None:
+            abort(404)
+        return Response(png, mimetype="image/png",
+                        headers={"Cache-Control": "private, max-age=300"})
 
     @expose("/bulk-sign")
     @has_access

@@ -340,17 +340,19 @@ def _structural_changes(reader: PdfFileReader, revision: int, base: int
 
 # --- rendering -----------------------------------------------------------------------------
 
-def _render(path: Path, page: int, dpi: int) -> Image.Image | None:
-    """One page of one revision, grey, via poppler (the file is that revision's prefix)."""
-    out = path.with_name(f"{path.stem}-p{page}")
-    result = subprocess.run(
-        ["pdftoppm", "-f", str(page), "-l", str(page), "-r", str(dpi), "-gray", "-png",
-         "-singlefile", str(path), str(out)], capture_output=True, timeout=60)
-    png = out.with_suffix(".png")
-    if result.returncode != 0 or not png.exists():
-        return None
-    with Image.open(png) as image:
-        return image.convert("L")
+def render_page(path: Path, page: int, dpi: int, *, gray: bool = True) -> Image.Image | None:
+    """One page (1-based) of a PDF file via poppler; None when poppler cannot draw it."""
+    with tempfile.TemporaryDirectory(prefix="saoy-render-") as tmp:
+        out = Path(tmp) / "page"
+        result = subprocess.run(
+            ["pdftoppm", "-f", str(page), "-l", str(page), "-r", str(dpi),
+             *(["-gray"] if gray else []), "-png", "-singlefile", str(path), str(out)],
+            capture_output=True, timeout=60)
+        png = out.with_suffix(".png")
+        if result.returncode != 0 or not png.exists():
+            return None
+        with Image.open(png) as image:
+            return image.convert("L" if gray else "RGB")
 
 
 def _regions(old: Image.Image, new: Image.Image, block: int = 6) -> list[tuple[int, ...]]:
@@ -418,7 +420,7 @@ def _locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
     keys = [(rev, page + 1) for page in candidates for rev in (report.index - 1, report.index)]
     missing = [k for k in keys if k not in renders]
     for key, image in zip(missing, pool.map(
-            lambda k: _render(prefixes[k[0]], k[1], RENDER_DPI), missing), strict=True):
+            lambda k: render_page(prefixes[k[0]], k[1], RENDER_DPI), missing), strict=True):
         renders[key] = image
     for page in candidates:
         old, new = renders.get((report.index - 1, page + 1)), renders.get((report.index,

@@ -25,7 +25,7 @@ from app.scoping import scoped
 from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
 from modules.signing import pdf
-from modules.signing.explain import Explanation, explain
+from modules.signing.explain import Explanation, explain, render_page
 from modules.signing.fonts import subset_font
 from modules.signing.models import SignedDocument, SignerKind, SignerProfile, Stage
 from modules.signing.signers import SignerUnavailableError, open_signer
@@ -209,6 +209,18 @@ def validate_bytes(data: bytes) -> ValidationReport:
 def explain_bytes(data: bytes, *, previews: bool = False) -> Explanation:
     """The explained verification (every signature, every later revision, one verdict)."""
     return explain(data, roots(), previews=previews)
+
+
+def page_png(doc: SignedDocument, page: int, dpi: int = 50) -> bytes | None:
+    """A page of the current file as PNG (the leader places the attestation on it)."""
+    if not 1 <= page <= (doc.pages or 1):
+        return None
+    image = render_page(file_store().path(doc.current_sha256), page, dpi, gray=False)
+    if image is None:
+        return None
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    return out.getvalue()
 
 
 def record_validation(doc: SignedDocument, report: ValidationReport) -> None:

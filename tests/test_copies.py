@@ -556,3 +556,45 @@ def test_lists_filter_search_export_and_highlight_overdue(app, login, db_session
     assert xlsx.status_code == 200
     rows = list(load_workbook(io.BytesIO(xlsx.data)).active.iter_rows(values_only=True))
     assert any(row[0] == pk for row in rows)
+
+
+def test_a_leader_with_a_signing_agent_signs_and_the_request_moves_on(app, db_session, office,
+                                                                      doc_type):
+    """The token stays on the leader's PC: "Ký số" leaves a job; the agent's signature,
+    when it comes back, moves the request to signed (the signing hook)."""
+    import base64
+    from pathlib import Path
+
+    from modules.copies import workflow
+    from modules.copies.models import State
+    from modules.signing import services as signing
+    from modules.signing.models import SignerKind, SignerProfile
+    from modules.signing.signers import load_pkcs12, pkcs12_passphrase
+
+    pk = _submitted(app, db_session, doc_type)
+    leader = _user(db_session, "leader.a")
+    profile = db_session.scalars(select(SignerProfile).where(
+        SignerProfile.user_id == leader.id)).one()
+    saved = (profile.kind, profile.certificate_sha256)
+    token = load_pkcs12(Path(profile.pkcs12_path).read_bytes(), pkcs12_passphrase(app.config))
+    try:
+        with app.test_request_context():
+            signing.register_agent_certificate(db_session, leader, token.signing_cert.dump())
+            db_session.commit()
+            copy = workflow.apply(db_session, leader, pk, "sign")
+            assert copy.state is State.awaiting_signature  # waiting for the agent
+            (job,) = [j for j in signing.pending_jobs(db_session, leader)
+                      if j.document_id == copy.document_id]
+            signature = token.sign_raw(base64.b64decode(job.signed_attrs), "sha256")
+            signing.finish_external_signature(db_session, leader, job.id, signature)
+            db_session.commit()
+    finally:
+        db_session.rollback()
+        profile.kind, profile.certificate_sha256 = saved
+        assert profile.kind is SignerKind.pkcs12
+        db_session.commit()
+    copy = state_of(db_session, pk)
+    assert copy.state is State.signed and copy.signed_by_id == leader.id
+    with app.app_context():
+        report = signing.validate_bytes(signing.read_current(copy.document))
+    assert [s.role for s in report.signatures if s.intact] == ["leader"]

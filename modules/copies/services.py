@@ -251,13 +251,10 @@ def _citizen_select(session: Session, user: Any):
     return select(CopyRequest).where(CopyRequest.citizen_id == (citizen.id if citizen else -1))
 
 
-def citizen_requests(session: Session, user: Any, *, delivered_only: bool = False
-                     ) -> list[CopyRequest]:
-    """A citizen's own requests ("Giấy tờ của tôi": the delivered ones)."""
-    stmt = _citizen_select(session, user)
-    if delivered_only:
-        stmt = stmt.where(CopyRequest.state == State.delivered)
-    return list(session.scalars(stmt.order_by(CopyRequest.id.desc())))
+def citizen_requests(session: Session, user: Any) -> list[CopyRequest]:
+    """A citizen's own requests, newest first ("Giấy tờ của tôi" shows the delivered ones)."""
+    return list(session.scalars(_citizen_select(session, user)
+                                .order_by(CopyRequest.id.desc())))
 
 
 def citizen_request(session: Session, user: Any, request_id: Any) -> CopyRequest:

@@ -22,7 +22,6 @@ from app.errors import DomainError
 from app.users import StaffUser
 from app.vn import InvalidIdentifierError, identity_kind, normalize_phone
 
-CITIZEN_ROLE = "Citizen"
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
 

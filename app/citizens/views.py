@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from app.citizens import services
 from app.crud import ServiceApi
 from app.extensions import db
+from app.security import CITIZEN_ROLE
 
 FIELDS = ("full_name", "identity_number", "phone", "email", "password")
 
@@ -18,7 +19,7 @@ def _registration(values) -> services.Registration:
 
 
 def _citizen_role(appbuilder):
-    return appbuilder.sm.find_role(services.CITIZEN_ROLE)
+    return appbuilder.sm.find_role(CITIZEN_ROLE)
 
 
 class CitizenRegisterView(BaseView):

@@ -9,8 +9,9 @@ PORT ?= 5000
 export SAOY_DATA_DIR ?= $(CURDIR)/instance
 
 # Debian packages: what the app needs at run time, and what the tests drive.
-RUNTIME_DEBS := fonts-noto-core
-TEST_DEBS := $(RUNTIME_DEBS) chromium chromium-driver softhsm2 opensc poppler-utils \
+# poppler-utils: verification renders the pages a later revision touched (pdftoppm).
+RUNTIME_DEBS := fonts-noto-core poppler-utils
+TEST_DEBS := $(RUNTIME_DEBS) chromium chromium-driver softhsm2 opensc \
 	libnss3-tools libreoffice-calc-nogui postgresql-client openssl
 
 .PHONY: demo test lint bench translations system-deps system-deps-test venv db demo-data serve clean

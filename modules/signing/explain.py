@@ -43,12 +43,9 @@ from modules.signing.validation import validation_context
 log = logging.getLogger(__name__)
 
 RENDER_DPI = 50
-PREVIEW_DPI = 40
 #: Content changes beyond these kinds go past what a certification (DocMDP P=2) allows.
 ROUTINE_KINDS = {"form_filling", "signature_appearance"}
 VISIBLE_KINDS = {"page_added", "page_removed"}
-SKIP_KEYS = {"/Parent", "/P", "/Dest", "/A", "/AA", "/StructParent", "/StructParents",
-             "/B", "/Thread", "/PO", "/Names", "/Outlines"}
 UTC_OFFSET = dt.timedelta(hours=7)
 
 
@@ -226,17 +223,22 @@ def revision_ends(data: bytes, reader: PdfFileReader) -> list[int]:
     return ends
 
 
+def _ref(raw) -> generic.Reference | None:
+    """The reference an indirect value points to (comparable across revisions)."""
+    if isinstance(raw, generic.IndirectObject):
+        return generic.Reference(raw.idnum, raw.generation)
+    return None
+
+
 def _deref(resolver, value):
-    if isinstance(value, generic.IndirectObject):
-        return resolver(generic.Reference(value.idnum, value.generation))
-    return value
+    ref = _ref(value)
+    return resolver(ref) if ref is not None else value
 
 
-def _raw_items(obj) -> list:
-    if isinstance(obj, generic.ArrayObject):
-        return [obj.raw_get(i) for i in range(len(obj))]
-    if isinstance(obj, generic.DictionaryObject):
-        return [(k, obj.raw_get(k)) for k in obj]
+def _raw_items(array) -> list:
+    """An array's items without dereferencing them."""
+    if isinstance(array, generic.ArrayObject):
+        return [array.raw_get(i) for i in range(len(array))]
     return []
 
 
@@ -251,17 +253,11 @@ def _page_refs(resolver) -> list[generic.Reference]:
         if "/Kids" in node:
             for kid in _raw_items(_deref(resolver, node.raw_get("/Kids"))):
                 walk(kid, depth + 1)
-        elif isinstance(raw, generic.IndirectObject):
-            found.append(generic.Reference(raw.idnum, raw.generation))
+        elif (ref := _ref(raw)) is not None:
+            found.append(ref)
 
     walk(root.raw_get("/Pages"), 0)
     return found
-
-
-def _ref(raw) -> generic.Reference | None:
-    if isinstance(raw, generic.IndirectObject):
-        return generic.Reference(raw.idnum, raw.generation)
-    return None
 
 
 def _contents_key(resolver, page_ref) -> tuple:
@@ -270,7 +266,7 @@ def _contents_key(resolver, page_ref) -> tuple:
     raw = page.raw_get("/Contents") if "/Contents" in page else None
     value = _deref(resolver, raw)
     items = _raw_items(value) if isinstance(value, generic.ArrayObject) else [raw]
-    return tuple((r.idnum, r.generation) if (r := _ref(item)) else None for item in items)
+    return tuple(_ref(item) for item in items)
 
 
 def _annotation_kind(obj) -> str:
@@ -306,7 +302,7 @@ def _structural_changes(reader: PdfFileReader, revision: int, base: int
     xrefs = reader.xrefs
     kinds: dict[int, set[tuple[str, bool]]] = {}
     unattributed = False
-    for ref in reader.xrefs.explicit_refs_in_revision(revision):
+    for ref in xrefs.explicit_refs_in_revision(revision):
         try:
             obj = after(ref)
         except Exception:  # noqa: BLE001 - an unreadable object: let the renders tell
@@ -329,9 +325,8 @@ def _structural_changes(reader: PdfFileReader, revision: int, base: int
             else:
                 prepared = xrefs.get_introducing_revision(ref) <= base
                 kinds.setdefault(page, set()).add((_annotation_kind(obj), prepared))
-        elif (ref.idnum, ref.generation) in drawn_by:
-            kinds.setdefault(drawn_by[(ref.idnum, ref.generation)], set()).add(
-                ("page_content", False))
+        elif ref in drawn_by:
+            kinds.setdefault(drawn_by[ref], set()).add(("page_content", False))
         elif isinstance(obj, generic.StreamObject) and xrefs.get_introducing_revision(ref) \
                 < revision and type_ not in ("/ObjStm", "/XRef", "/Metadata"):
             unattributed = True  # an older image, font or form rewritten: look at every page

@@ -127,6 +127,14 @@ class OfficeIdScopeFilter(OfficeScopeFilter):
 OFFICE_SCOPE = [["office_id", OfficeScopeFilter, None]]
 
 
+def as_pk(value: Any) -> int | None:
+    """A primary key from a URL or JSON value; None when it cannot be one."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 class Scoped(Generic[T]):
     """Scoped lookups for services and custom pages: ``scoped(s, user, M).get_or_404(pk)``."""
 
@@ -141,9 +149,8 @@ class Scoped(Generic[T]):
         return stmt
 
     def get(self, pk: Any) -> T | None:
-        try:
-            pk = int(pk)
-        except (TypeError, ValueError):
+        pk = as_pk(pk)
+        if pk is None:
             return None
         return self.session.scalars(self.select().where(self.model.id == pk)).first()
 

@@ -81,6 +81,13 @@ def _split_name(full_name: str) -> tuple[str, str]:
     return " ".join(parts[:-1]), parts[-1]
 
 
+def citizen_of(session: Session, user: Any) -> Citizen | None:
+    """The citizen profile of a login (None for staff and anonymous users)."""
+    if user is None or not getattr(user, "id", None):
+        return None
+    return session.scalars(select(Citizen).where(Citizen.user_id == user.id)).first()
+
+
 def by_identity(session: Session, identity_number: str) -> Citizen | None:
     return session.scalars(select(Citizen).where(
         Citizen.identity_number == (identity_number or "").strip())).first()

@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.citizens.models import Citizen
+from app.citizens.services import citizen_of
 from app.errors import DomainError
 from app.notifications.services import Recipient, notify
 from app.offices.models import Office, OfficeKind
 from app.offices.services import is_offered
-from app.scoping import is_admin, role_names, visible_office_ids
+from app.scoping import as_pk, is_admin, role_names, visible_office_ids
 from app.security import STAFF_ROLES
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
 from modules.appointments.models import (
@@ -269,12 +270,6 @@ def _free_place(session: Session, office_id: int, start: dt.datetime) -> None:
 
 # --- citizens ---------------------------------------------------------------------------
 
-def citizen_of(session: Session, user: Any) -> Citizen | None:
-    if user is None or not getattr(user, "id", None):
-        return None
-    return session.scalars(select(Citizen).where(Citizen.user_id == user.id)).first()
-
-
 def _lock_citizen(session: Session, citizen_id: int) -> None:
     """Serialise one citizen's bookings (row lock on PostgreSQL, write lock on SQLite)."""
     session.execute(update(Citizen).where(Citizen.id == citizen_id)
@@ -376,11 +371,8 @@ def visible_select(session: Session, user: Any):
 
 def get_visible(session: Session, user: Any, appointment_id: Any) -> Appointment:
     """404 (not 403) for anything the user may not see."""
-    try:
-        pk = int(appointment_id)
-    except (TypeError, ValueError):
-        pk = -1
-    found = session.scalars(visible_select(session, user).where(Appointment.id == pk)).first()
+    found = session.scalars(visible_select(session, user)
+                            .where(Appointment.id == as_pk(appointment_id))).first()
     if found is None:
         raise AppointmentError(_("The page or record you asked for does not exist."), status=404)
     return found

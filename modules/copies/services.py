@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.audit import AuditEvent
-from app.citizens.models import Citizen
-from app.citizens.services import by_identity, identity_error
+from app.citizens.services import by_identity, citizen_of, identity_error
 from app.errors import DomainError
 from app.offices.services import is_offered
-from app.scoping import staff_office_id
+from app.scoping import as_pk, staff_office_id
 from app.storage import file_store
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
 from modules.appointments import services as appointments
@@ -247,7 +246,7 @@ def history(session: Session, request: CopyRequest) -> list[AuditEvent]:
 
 
 def _citizen_select(session: Session, user: Any):
-    citizen = session.scalars(select(Citizen).where(Citizen.user_id == user.id)).first()
+    citizen = citizen_of(session, user)
     return select(CopyRequest).where(CopyRequest.citizen_id == (citizen.id if citizen else -1))
 
 
@@ -259,11 +258,8 @@ def citizen_requests(session: Session, user: Any) -> list[CopyRequest]:
 
 def citizen_request(session: Session, user: Any, request_id: Any) -> CopyRequest:
     """One of the citizen's own requests, or 404."""
-    try:
-        pk = int(request_id)
-    except (TypeError, ValueError):
-        pk = -1
-    found = session.scalars(_citizen_select(session, user).where(CopyRequest.id == pk)).first()
+    found = session.scalars(_citizen_select(session, user)
+                            .where(CopyRequest.id == as_pk(request_id))).first()
     if found is None:
         raise workflow.WorkflowError(_("The page or record you asked for does not exist."), 404)
     return found

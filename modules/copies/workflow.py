@@ -25,7 +25,7 @@ from app import audit
 from app.errors import DomainError
 from app.notifications.models import Channel
 from app.notifications.services import Attachment, Recipient, notify
-from app.scoping import is_admin, role_names, visible_office_ids
+from app.scoping import is_admin, role_names, scoped
 from app.timeutil import utcnow
 from modules.copies.models import CopyRequest, State
 from modules.registers import services as registers
@@ -114,15 +114,8 @@ def allowed_events(request: CopyRequest, user: Any) -> list[Event]:
 
 
 def get_visible(session: Session, user: Any, request_id: Any) -> CopyRequest:
-    try:
-        pk = int(request_id)
-    except (TypeError, ValueError):
-        pk = -1
-    stmt = select(CopyRequest).where(CopyRequest.id == pk)
-    ids = visible_office_ids(user, session)
-    if ids is not None:
-        stmt = stmt.where(CopyRequest.office_id.in_(ids))
-    found = session.scalars(stmt).first()
+    """The request in the user's offices, or 404 (never 403: ids leak nothing)."""
+    found = scoped(session, user, CopyRequest).get(request_id)
     if found is None:
         raise WorkflowError(_("The page or record you asked for does not exist."), 404)
     return found

@@ -49,35 +49,32 @@ class Datamodel(SQLAInterface):
         self._safely(super().delete, item, commit)
 
 
-class DomainErrorResponses:
-    """For ModelRestApi: FAB's ``@safe`` turns every exception into a 500; a broken
-    business rule is the client's 4xx with the rule's message instead."""
+class DomainErrorAnswers:
+    """FAB's ``@safe`` turns every exception into a 500; a broken business rule
+    (DomainError) is the client's 4xx with the rule's message, as JSON, instead."""
 
-    def _answer_domain_errors(self, call, *args):
+    def answer(self, call, *args):
         try:
             return call(*args)
         except DomainError as exc:
-            return self.response(exc.status, message=exc.message, **exc.details)
+            return jsonify(message=exc.message, **exc.details), exc.status
+
+
+class DomainErrorResponses(DomainErrorAnswers):
+    """For ModelRestApi: its write endpoints answer broken rules with 4xx."""
 
     def post_headless(self):
-        return self._answer_domain_errors(super().post_headless)
+        return self.answer(super().post_headless)
 
     def put_headless(self, pk):
-        return self._answer_domain_errors(super().put_headless, pk)
+        return self.answer(super().put_headless, pk)
 
     def delete_headless(self, pk):
-        return self._answer_domain_errors(super().delete_headless, pk)
+        return self.answer(super().delete_headless, pk)
 
 
-class ServiceApi(BaseApi):
-    """A BaseApi whose endpoints each call one service: a broken rule (DomainError) is
-    answered with its 4xx and message as JSON, never FAB's generic 500."""
-
-    def answer(self, call):
-        try:
-            return call()
-        except DomainError as exc:
-            return jsonify(message=exc.message, **exc.details), exc.status
+class ServiceApi(DomainErrorAnswers, BaseApi):
+    """A BaseApi whose endpoints each call one service through ``answer``."""
 
     @staticmethod
     def json(status: int, payload: dict):

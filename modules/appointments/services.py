@@ -30,6 +30,7 @@ from app.offices.services import is_offered
 from app.scoping import as_pk, is_admin, role_names, visible_office_ids
 from app.security import STAFF_ROLES
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
+from app.transactions import atomic
 from modules.appointments.models import (
     ACTIVE_STATUSES,
     Appointment,
@@ -320,7 +321,7 @@ def book(session: Session, user: Any, *, office_id: Any, document_type_id: Any, 
         raise AppointmentError(_("This office does not certify this document type."))
     start = parse_start(start)
     settings, end = check_slot(session, office.id, start, now)
-    try:
+    with atomic(session):
         _lock_citizen(session, citizen.id)
         active = list(session.scalars(select(Appointment).where(
             Appointment.citizen_id == citizen.id, Appointment.status.in_(ACTIVE_STATUSES))))
@@ -346,10 +347,6 @@ def book(session: Session, user: Any, *, office_id: Any, document_type_id: Any, 
         notify(session, _recipient(appointment), "appointment_booked",
                message_context(appointment, settings), office_id=office.id,
                related=appointment)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return appointment
 
 
@@ -450,7 +447,7 @@ def reschedule(session: Session, user: Any, appointment_id: Any, new_start: Any,
     settings, end = check_slot(session, appointment.office_id, start, now)
     old_date, old_time = appointment.local_date(), appointment.local_time()
     old_start, previous = appointment.start, appointment.status.value
-    try:
+    with atomic(session):
         _take_place(session, appointment.office_id, start, settings.capacity)
         _transition(session, appointment, AppointmentStatus.rescheduled, user, reason,
                     start=start, end=end, reminded_at=None,
@@ -463,10 +460,6 @@ def reschedule(session: Session, user: Any, appointment_id: Any, new_start: Any,
                message_context(appointment, reason=reason, old_date=old_date,
                                old_time=old_time),
                office_id=appointment.office_id, related=appointment)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return appointment
 
 

@@ -23,6 +23,7 @@ from app.offices.services import is_offered
 from app.scoping import as_pk, staff_office_id
 from app.storage import file_store
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
+from app.transactions import atomic
 from modules.appointments import services as appointments
 from modules.copies import workflow
 from modules.copies.models import CopyRequest, State
@@ -156,7 +157,7 @@ def intake(session: Session, user: Any, *, upload: Upload, document_type_id: Any
             raise IntakeError(_("This appointment was already processed or cancelled."), 409)
     info, sha = _checked_upload(upload)
     doc_type_name = _type_name(session, type_id)
-    try:
+    with atomic(session):
         doc = signing.create_document(session, office_id, sha, document_type=doc_type_name,
                                       pages=info.pages)
         now = utcnow()
@@ -173,10 +174,6 @@ def intake(session: Session, user: Any, *, upload: Upload, document_type_id: Any
                      file_sha256=sha)
         if appointment is not None:
             appointments.mark_processed(session, user, appointment, commit=False)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return request, info
 
 

@@ -27,6 +27,7 @@ from app.notifications.models import Channel
 from app.notifications.services import Attachment, Recipient, notify
 from app.scoping import is_admin, role_names, scoped
 from app.timeutil import utcnow
+from app.transactions import atomic
 from modules.copies.models import CopyRequest, State
 from modules.registers import services as registers
 from modules.signing import pdf as signing_pdf
@@ -150,7 +151,7 @@ def apply(session: Session, user: Any, request_id: Any, event: Event | str,
                                                                   request.office_id):
         return _send_to_agent(session, user, request, params)
     previous = request.state
-    try:
+    with atomic(session):
         claimed = session.execute(
             update(CopyRequest)
             .where(CopyRequest.id == request.id, CopyRequest.version == request.version,
@@ -167,10 +168,6 @@ def apply(session: Session, user: Any, request_id: Any, event: Event | str,
             EFFECTS.get(event, _nothing)(session, user, request, params)
         audit.record(session, user, f"copy_{event.value}", obj=request,
                      from_state=previous.value, to_state=transition.target.value, reason=reason)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return request
 
 
@@ -183,14 +180,10 @@ def _nothing(session, user, request, params) -> None:
 def _send_to_agent(session: Session, user: Any, request: CopyRequest,
                    params: Params) -> CopyRequest:
     """External signer: the request waits for the agent; the hook moves it on."""
-    try:
+    with atomic(session):
         signing.request_external_signature(session, user, request.document_id,
                                            params.placement)
         audit.record(session, user, "copy_sign_requested", obj=request)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return request
 
 

@@ -314,7 +314,7 @@ def test_booking_shows_in_office_a_pending_list_only_and_reschedule_notifies(
     citizen = citizen_factory(name="Đoàn Thị Xuân")
     start = unique_start()
     appointment = book(app, db_session, citizen.user, office("A"), doc_type, start)
-    code = appointment.display_code()
+    code = appointment.code
 
     officer_a, officer_b = login("officer.a"), login("officer.b")
     assert code in officer_a.get("/pendingappointments/list/?_flt_0_code=" +
@@ -477,7 +477,7 @@ def test_closure_over_booked_days_lists_the_appointments_and_keeps_them(
     day = start.strftime("%Y-%m-%d")
     r = web.post("/closureview/add", data={"name": "Nghỉ lễ", "date_from": day, "date_to": day},
                  follow_redirects=True)
-    assert appointment.display_code() in r.get_data(as_text=True)
+    assert appointment.code in r.get_data(as_text=True)
     db_session.expire_all()
     assert db_session.get(Appointment, appointment.id).status is AppointmentStatus.booked
 

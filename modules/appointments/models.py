@@ -182,9 +182,6 @@ class Appointment(OfficeOwned, Model):
     def local_start_text(self) -> str:
         return self.local_start()
 
-    def display_code(self) -> str:
-        return self.code
-
     def local_start(self) -> str:
         return to_local(self.start).strftime("%H:%M %d/%m/%Y")
 
@@ -195,4 +192,4 @@ class Appointment(OfficeOwned, Model):
         return to_local(self.start).strftime("%H:%M")
 
     def __repr__(self) -> str:
-        return self.display_code()
+        return self.code

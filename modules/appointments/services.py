@@ -286,7 +286,7 @@ def _recipient(appointment: Appointment) -> Recipient:
 def message_context(appointment: Appointment, settings: AppointmentSettings | None = None,
                     **extra: Any) -> dict[str, Any]:
     return {
-        "code": appointment.display_code(), "office": appointment.office.name,
+        "code": appointment.code, "office": appointment.office.name,
         "address": appointment.office.address or "", "date": appointment.local_date(),
         "time": appointment.local_time(), "documents": appointment.documents,
         "document_type": appointment.document_type.name_vi,
@@ -566,7 +566,7 @@ def ics(appointment: Appointment, base_url: str) -> str:
         f"DTSTART:{appointment.start.strftime(stamp)}",
         f"DTEND:{appointment.end.strftime(stamp)}",
         "SUMMARY:" + _ics_text(_("Certification appointment %(code)s",
-                                 code=appointment.display_code())),
+                                 code=appointment.code)),
         "LOCATION:" + _ics_text(f"{office.name}, {office.address or ''}".strip(", ")),
         "DESCRIPTION:" + _ics_text(
             f"{appointment.document_type.name_vi} × {appointment.documents}. "

@@ -236,7 +236,7 @@ class ClosureView(ScopedModelView):
     def _report(self, item):
         affected = services.closure_added(db.session, current_user(), item)
         if affected:
-            codes = ", ".join(f"{a.display_code()} ({a.local_start()})" for a in affected[:20])
+            codes = ", ".join(f"{a.code} ({a.local_start()})" for a in affected[:20])
             flash(_("%(count)s booked appointments fall on these days and stay booked until "
                     "you reschedule them: %(codes)s", count=len(affected), codes=codes),
                   "warning")
@@ -288,7 +288,7 @@ class PendingAppointmentView(ScopedModelView):
                 return redirect(target)
         try:
             services.mark_processed(db.session, current_user(), item)
-            flash(_("Appointment %(code)s marked as processed.", code=item.display_code()),
+            flash(_("Appointment %(code)s marked as processed.", code=item.code),
                   "success")
         except DomainError as exc:
             _fail(exc)
@@ -316,12 +316,12 @@ class PendingAppointmentView(ScopedModelView):
                     services.reschedule(db.session, current_user(), pk,
                                         request.form.get("start"), request.form.get("reason"))
                     flash(_("Appointment %(code)s moved to %(time)s; the citizen is notified.",
-                            code=appointment.display_code(), time=appointment.local_start()),
+                            code=appointment.code, time=appointment.local_start()),
                           "success")
                 else:
                     services.cancel(db.session, current_user(), pk, request.form.get("reason"))
                     flash(_("Appointment %(code)s cancelled; the citizen is notified.",
-                            code=appointment.display_code()), "success")
+                            code=appointment.code), "success")
                 return redirect(url_for(".list"))
             except DomainError as exc:
                 _fail(exc)
@@ -335,7 +335,7 @@ class PendingAppointmentView(ScopedModelView):
 
 def appointment_json(a: Appointment) -> dict:
     return {
-        "id": a.id, "code": a.display_code(), "office": a.office.name,
+        "id": a.id, "code": a.code, "office": a.office.name,
         "office_id": a.office_id, "start": to_local(a.start).isoformat(),
         "end": to_local(a.end).isoformat(), "status": a.status.value,
         "document_type_id": a.document_type_id, "document_type": a.document_type.name_vi,
@@ -465,7 +465,7 @@ class AppointmentApi(ServiceApi):
                               document_type_id=body.get("document_type_id"),
                               start=body.get("start"), documents=body.get("documents", 1),
                               note=body.get("note"))
-            return self.json(201, {"id": a.id, "code": a.display_code(),
+            return self.json(201, {"id": a.id, "code": a.code,
                                     "start": to_local(a.start).isoformat(),
                                     "office": a.office.name})
 

@@ -15,6 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.crud import Datamodel
 from app.errors import DomainError
 from app.extensions import csrf, db
+from app.i18n import format_money
 from app.offices.services import offered_document_types
 from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user
 from modules.appointments import services as appointments
@@ -116,7 +117,7 @@ class CopyListBase(ScopedModelView):
                       "fee_paid", "requester_email", "note", "reason"]
     formatters_columns = {
         "number": lambda number: number or "",
-        "fee": lambda fee: money(fee),
+        "fee": format_money,
         "id": lambda pk: Markup('<a href="{}">#{}</a>').format(f"/copies/request/{pk}", pk),
         "due_status": lambda due: Markup('<span class="label label-danger overdue">{}</span>')
         .format(due[0]) if due[1] else due[0],
@@ -202,7 +203,7 @@ class CopyRequestView(CopyListBase):
             return self._intake_form(form.to_dict(), exc.status)
         self._scan_warning(info)
         flash(_("Request #%(id)s submitted for signature. Fee: %(fee)s.", id=copy.id,
-                fee=money(copy.fee)), "success")
+                fee=format_money(copy.fee)), "success")
         return redirect(url_for(".detail", pk=copy.id))
 
     @staticmethod
@@ -369,12 +370,6 @@ class ReturnedView(CopyListBase):
     base_filters = OFFICE_SCOPE + state_filter(State.returned)
     list_title = _l("Returned requests")
     list_columns = ["id", "received_text", "requester", "document_type", "reason", "due_status"]
-
-
-def money(amount: int | None) -> str:
-    from app.i18n import format_money
-
-    return format_money(amount)
 
 
 class MyCopiesView(BaseView):

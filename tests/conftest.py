@@ -137,6 +137,15 @@ def engine_of(app):
         return db.engine
 
 
+def user_named(session, username: str):
+    """A demo user, loaded in ``session``."""
+    from sqlalchemy import select
+
+    from app.users import StaffUser
+
+    return session.scalars(select(StaffUser).where(StaffUser.username == username)).one()
+
+
 @pytest.fixture()
 def db_session(app):
     """A session of its own for building the world and checking results.

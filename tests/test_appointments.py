@@ -43,12 +43,6 @@ def citizen_factory(app, db_session):
     return make
 
 
-def _user(session, username):
-    from app.users import StaffUser
-
-    return session.scalars(select(StaffUser).where(StaffUser.username == username)).one()
-
-
 def future_start(days_ahead: int, slot: int) -> dt.datetime:
     """A Monday–Friday morning slot at least ``days_ahead`` days from now (Vietnam time)."""
     day = dt.datetime.now(VN).date() + dt.timedelta(days=days_ahead)

@@ -12,16 +12,10 @@ from pypdf import PdfReader, PdfWriter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import engine_of
+from tests.conftest import engine_of, user_named
 from tests.pdfs import pdfsig, scan_pdf
 
 CITIZEN_IDENTITY = "079203001234"
-
-
-def _user(session, username):
-    from app.users import StaffUser
-
-    return session.scalars(select(StaffUser).where(StaffUser.username == username)).one()
 
 
 @pytest.fixture()
@@ -141,7 +135,7 @@ def test_returned_request_is_continued_with_a_new_scan_and_resubmitted(
     assert copy.state is State.returned and "Trang 1 mờ" in copy.reason
     returned = officer.get("/copies-returned/list/").get_data(as_text=True)
     assert "Trang 1 mờ" in returned
-    officer_id = _user(db_session, "officer.a").id
+    officer_id = user_named(db_session, "officer.a").id
     assert db_session.scalars(select(Message).where(
         Message.kind == "copy_returned", Message.related_id == pk,
         Message.recipient_user_id == officer_id)).first() is not None or db_session.scalars(
@@ -412,7 +406,7 @@ def test_process_on_an_appointment_opens_the_filled_in_intake(app, login, db_ses
                                       .where(appointments.Appointment.status.in_(
                                           appointments.ACTIVE_STATUSES))).all()
         for old in existing:  # the demo citizen may hold bookings from other tests
-            appointments.cancel(db_session, _user(db_session, "officer.a"), old.id, "dọn dẹp")
+            appointments.cancel(db_session, user_named(db_session, "officer.a"), old.id, "dọn dẹp")
         booked = appointments.book(
             db_session, citizen_user, office_id=office("A").id, document_type_id=doc_type.id,
             start=dt.datetime.combine(day, dt.time(16, 30), tzinfo=vn))
@@ -435,7 +429,7 @@ def test_process_on_an_appointment_opens_the_filled_in_intake(app, login, db_ses
 def _submitted(app, db_session, doc_type, officer="officer.a") -> int:
     from modules.copies import services, workflow
 
-    user = _user(db_session, officer)
+    user = user_named(db_session, officer)
     with app.test_request_context():
         copy, _info = services.intake(
             db_session, user, upload=services.Upload(io.BytesIO(scan_pdf()), "s.pdf"),
@@ -458,7 +452,7 @@ def test_concurrent_signing_clicks_sign_once(app, db_session, doc_type):
 
     def click():
         with app.test_request_context(), Session(bind=engine) as session:
-            leader = _user(session, "leader.a")
+            leader = user_named(session, "leader.a")
             barrier.wait(timeout=30)
             try:
                 workflow.apply(session, leader, pk, "sign")
@@ -572,7 +566,7 @@ def test_a_leader_with_a_signing_agent_signs_and_the_request_moves_on(app, db_se
     from modules.signing.signers import load_pkcs12, pkcs12_passphrase
 
     pk = _submitted(app, db_session, doc_type)
-    leader = _user(db_session, "leader.a")
+    leader = user_named(db_session, "leader.a")
     profile = db_session.scalars(select(SignerProfile).where(
         SignerProfile.user_id == leader.id)).one()
     saved = (profile.kind, profile.certificate_sha256)

@@ -13,14 +13,8 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.conftest import engine_of
+from tests.conftest import engine_of, user_named
 from tests.scoping import ScopedCase, assert_foreign_record_is_404, assert_own_record_is_reachable
-
-
-def _user(session, username):
-    from app.users import StaffUser
-
-    return session.scalars(select(StaffUser).where(StaffUser.username == username)).one()
 
 
 @pytest.fixture()
@@ -57,7 +51,7 @@ def test_concurrent_clerks_get_every_number_exactly_once(app, new_register):
 
     def worker(w: int):
         with Session(bind=engine) as session:
-            clerk = _user(session, "clerk.a")
+            clerk = user_named(session, "clerk.a")
             for i in range(250):
                 try:
                     entry = allocate_number(session, clerk, register_id, f"conc-{w}-{i}")
@@ -83,7 +77,7 @@ def test_asking_twice_for_a_request_gives_the_same_number(db_session, new_regist
     from modules.registers.services import allocate_number
 
     register = new_register()
-    clerk = _user(db_session, "clerk.a")
+    clerk = user_named(db_session, "clerk.a")
     key = f"test:{uuid.uuid4().hex}"  # not "copy:<id>": real requests use those keys
     first = allocate_number(db_session, clerk, register.id, key)
     again = allocate_number(db_session, clerk, register.id, key)
@@ -96,7 +90,7 @@ def test_void_number_stays_and_is_never_reused(db_session, new_register):
     from modules.registers.services import allocate_number, void_entry
 
     register = new_register()
-    clerk = _user(db_session, "clerk.a")
+    clerk = user_named(db_session, "clerk.a")
     entry = allocate_number(db_session, clerk, register.id, "test:10")
     void_entry(db_session, clerk, entry.id, "Ký số thất bại: token bị rút")
     retry = allocate_number(db_session, clerk, register.id, "test:10")
@@ -110,7 +104,7 @@ def test_void_number_stays_and_is_never_reused(db_session, new_register):
 def test_no_number_from_a_closed_register_or_outside_its_dates(db_session, new_register):
     from modules.registers.services import RegisterError, allocate_number, close_register
 
-    clerk = _user(db_session, "clerk.a")
+    clerk = user_named(db_session, "clerk.a")
     closed = new_register()
     allocate_number(db_session, clerk, closed.id, "copy:c1")
     result = close_register(db_session, clerk, closed.id)
@@ -134,7 +128,7 @@ def test_clerk_of_another_office_cannot_allocate(db_session, new_register):
 
     register = new_register("B")
     with pytest.raises(NotFound):
-        allocate_number(db_session, _user(db_session, "clerk.a"), register.id, "copy:x")
+        allocate_number(db_session, user_named(db_session, "clerk.a"), register.id, "copy:x")
 
 
 def test_new_book_mid_year_continues_the_sequence(login, db_session, new_register, office):
@@ -142,7 +136,7 @@ def test_new_book_mid_year_continues_the_sequence(login, db_session, new_registe
 
     symbol = f"S{uuid.uuid4().hex[:6]}"
     full = new_register(symbol=symbol)
-    clerk = _user(db_session, "clerk.a")
+    clerk = user_named(db_session, "clerk.a")
     for i in range(3):
         allocate_number(db_session, clerk, full.id, f"copy:m{i}")
     assert suggested_start_number(db_session, office("A").id, full.year, symbol) == 4
@@ -166,7 +160,7 @@ def test_register_with_entries_cannot_be_deleted_or_renumbered(login, db_session
     from modules.registers.services import allocate_number
 
     register = new_register()
-    allocate_number(db_session, _user(db_session, "clerk.a"), register.id, "copy:d1")
+    allocate_number(db_session, user_named(db_session, "clerk.a"), register.id, "copy:d1")
     web = login("clerk.a")
     r = web.post(f"/registerview/delete/{register.id}", follow_redirects=True)
     assert "không thể xóa" in r.get_data(as_text=True)
@@ -192,7 +186,7 @@ def test_empty_register_can_be_deleted(login, db_session, new_register):
 def _fill(db_session, register, count, clerk="clerk.a"):
     from modules.registers.services import EntryDetails, allocate_number
 
-    user = _user(db_session, clerk)
+    user = user_named(db_session, clerk)
     for i in range(count):
         allocate_number(db_session, user, register.id, f"copy:x{register.id}-{i}", EntryDetails(
             requester_name=f"Nguyễn Văn Tư {i}", requester_identity="079203001234",

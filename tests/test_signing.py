@@ -10,14 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import user_named
 from tests.pdfs import pdfsig, scan_pdf
 from tests.softhsm import make_token, softhsm_lib
-
-
-def _user(session, username):
-    from app.users import StaffUser
-
-    return session.scalars(select(StaffUser).where(StaffUser.username == username)).one()
 
 
 @pytest.fixture()
@@ -78,7 +73,7 @@ def make_sealed(session, scan_bytes, leader="leader.a", clerk="clerk.a", number=
     from app.storage import file_store
     from modules.signing import services
 
-    leader_user = _user(session, leader)
+    leader_user = user_named(session, leader)
     sha = file_store().put_bytes(scan_bytes)
     doc = services.create_document(session, leader_user.office_id, sha,
                                    document_type="Giấy khai sinh", pages=2)
@@ -86,7 +81,7 @@ def make_sealed(session, scan_bytes, leader="leader.a", clerk="clerk.a", number=
     services.sign_leader(session, leader_user, doc.id)
     session.commit()
     signed = services.read_current(doc)
-    services.seal(session, _user(session, clerk), doc.id, number, "01/2026-SCTĐT/BS")
+    services.seal(session, user_named(session, clerk), doc.id, number, "01/2026-SCTĐT/BS")
     session.commit()
     return doc, signed, services.read_current(doc)
 
@@ -209,7 +204,7 @@ def test_delivery_gate_refuses_a_tampered_file(signing_ctx, scan):
     from modules.signing import services
 
     doc, _, sealed = make_sealed(signing_ctx, scan)
-    clerk = _user(signing_ctx, "clerk.a")
+    clerk = user_named(signing_ctx, "clerk.a")
     assert services.delivery_gate(signing_ctx, clerk, doc.id).valid
     doc.current_sha256 = file_store().put_bytes(_paint_over(sealed))
     with pytest.raises(services.SigningError):
@@ -220,7 +215,7 @@ def test_leader_chooses_page_and_rectangle(signing_ctx, scan):
     from app.storage import file_store
     from modules.signing import pdf, services
 
-    leader = _user(signing_ctx, "leader.a")
+    leader = user_named(signing_ctx, "leader.a")
     doc = services.create_document(signing_ctx, leader.office_id, file_store().put_bytes(scan),
                                    document_type="Học bạ", pages=2)
     with pytest.raises(services.SigningError) as err:
@@ -230,7 +225,7 @@ def test_leader_chooses_page_and_rectangle(signing_ctx, scan):
     services.sign_leader(signing_ctx, leader, doc.id,
                          pdf.Placement(page=1, rect=(100, 80, 540, 400)))
     assert pdf.page_count(services.read_current(doc)) == 2  # no page added
-    services.seal(signing_ctx, _user(signing_ctx, "clerk.a"), doc.id, "31", "01/2026-SCTĐT/BS")
+    services.seal(signing_ctx, user_named(signing_ctx, "clerk.a"), doc.id, "31", "01/2026-SCTĐT/BS")
     assert doc.valid
 
 
@@ -240,11 +235,11 @@ def test_leader_of_another_office_cannot_sign(signing_ctx, scan):
     from app.storage import file_store
     from modules.signing import services
 
-    leader_a = _user(signing_ctx, "leader.a")
+    leader_a = user_named(signing_ctx, "leader.a")
     doc = services.create_document(signing_ctx, leader_a.office_id,
                                    file_store().put_bytes(scan), document_type=None, pages=2)
     with pytest.raises(NotFound):
-        services.sign_leader(signing_ctx, _user(signing_ctx, "leader.b"), doc.id)
+        services.sign_leader(signing_ctx, user_named(signing_ctx, "leader.b"), doc.id)
 
 
 def test_leader_signs_with_a_softhsm_token(app, hsm, signing_ctx, scan, monkeypatch):
@@ -255,7 +250,7 @@ def test_leader_signs_with_a_softhsm_token(app, hsm, signing_ctx, scan, monkeypa
     monkeypatch.setitem(app.config, "TRUST_DIR", hsm["root"])
     monkeypatch.setitem(app.config, "PKCS11_LIB", softhsm_lib())
     monkeypatch.setitem(app.config, "PKCS11_PIN", "123456")
-    leader = _user(signing_ctx, "leader.a")
+    leader = user_named(signing_ctx, "leader.a")
     profile = signing_ctx.scalars(select(SignerProfile).where(
         SignerProfile.user_id == leader.id)).one()
     saved = (profile.kind, profile.pkcs11_token_label, profile.pkcs11_key_label)
@@ -266,7 +261,8 @@ def test_leader_signs_with_a_softhsm_token(app, hsm, signing_ctx, scan, monkeypa
         doc = services.create_document(signing_ctx, leader.office_id,
                                        file_store().put_bytes(scan), document_type=None, pages=2)
         services.sign_leader(signing_ctx, leader, doc.id)
-        services.seal(signing_ctx, _user(signing_ctx, "clerk.a"), doc.id, "40", "01/2026-SCTĐT/BS")
+        services.seal(signing_ctx, user_named(signing_ctx, "clerk.a"), doc.id, "40",
+                      "01/2026-SCTĐT/BS")
         leader_sig = next(s for s in doc.validation["signatures"] if s["role"] == "leader")
         assert leader_sig["signer"] == "Lê Thị Token" and leader_sig["trusted"]
         assert doc.valid
@@ -331,7 +327,7 @@ def test_signing_agent_signs_with_the_leaders_token_over_http(app, hsm, scan, mo
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with app.app_context():
         profile = db.session.scalars(select(SignerProfile).where(
-            SignerProfile.user_id == _user(db.session, "leader.b").id)).one()
+            SignerProfile.user_id == user_named(db.session, "leader.b").id)).one()
         saved = (profile.kind, profile.certificate_sha256)
     try:
         agent = SigningAgent(AgentConfig(
@@ -341,7 +337,7 @@ def test_signing_agent_signs_with_the_leaders_token_over_http(app, hsm, scan, mo
         agent.login()
         agent.register()
         with app.app_context():
-            leader = _user(db.session, "leader.b")
+            leader = user_named(db.session, "leader.b")
             doc = services.create_document(db.session, leader.office_id,
                                            file_store().put_bytes(scan),
                                            document_type="Bằng tốt nghiệp", pages=2)
@@ -357,7 +353,7 @@ def test_signing_agent_signs_with_the_leaders_token_over_http(app, hsm, scan, mo
             doc = db.session.get(SignedDocument, doc_id)
             assert doc.stage.value == "leader_signed"
             assert services.read_current(doc).startswith(scan)
-            services.seal(db.session, _user(db.session, "clerk.b"), doc.id, "5",
+            services.seal(db.session, user_named(db.session, "clerk.b"), doc.id, "5",
                           "01/2026-SCTĐT/BS")
             db.session.commit()
             leader_sig = next(s for s in doc.validation["signatures"] if s["role"] == "leader")
@@ -367,7 +363,7 @@ def test_signing_agent_signs_with_the_leaders_token_over_http(app, hsm, scan, mo
         server.shutdown()
         with app.app_context():
             profile = db.session.scalars(select(SignerProfile).where(
-                SignerProfile.user_id == _user(db.session, "leader.b").id)).one()
+                SignerProfile.user_id == user_named(db.session, "leader.b").id)).one()
             profile.kind, profile.certificate_sha256 = saved
             db.session.commit()
         assert saved[0] is SignerKind.pkcs12

@@ -1,37 +1,142 @@
-"""FAB's data interface with user-safe errors.
+"""FAB's generic add/edit/delete, made to go the one way every change goes.
 
-FAB flashes ``str(exception)`` when a database write fails, which would show SQL
-to the user.  This interface logs the real error and raises one whose text is a
-plain translated sentence.  Every view and API of SaoY uses it.
+``Datamodel`` is FAB's data interface whose writes call a ``RecordService`` inside one
+unit of work: the service validates, writes and records the audit event, and the
+commit takes all of it or nothing.  Errors are plain translated sentences (FAB would
+flash ``str(exception)``, i.e. SQL).  ``ServiceFormViewMixin`` re-shows a refused form
+with what was typed instead of FAB's redirect to the list.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
-from flask import jsonify, request
+from flask import flash, jsonify, request
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.urltools import (
+    get_filter_args,
+    get_order_args,
+    get_page_args,
+    get_page_size_args,
+)
 from flask_babel import gettext as _
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from app import audit
 from app.errors import DomainError
+from app.transactions import atomic
 
 log = logging.getLogger(__name__)
+_SECRET_FIELDS = {"password"}
 
 
 class FriendlyDatabaseError(DomainError):
     """str() is a sentence for the user; the cause is in the log."""
 
 
+def describe_changes(item: Any) -> str | None:
+    """``field: old → new; …`` of the pending changes of ``item`` (secrets masked)."""
+    state = inspect(item)
+    parts = []
+    for attr in state.mapper.column_attrs.keys() + state.mapper.relationships.keys():
+        history = state.attrs[attr].history
+        if not history.has_changes():
+            continue
+        if attr in _SECRET_FIELDS:
+            parts.append(f"{attr}: ***")
+            continue
+        old = ", ".join(_plain(v) for v in history.deleted) or "∅"
+        new = ", ".join(_plain(v) for v in history.added) or "∅"
+        if attr in state.mapper.relationships.keys() and state.mapper.relationships[
+                attr].uselist:
+            old = ", ".join(_plain(v) for v in (history.unchanged + history.deleted)) or "∅"
+            new = ", ".join(_plain(v) for v in (history.unchanged + history.added)) or "∅"
+        parts.append(f"{attr}: {old} → {new}")
+    return "; ".join(parts)[:4000] or None
+
+
+def _plain(value: Any) -> str:
+    if hasattr(value, "value") and not isinstance(value, (int, float, str)):
+        value = value.value  # enums
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+class RecordService:
+    """Create, change and delete one kind of record: validate, write, audit.
+
+    Never commits (the caller's unit of work does).  Subclasses add the rules of their
+    model in ``validate`` and ``check_delete``; office-owned rows take the acting user's
+    office and can never be moved to another one.
+    """
+
+    def __init__(self, event_prefix: str | None = None):
+        self.event_prefix = event_prefix
+
+    def prefix(self, item: Any) -> str:
+        return self.event_prefix or type(item).__name__.lower()
+
+    def validate(self, session: Session, user: Any, item: Any, *, created: bool) -> None:
+        """Raise DomainError when ``item`` (with its unsaved edits) breaks a rule."""
+
+    def check_delete(self, session: Session, user: Any, item: Any) -> None:
+        """Raise DomainError when ``item`` may not be deleted."""
+
+    def create(self, session: Session, user: Any, item: Any) -> Any:
+        from app.scoping import OfficeOwned, staff_office_id
+
+        if isinstance(item, OfficeOwned):
+            item.office_id = staff_office_id(user)
+        with session.no_autoflush:
+            self.validate(session, user, item, created=True)
+        session.add(item)
+        session.flush()
+        audit.record(session, user, f"{self.prefix(item)}_created", obj=item,
+                     reason=describe_changes(item))
+        return item
+
+    def update(self, session: Session, user: Any, item: Any) -> Any:
+        from app.scoping import OfficeOwned
+
+        state = inspect(item)
+        if isinstance(item, OfficeOwned) and state.attrs.office_id.history.deleted:
+            raise DomainError(_("A record cannot be moved to another office."), 403)
+        changes = describe_changes(item)
+        with session.no_autoflush:
+            self.validate(session, user, item, created=False)
+        session.flush()
+        audit.record(session, user, f"{self.prefix(item)}_updated", obj=item, reason=changes)
+        return item
+
+    def delete(self, session: Session, user: Any, item: Any) -> None:
+        self.check_delete(session, user, item)
+        audit.record(session, user, f"{self.prefix(item)}_deleted", obj=item,
+                     office_id=getattr(item, "office_id", None), reason=repr(item)[:4000])
+        session.delete(item)
+        session.flush()
+
+
 class Datamodel(SQLAInterface):
-    def _safely(self, operation, item, commit: bool):
+    """FAB's data interface whose every write is the model's service in one unit of work."""
+
+    def __init__(self, obj, session=None, service: RecordService | None = None):
+        super().__init__(obj, session)
+        self.service = service or RecordService()
+
+    def _write(self, operation, item) -> None:
+        from app.scoping import current_user
+
         try:
-            operation(item, commit)
+            with atomic(self.session):
+                operation(self.session, current_user(), item)
         except (SQLAlchemyError, DatabaseException) as exc:
             log.warning("database write refused: %s", exc)
-            self.session.rollback()
             if isinstance(exc, IntegrityError) or isinstance(exc.__cause__, IntegrityError):
                 raise FriendlyDatabaseError(_(
                     "This record conflicts with existing data (a duplicate code or name, or "
@@ -40,13 +145,106 @@ class Datamodel(SQLAInterface):
                 from None
 
     def add(self, item, commit: bool = True) -> None:
-        self._safely(super().add, item, commit)
+        self._write(self.service.create, item)
 
     def edit(self, item, commit: bool = True) -> None:
-        self._safely(super().edit, item, commit)
+        self._write(self.service.update, item)
 
     def delete(self, item, commit: bool = True) -> None:
-        self._safely(super().delete, item, commit)
+        self._write(self.service.delete, item)
+
+    def delete_all(self, items) -> None:
+        for item in items:
+            self.delete(item)
+
+
+def refusal_text(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc)
+
+
+class ServiceFormViewMixin:
+    """For ModelViews on a ``Datamodel``: a refused add or edit shows the form again with
+    what was typed and the reason (FAB redirects to the list and loses the input)."""
+
+    def _add(self):
+        get_filter_args(self._filters, disallow_if_not_in_search=False)
+        exclude_cols = self._filters.get_relation_cols()
+        form = self.add_form.refresh()
+        if request.method == "POST":
+            self._fill_form_exclude_cols(exclude_cols, form)
+            if form.validate():
+                self.process_form(form, True)
+                item = self.datamodel.obj()
+                try:
+                    form.populate_obj(item)
+                    self.pre_add(item)
+                    self.datamodel.add(item)
+                except (DomainError, PermissionError) as exc:
+                    self._forget(item)
+                    flash(refusal_text(exc), "danger")
+                    return self._get_add_widget(form=form, exclude_cols=exclude_cols)
+                self.post_add(item)
+                flash(self.add_row_message, "success")
+                return None
+            return self._get_add_widget(form=form, exclude_cols=exclude_cols)
+        self.update_redirect()
+        return self._get_add_widget(form=form, exclude_cols=exclude_cols)
+
+    def _edit(self, pk):
+        from app.errors import NotFoundError
+
+        pages, page_sizes, orders = get_page_args(), get_page_size_args(), get_order_args()
+        get_filter_args(self._filters, disallow_if_not_in_search=False)
+        exclude_cols = self._filters.get_relation_cols()
+        item = self.datamodel.get(pk, self._base_filters)
+        if not item:
+            raise NotFoundError()
+        pk = self.datamodel.get_pk_value(item)
+        if request.method == "POST":
+            form = self.edit_form.refresh(request.form)
+            self._fill_form_exclude_cols(exclude_cols, form)
+            form._id = pk
+            if form.validate():
+                self.process_form(form, False)
+                try:
+                    form.populate_obj(item)
+                    self.pre_update(item)
+                    self.datamodel.edit(item)
+                except (DomainError, PermissionError) as exc:
+                    self.datamodel.session.expire(item)  # the refused edits are not kept
+                    flash(refusal_text(exc), "danger")
+                else:
+                    self.post_update(item)
+                    flash(self.edit_row_message, "success")
+                    return None
+        else:
+            form = self.edit_form.refresh(obj=item)
+            self.prefill_form(form, pk)
+            self.update_redirect()
+        widgets = self._get_edit_widget(form=form, exclude_cols=exclude_cols)
+        return self._get_related_views_widgets(item, filters={}, orders=orders, pages=pages,
+                                               page_sizes=page_sizes, widgets=widgets)
+
+    def _delete(self, pk):
+        from app.errors import NotFoundError
+
+        item = self.datamodel.get(pk, self._base_filters)
+        if not item:
+            raise NotFoundError()
+        try:
+            self.pre_delete(item)
+            self.datamodel.delete(item)
+        except (DomainError, PermissionError) as exc:
+            flash(refusal_text(exc), "danger")
+        else:
+            self.post_delete(item)
+            flash(self.delete_row_message, "success")
+        self.update_redirect()
+
+    def _forget(self, item) -> None:
+        """A refused new row must not be flushed later by anything in this request."""
+        if item in self.datamodel.session:
+            self.datamodel.session.expunge(item)
 
 
 class DomainErrorAnswers:
@@ -58,6 +256,8 @@ class DomainErrorAnswers:
             return call(*args)
         except DomainError as exc:
             return jsonify(message=exc.message, **exc.details), exc.status
+        except PermissionError as exc:
+            return jsonify(message=str(exc)), 403
 
 
 class DomainErrorResponses(DomainErrorAnswers):

@@ -31,6 +31,16 @@ class DomainError(Exception):
         self.details = details
 
 
+class NotFoundError(DomainError):
+    """Not there, or not in the user's offices: the same 404 either way (ids leak nothing)."""
+
+    status = 404
+
+    def __init__(self, message: str | None = None, **details):
+        super().__init__(message or _("The page or record you asked for does not exist."),
+                         **details)
+
+
 def _messages() -> dict[int, str]:
     return {
         400: _("The request could not be understood. Please check what you entered."),

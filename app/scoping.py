@@ -20,7 +20,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, select
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
 
-from app.crud import DomainErrorResponses
+from app.crud import DomainErrorResponses, ServiceFormViewMixin
+from app.errors import NotFoundError
 
 ADMIN_ROLE = "Admin"
 SUPERVISOR_ROLE = "Supervisor"
@@ -155,9 +156,10 @@ class Scoped(Generic[T]):
         return self.session.scalars(self.select().where(self.model.id == pk)).first()
 
     def get_or_404(self, pk: Any) -> T:
+        """The row, or ``NotFoundError`` (the one 404 answer: page or JSON, decided once)."""
         item = self.get(pk)
         if item is None:
-            abort(404)
+            raise NotFoundError()
         return item
 
     def all(self, *where) -> list[T]:
@@ -184,9 +186,11 @@ def attribute_path(item: Any, dotted: str) -> Any:
     return value() if callable(value) else value
 
 
-class ScopedModelView(ModelView):
+class ScopedModelView(ServiceFormViewMixin, ModelView):
     """ModelView whose every door — actions and the Excel export included — applies
-    the office scope.  Page size is capped (FAB does not cap ``psize_`` on web lists)."""
+    the office scope, and whose writes go through the model's service (its
+    ``Datamodel``), which gives new rows the user's office.  Page size is capped (FAB
+    does not cap ``psize_`` on web lists)."""
 
     base_filters = OFFICE_SCOPE
     add_exclude_columns = edit_exclude_columns = ["office"]
@@ -229,15 +233,12 @@ class ScopedModelView(ModelView):
         return xlsx_response(f"{self.route_base.strip('/')}.xlsx", str(self.list_title),
                              headers, self.export_rows(columns))
 
-    def pre_add(self, item: Any) -> None:
-        item.office_id = staff_office_id(current_user())
-
     def _scoped_items(self, pks: Iterable[str]) -> list[Any]:
         items = []
         for pk in pks:
             item = self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
             if item is None:
-                abort(404)
+                raise NotFoundError()
             items.append(item)
         return items
 
@@ -257,7 +258,7 @@ class ScopedModelView(ModelView):
     def _permitted_action(self, name: str):
         action = self.actions.get(name)
         if action is None:
-            abort(404)
+            raise NotFoundError()
         if not self.appbuilder.sm.has_access(
             self.get_action_permission_name(name), self.class_permission_name
         ):
@@ -266,10 +267,8 @@ class ScopedModelView(ModelView):
 
 
 class ScopedModelRestApi(DomainErrorResponses, ModelRestApi):
-    """ModelRestApi with the office scope on get, put, delete and list."""
+    """ModelRestApi with the office scope on get, put, delete and list; writes go through
+    the model's service like the web views'."""
 
     base_filters = OFFICE_SCOPE
     max_page_size = 100
-
-    def pre_add(self, item: Any) -> None:
-        item.office_id = staff_office_id(current_user())

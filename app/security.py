@@ -9,19 +9,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import abort, current_app, g, request
+from flask import g, request
 from flask_appbuilder.models.sqla.filters import FilterInFunction
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.views import ResetPasswordView, UserDBModelView
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect
 
+from app import audit
+from app.crud import Datamodel, RecordService, ServiceFormViewMixin
+from app.errors import NotFoundError
 from app.scoping import (
     ADMIN_ROLE,
     OfficeScopeFilter,
     is_admin,
+    scoped,
     staff_office_id,
-    visible_office_ids,
 )
 from app.users import StaffUser
 
@@ -78,7 +81,7 @@ def grantable_role_names() -> list[str]:
     return [r for r in ALL_ROLES if r not in (ADMIN_ROLE, CITIZEN_ROLE)]
 
 
-class StaffUserView(UserDBModelView):
+class StaffUserView(ServiceFormViewMixin, UserDBModelView):
     """Admin's user management (FAB's security menu), with the office column."""
 
     list_columns = ["first_name", "last_name", "username", "email", "office", "active", "roles"]
@@ -142,12 +145,12 @@ class ScopedResetPasswordView(ResetPasswordView):
     """FAB's reset-password form takes any ``pk``: only users in scope, never an Admin."""
 
     def form_post(self, form):
-        target = self.appbuilder.sm.get_user_by_id(request.args.get("pk"))
-        ids = visible_office_ids(g.user)
-        if target is None or (
-            ids is not None and (target.office_id not in ids or is_admin(target))
-        ):
-            abort(404)
+        session = self.appbuilder.sm.session
+        target = scoped(session, g.user, StaffUser).get(request.args.get("pk"))
+        if target is None or (is_admin(target) and not is_admin(g.user)):
+            raise NotFoundError()
+        # Written by the commit of FAB's reset_password, with the new hash.
+        audit.record(session, g.user, "user_password_reset", obj=target)
         return super().form_post(form)
 
 
@@ -155,6 +158,11 @@ class SaoySecurityManager(SecurityManager):
     user_model = StaffUser
     userdbmodelview = StaffUserView
     resetpasswordview = ScopedResetPasswordView
+
+    def __init__(self, appbuilder):
+        super().__init__(appbuilder)
+        # Staff changes (roles above all) are audited like every other record.
+        self.userdbmodelview.datamodel = Datamodel(StaffUser, service=RecordService("user"))
 
     def create_db(self) -> None:
         """Seed role rows when Alembic has made the tables; never create tables."""
@@ -191,6 +199,3 @@ def builtin_roles_config(specs) -> dict[str, list[list[str]]]:
 
     return merge_roles(PLATFORM_ROLES, specs)
 
-
-def app_security_manager():
-    return current_app.appbuilder.sm

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.offices.models import DocumentType
+from app.transactions import atomic
 
 # (code, Vietnamese name, English name)
 DOCUMENT_TYPES = [
@@ -27,16 +28,17 @@ def seed_roles() -> None:
 
 
 def seed_reference_data() -> int:
-    seed_roles()
-    session = db.session
-    existing = set(session.scalars(select(DocumentType.code)))
-    created = 0
-    for code, name_vi, name_en in DOCUMENT_TYPES:
-        if code not in existing:
-            session.add(DocumentType(code=code, name_vi=name_vi, name_en=name_en, active=True))
-            created += 1
-    session.commit()
     from app.notifications.services import seed_templates
 
-    created += seed_templates(session)
+    seed_roles()
+    session = db.session
+    with atomic(session):
+        existing = set(session.scalars(select(DocumentType.code)))
+        created = 0
+        for code, name_vi, name_en in DOCUMENT_TYPES:
+            if code not in existing:
+                session.add(DocumentType(code=code, name_vi=name_vi, name_en=name_en,
+                                         active=True))
+                created += 1
+        created += seed_templates(session)
     return created

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from app.transactions import atomic
 from tests.conftest import engine_of
 
 _serial = itertools.count(1)
@@ -36,9 +37,10 @@ def citizen_factory(app, db_session):
     def make(name="Trần Văn Khách", email=None):
         with app.app_context():
             role = db_session.scalars(select(Role).where(Role.name == "Citizen")).one()
-            return register_citizen(db_session, Registration(
-                full_name=name, identity_number=new_identity(), phone=new_phone(),
-                email=email, password="mat-khau-123"), role)
+            with atomic(db_session):
+                return register_citizen(db_session, Registration(
+                    full_name=name, identity_number=new_identity(), phone=new_phone(),
+                    email=email, password="mat-khau-123"), role)
 
     return make
 
@@ -78,9 +80,10 @@ def doc_type(app, db_session, office):
 
 
 def book(app, session, user, office, doc_type, start, **kw):
+    from app.transactions import atomic
     from modules.appointments import services
 
-    with app.test_request_context():
+    with app.test_request_context(), atomic(session):
         return services.book(session, user, office_id=office.id,
                              document_type_id=doc_type.id, start=start, **kw)
 
@@ -272,8 +275,9 @@ def test_fifty_concurrent_bookings_fill_a_slot_of_three_exactly(app, db_session,
             try:
                 user = session.get(StaffUser, user_id)
                 barrier.wait(timeout=120)
-                services.book(session, user, office_id=office_id, document_type_id=type_id,
-                              start=start)
+                with atomic(session):
+                    services.book(session, user, office_id=office_id, document_type_id=type_id,
+                                  start=start)
                 result = "booked"
             except services.SlotFullError:
                 result = "full"
@@ -440,15 +444,15 @@ def test_citizen_cancels_with_reason_until_the_cutoff_and_the_place_is_freed(
 def test_reminders_go_once_and_past_appointments_become_no_show(app, db_session, office,
                                                                doc_type, citizen_factory):
     from app.notifications.models import Channel, Message
-    from modules.appointments import services
+    from modules.appointments import jobs
     from modules.appointments.models import Appointment, AppointmentStatus
 
     start = unique_start()
     appointment = book(app, db_session, citizen_factory().user, office("A"), doc_type, start)
     eve = (start - dt.timedelta(days=1)).replace(hour=9).astimezone(dt.UTC).replace(tzinfo=None)
     with app.app_context():
-        assert services.send_reminders(db_session, now=eve) >= 1
-        services.send_reminders(db_session, now=eve)
+        assert jobs.send_reminders(db_session, now=eve) >= 1
+        assert jobs.send_reminders(db_session, now=eve) == 0
     reminders = db_session.scalars(select(Message).where(
         Message.kind == "appointment_reminder", Message.related_id == appointment.id,
         Message.channel == Channel.sms)).all()
@@ -456,7 +460,7 @@ def test_reminders_go_once_and_past_appointments_become_no_show(app, db_session,
 
     next_day = (start + dt.timedelta(days=1)).astimezone(dt.UTC).replace(tzinfo=None)
     with app.app_context():
-        services.mark_no_shows(db_session, now=next_day)
+        jobs.mark_no_shows(db_session, now=next_day)
     db_session.expire_all()
     assert db_session.get(Appointment, appointment.id).status is AppointmentStatus.no_show
 

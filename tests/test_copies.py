@@ -12,6 +12,7 @@ from pypdf import PdfReader, PdfWriter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.transactions import atomic
 from tests.conftest import engine_of, user_named
 from tests.pdfs import pdfsig, scan_pdf
 
@@ -401,7 +402,7 @@ def test_process_on_an_appointment_opens_the_filled_in_intake(app, login, db_ses
     day = dt.datetime.now(vn).date() + dt.timedelta(days=2)
     while day.weekday() > 4:
         day += dt.timedelta(days=1)
-    with app.test_request_context():
+    with app.test_request_context(), atomic(db_session):
         existing = db_session.scalars(appointments.visible_select(db_session, citizen_user)
                                       .where(appointments.Appointment.status.in_(
                                           appointments.ACTIVE_STATUSES))).all()
@@ -430,7 +431,7 @@ def _submitted(app, db_session, doc_type, officer="officer.a") -> int:
     from modules.copies import services, workflow
 
     user = user_named(db_session, officer)
-    with app.test_request_context():
+    with app.test_request_context(), atomic(db_session):
         copy, _info = services.intake(
             db_session, user, upload=services.Upload(io.BytesIO(scan_pdf()), "s.pdf"),
             document_type_id=doc_type.id, copies=1,
@@ -455,7 +456,8 @@ def test_concurrent_signing_clicks_sign_once(app, db_session, doc_type):
             leader = user_named(session, "leader.a")
             barrier.wait(timeout=30)
             try:
-                workflow.apply(session, leader, pk, "sign")
+                with atomic(session):
+                    workflow.apply(session, leader, pk, "sign")
                 results.append("ok")
             except workflow.WorkflowError as exc:
                 results.append(str(exc.status))
@@ -573,15 +575,16 @@ def test_a_leader_with_a_signing_agent_signs_and_the_request_moves_on(app, db_se
     token = load_pkcs12(Path(profile.pkcs12_path).read_bytes(), pkcs12_passphrase(app.config))
     try:
         with app.test_request_context():
-            signing.register_agent_certificate(db_session, leader, token.signing_cert.dump())
-            db_session.commit()
-            copy = workflow.apply(db_session, leader, pk, "sign")
+            with atomic(db_session):
+                signing.register_agent_certificate(db_session, leader, token.signing_cert.dump())
+            with atomic(db_session):
+                copy = workflow.apply(db_session, leader, pk, "sign")
             assert copy.state is State.awaiting_signature  # waiting for the agent
             (job,) = [j for j in signing.pending_jobs(db_session, leader)
                       if j.document_id == copy.document_id]
             signature = token.sign_raw(base64.b64decode(job.signed_attrs), "sha256")
-            signing.finish_external_signature(db_session, leader, job.id, signature)
-            db_session.commit()
+            with atomic(db_session):
+                signing.finish_external_signature(db_session, leader, job.id, signature)
     finally:
         db_session.rollback()
         profile.kind, profile.certificate_sha256 = saved

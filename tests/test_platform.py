@@ -74,13 +74,14 @@ def test_audit_chain_detects_tampering(db_session):
         audit.record(db_session, None, "test_event", reason=f"r{i}")
     db_session.commit()
     assert verify_chain(db_session).ok
-    row = db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+    row = db_session.scalars(select(AuditEvent).where(AuditEvent.chain == 0)
+                             .order_by(AuditEvent.seq.desc())).first()
     original = row.reason
     db_session.execute(update(AuditEvent).where(AuditEvent.id == row.id).values(reason="forged"))
     db_session.commit()
     try:
         report = verify_chain(db_session)
-        assert not report.ok and report.broken_at == row.seq
+        assert not report.ok and (report.chain, report.broken_at) == (0, row.seq)
     finally:
         db_session.execute(update(AuditEvent).where(AuditEvent.id == row.id)
                            .values(reason=original))
@@ -96,7 +97,9 @@ def test_audit_cli_reports_broken_chain(app, db_session):
     db_session.commit()
     runner = app.test_cli_runner()
     assert runner.invoke(args=["saoy", "audit-verify"]).exit_code == 0
-    last = db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+    last = db_session.scalars(select(AuditEvent).where(AuditEvent.chain == 0)
+                              .order_by(AuditEvent.seq.desc())).first()
+    assert last.event == "cli_event"
     db_session.execute(update(AuditEvent).where(AuditEvent.id == last.id).values(event="x"))
     db_session.commit()
     try:

@@ -13,8 +13,24 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.transactions import atomic
 from tests.conftest import engine_of, user_named
 from tests.scoping import ScopedCase, assert_foreign_record_is_404, assert_own_record_is_reachable
+
+
+def allocate(session, user, register_id, key, details=None):
+    """One number in its own unit of work (as the seal's unit would take it)."""
+    from modules.registers.services import allocate_number
+
+    with atomic(session):
+        return allocate_number(session, user, register_id, key, details)
+
+
+def close(session, user, register_id):
+    from modules.registers.services import close_register
+
+    with atomic(session):
+        return close_register(session, user, register_id)
 
 
 @pytest.fixture()
@@ -41,7 +57,6 @@ def new_register(db_session, office):
 def test_concurrent_clerks_get_every_number_exactly_once(app, new_register):
     """8 workers × 250 allocations: exactly start..start+1999, each once."""
     from modules.registers.models import RegisterEntry
-    from modules.registers.services import allocate_number
 
     register_id = new_register("A", start=101).id  # read once: threads share no session
     engine = engine_of(app)
@@ -54,7 +69,7 @@ def test_concurrent_clerks_get_every_number_exactly_once(app, new_register):
             clerk = user_named(session, "clerk.a")
             for i in range(250):
                 try:
-                    entry = allocate_number(session, clerk, register_id, f"conc-{w}-{i}")
+                    entry = allocate(session, clerk, register_id, f"conc-{w}-{i}")
                     with lock:
                         numbers.append(entry.number)
                 except Exception as exc:  # noqa: BLE001
@@ -74,71 +89,52 @@ def test_concurrent_clerks_get_every_number_exactly_once(app, new_register):
 
 
 def test_asking_twice_for_a_request_gives_the_same_number(db_session, new_register):
-    from modules.registers.services import allocate_number
 
     register = new_register()
     clerk = user_named(db_session, "clerk.a")
     key = f"test:{uuid.uuid4().hex}"  # not "copy:<id>": real requests use those keys
-    first = allocate_number(db_session, clerk, register.id, key)
-    again = allocate_number(db_session, clerk, register.id, key)
-    other = allocate_number(db_session, clerk, register.id, key + "-other")
+    first = allocate(db_session, clerk, register.id, key)
+    again = allocate(db_session, clerk, register.id, key)
+    other = allocate(db_session, clerk, register.id, key + "-other")
     assert (first.number, again.number, other.number) == (1, 1, 2)
 
 
-def test_void_number_stays_and_is_never_reused(db_session, new_register):
-    from modules.registers.models import EntryStatus, RegisterEntry
-    from modules.registers.services import allocate_number, void_entry
-
-    register = new_register()
-    clerk = user_named(db_session, "clerk.a")
-    entry = allocate_number(db_session, clerk, register.id, "test:10")
-    void_entry(db_session, clerk, entry.id, "Ký số thất bại: token bị rút")
-    retry = allocate_number(db_session, clerk, register.id, "test:10")
-    assert retry.number == entry.number + 1
-    rows = db_session.scalars(select(RegisterEntry).where(
-        RegisterEntry.register_id == register.id).order_by(RegisterEntry.number)).all()
-    assert [(r.number, r.status) for r in rows] == [(1, EntryStatus.void), (2, EntryStatus.issued)]
-    assert rows[0].void_reason == "Ký số thất bại: token bị rút"
-
-
 def test_no_number_from_a_closed_register_or_outside_its_dates(db_session, new_register):
-    from modules.registers.services import RegisterError, allocate_number, close_register
+    from modules.registers.services import RegisterError
 
     clerk = user_named(db_session, "clerk.a")
     closed = new_register()
-    allocate_number(db_session, clerk, closed.id, "copy:c1")
-    result = close_register(db_session, clerk, closed.id)
+    allocate(db_session, clerk, closed.id, "copy:c1")
+    result = close(db_session, clerk, closed.id)
     assert result.total_entries == 1 and result.closed_by_id == clerk.id
     with pytest.raises(RegisterError) as err:
-        allocate_number(db_session, clerk, closed.id, "copy:c2")
+        allocate(db_session, clerk, closed.id, "copy:c2")
     assert err.value.status == 409
     db_session.rollback()
     yesterday = dt.date.today() - dt.timedelta(days=1)
     expired = new_register(closing_date=max(yesterday, dt.date(yesterday.year, 1, 1)))
     if expired.closing_date < dt.date.today():
         with pytest.raises(RegisterError):
-            allocate_number(db_session, clerk, expired.id, "copy:c3")
+            allocate(db_session, clerk, expired.id, "copy:c3")
         db_session.rollback()
 
 
 def test_clerk_of_another_office_cannot_allocate(db_session, new_register):
-    from werkzeug.exceptions import NotFound
-
-    from modules.registers.services import allocate_number
+    from app.errors import NotFoundError as NotFound
 
     register = new_register("B")
     with pytest.raises(NotFound):
-        allocate_number(db_session, user_named(db_session, "clerk.a"), register.id, "copy:x")
+        allocate(db_session, user_named(db_session, "clerk.a"), register.id, "copy:x")
 
 
 def test_new_book_mid_year_continues_the_sequence(login, db_session, new_register, office):
-    from modules.registers.services import allocate_number, suggested_start_number
+    from modules.registers.services import suggested_start_number
 
     symbol = f"S{uuid.uuid4().hex[:6]}"
     full = new_register(symbol=symbol)
     clerk = user_named(db_session, "clerk.a")
     for i in range(3):
-        allocate_number(db_session, clerk, full.id, f"copy:m{i}")
+        allocate(db_session, clerk, full.id, f"copy:m{i}")
     assert suggested_start_number(db_session, office("A").id, full.year, symbol) == 4
     web = login("clerk.a")
     form = {"name": "Quyển 2", "book_number": f"02/{full.year}", "type_symbol": symbol,
@@ -157,10 +153,9 @@ def test_new_book_mid_year_continues_the_sequence(login, db_session, new_registe
 
 def test_register_with_entries_cannot_be_deleted_or_renumbered(login, db_session, new_register):
     from modules.registers.models import Register
-    from modules.registers.services import allocate_number
 
     register = new_register()
-    allocate_number(db_session, user_named(db_session, "clerk.a"), register.id, "copy:d1")
+    allocate(db_session, user_named(db_session, "clerk.a"), register.id, "copy:d1")
     web = login("clerk.a")
     r = web.post(f"/registerview/delete/{register.id}", follow_redirects=True)
     assert "không thể xóa" in r.get_data(as_text=True)
@@ -184,11 +179,11 @@ def test_empty_register_can_be_deleted(login, db_session, new_register):
 
 
 def _fill(db_session, register, count, clerk="clerk.a"):
-    from modules.registers.services import EntryDetails, allocate_number
+    from modules.registers.services import EntryDetails
 
     user = user_named(db_session, clerk)
     for i in range(count):
-        allocate_number(db_session, user, register.id, f"copy:x{register.id}-{i}", EntryDetails(
+        allocate(db_session, user, register.id, f"copy:x{register.id}-{i}", EntryDetails(
             requester_name=f"Nguyễn Văn Tư {i}", requester_identity="079203001234",
             document_type="Giấy khai sinh", pages=2 + i, copies=1,
             signer_name="Trần Thị Bình", fee=4000 + 1000 * i, notes=None))

@@ -94,7 +94,7 @@ def by_identity(session: Session, identity_number: str) -> Citizen | None:
 
 
 def register_citizen(session: Session, data: Registration, role: Any) -> Citizen:
-    """Create the login (username = identity number) and the citizen profile. Commits."""
+    """Create the login (username = identity number) and the citizen profile."""
     errors = validate(data)
     if errors:
         raise CitizenError(next(iter(errors.values())), errors=errors)
@@ -119,10 +119,8 @@ def register_citizen(session: Session, data: Registration, role: Any) -> Citizen
     session.add_all([user, citizen])
     try:
         session.flush()
-        audit.record(session, user, "citizen_registered", obj=citizen)
-        session.commit()
-    except IntegrityError:
-        session.rollback()
+    except IntegrityError:  # registered concurrently: the caller's unit rolls back
         message = _("An account with this identity number already exists. Sign in instead.")
         raise CitizenError(message, status=409, errors={"identity_number": message}) from None
+    audit.record(session, user, "citizen_registered", obj=citizen)
     return citizen

@@ -10,6 +10,7 @@ from app.citizens import services
 from app.crud import ServiceApi
 from app.extensions import db
 from app.security import CITIZEN_ROLE
+from app.transactions import atomic
 
 FIELDS = ("full_name", "identity_number", "phone", "email", "password")
 
@@ -37,8 +38,9 @@ class CitizenRegisterView(BaseView):
                 errors["password_again"] = _("The two passwords are not the same.")
             else:
                 try:
-                    services.register_citizen(db.session, _registration(values),
-                                              _citizen_role(self.appbuilder))
+                    with atomic(db.session):
+                        services.register_citizen(db.session, _registration(values),
+                                                  _citizen_role(self.appbuilder))
                 except services.CitizenError as exc:
                     errors = exc.details.get("errors") or {"full_name": exc.message}
                 else:
@@ -87,8 +89,14 @@ class CitizenApi(ServiceApi):
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return self.response_400(message=_("Send the registration as a JSON object."))
-        return self.answer(lambda: self.json(201, {"id": services.register_citizen(
-            db.session, _registration(body), _citizen_role(self.appbuilder)).id}))
+
+        def register():
+            with atomic(db.session):
+                citizen = services.register_citizen(db.session, _registration(body),
+                                                    _citizen_role(self.appbuilder))
+            return self.json(201, {"id": citizen.id})
+
+        return self.answer(register)
 
 
 def register(appbuilder) -> None:

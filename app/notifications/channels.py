@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.notifications.models import Channel, InboxItem, Message
 from app.storage import FileStore
+from app.transactions import atomic
 from app.vn import unaccent
 
 log = logging.getLogger("saoy.notifications")
@@ -183,13 +184,13 @@ class PortalTransport:
     def send(self, message: Message) -> str:
         session: Session = self.session_factory()
         try:
-            existing = session.scalars(
-                select(InboxItem).where(InboxItem.message_id == message.id)).first()
-            if existing is None:
-                existing = InboxItem(user_id=int(message.recipient), message_id=message.id,
-                                     title=message.subject or "SaoY", body=message.body_text)
-                session.add(existing)
-                session.commit()
+            with atomic(session):
+                existing = session.scalars(
+                    select(InboxItem).where(InboxItem.message_id == message.id)).first()
+                if existing is None:
+                    existing = InboxItem(user_id=int(message.recipient), message_id=message.id,
+                                         title=message.subject or "SaoY", body=message.body_text)
+                    session.add(existing)
             return f"inbox-{existing.id}"
         finally:
             session.close()

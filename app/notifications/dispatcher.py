@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from app.notifications.channels import PermanentError, TemporaryError, Transport
 from app.notifications.models import Channel, Message, Status
 from app.timeutil import utcnow
+from app.transactions import atomic
 
 log = logging.getLogger("saoy.notifications")
 
@@ -76,19 +77,18 @@ class Dispatcher:
             if session.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             for _ in range(5):
-                ids = list(session.scalars(stmt))
-                if not ids:
-                    session.commit()
-                    return token, []
-                # The condition is repeated: on SQLite another dispatcher may have
-                # claimed these ids since our SELECT; then we look again.
-                result = session.execute(
-                    update(Message).where(Message.id.in_(ids), due)
-                    .values(status=Status.sending, claim_token=token, claimed_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-                session.commit()
-                if result.rowcount:
+                with atomic(session):  # one short claim transaction
+                    ids = list(session.scalars(stmt))
+                    if not ids:
+                        return token, []
+                    # The condition is repeated: on SQLite another dispatcher may have
+                    # claimed these ids since our SELECT; then we look again.
+                    claimed = session.execute(
+                        update(Message).where(Message.id.in_(ids), due)
+                        .values(status=Status.sending, claim_token=token, claimed_at=now)
+                        .execution_options(synchronize_session=False)
+                    ).rowcount
+                if claimed:
                     break
             claimed = list(session.scalars(select(Message).where(Message.claim_token == token)
                                            .order_by(Message.id)))
@@ -138,10 +138,11 @@ class Dispatcher:
                           sent_at=utcnow(), last_error=None)
         session = self.session_factory()
         try:
-            result = session.execute(
-                update(Message).where(Message.id == message.id, Message.claim_token == token)
-                .values(**values).execution_options(synchronize_session=False))
-            session.commit()
+            with atomic(session):
+                result = session.execute(
+                    update(Message).where(Message.id == message.id,
+                                          Message.claim_token == token)
+                    .values(**values).execution_options(synchronize_session=False))
             if result.rowcount == 0:
                 log.warning("message %s: claim lost before recording (lease expired)", message.id)
         finally:

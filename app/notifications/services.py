@@ -174,7 +174,6 @@ def resend(session: Session, user: Any, messages: Iterable[Message]) -> int:
         audit.record(session, user, "message_resent", obj=message, office_id=message.office_id,
                      from_state=previous, to_state=Status.queued.value)
         count += 1
-    session.commit()
     return count
 
 
@@ -189,7 +188,6 @@ def seed_templates(session: Session) -> int:
                                             subject=subject, body=body, body_html=html,
                                             variables=variables, active=True))
                 created += 1
-    session.commit()
     return created
 
 
@@ -217,4 +215,3 @@ def mark_read(session: Session, user_id: int, item_id: int | None = None) -> Non
     now = utcnow()
     for item in session.scalars(stmt):
         item.read_at = now
-    session.commit()

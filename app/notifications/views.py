@@ -7,11 +7,13 @@ from flask_appbuilder.actions import action
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from app.crud import Datamodel
+from app.crud import Datamodel, RecordService, ServiceFormViewMixin
+from app.errors import DomainError
 from app.extensions import db
 from app.notifications import services
 from app.notifications.models import Message, MessageTemplate
 from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user
+from app.transactions import atomic
 
 MESSAGE_LABELS = {
     "channel": _l("Channel"), "recipient": _l("Recipient"), "kind": _l("Message kind"),
@@ -47,15 +49,24 @@ class OutboxView(ScopedModelView):
     @action("resend", _l("Resend"), _l("Send the selected messages again?"), "fa-repeat")
     def resend(self, items):
         items = items if isinstance(items, list) else [items]
-        count = services.resend(db.session, current_user(), items)
+        with atomic(db.session):
+            count = services.resend(db.session, current_user(), items)
         flash(_("%(count)s messages queued again.", count=count), "success")
         return redirect(self.get_redirect())
 
 
-class MessageTemplateView(ModelView):
+class MessageTemplateService(RecordService):
+    def validate(self, session, user, item, *, created):
+        try:
+            services.render(item, {})  # a template that does not compile is refused
+        except services.TemplateTextError as exc:
+            raise DomainError(str(exc)) from None
+
+
+class MessageTemplateView(ServiceFormViewMixin, ModelView):
     """Admin edits the text of each message kind (Jinja; the variables are listed)."""
 
-    datamodel = Datamodel(MessageTemplate)
+    datamodel = Datamodel(MessageTemplate, service=MessageTemplateService("message_template"))
     base_permissions = ["can_list", "can_show", "can_edit"]
     list_title = _l("Message templates")
     show_title = edit_title = _l("Message template")
@@ -66,9 +77,6 @@ class MessageTemplateView(ModelView):
     edit_columns = ["subject", "body", "body_html", "active"]
     search_columns = ["kind", "channel", "locale"]
     description_columns = {"body": _l("Jinja template, e.g. {{ code }}; see the variables.")}
-
-    def pre_update(self, item):
-        services.render(item, {})  # a template that does not compile is refused here
 
 
 class InboxView(BaseView):
@@ -86,7 +94,8 @@ class InboxView(BaseView):
     @expose("/read", methods=["POST"])
     @has_access
     def read_all(self):
-        services.mark_read(db.session, g.user.id)
+        with atomic(db.session):
+            services.mark_read(db.session, g.user.id)
         return redirect(url_for("InboxView.index"))
 
 

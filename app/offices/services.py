@@ -1,14 +1,16 @@
-"""Office and document-type rules shared by views, APIs and other modules."""
+"""Office and document-type rules shared by views, APIs and other modules.  Never commits."""
 from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.offices.models import DocumentType, Office, OfficeDocumentType
-from app.scoping import staff_office_id
+from app.crud import RecordService
+from app.errors import DomainError
+from app.offices.models import DocumentType, OfficeDocumentType
 
 
 def offered_document_types(session: Session, office_id: int) -> list[DocumentType]:
@@ -31,30 +33,22 @@ def is_offered(session: Session, office_id: int, document_type_id: int) -> bool:
     return any(t.id == document_type_id for t in offered_document_types(session, office_id))
 
 
-def enable_document_type(
-    session: Session, user: Any, document_type_id: int
-) -> OfficeDocumentType:
-    """OfficeAdmin enables a catalogue entry for their own office (idempotent)."""
-    office_id = staff_office_id(user)
-    existing = session.scalars(
-        select(OfficeDocumentType).where(
-            OfficeDocumentType.office_id == office_id,
-            OfficeDocumentType.document_type_id == document_type_id,
-        )
-    ).first()
-    if existing:
-        existing.active = True
-        return existing
-    row = OfficeDocumentType(office_id=office_id, document_type_id=document_type_id)
-    session.add(row)
-    session.flush()
-    audit.record(session, user, "document_type_enabled", obj=row)
-    return row
+class OfficeDocumentTypeService(RecordService):
+    """An office offers a catalogue entry once, and only an active one."""
 
-
-def active_offices(session: Session) -> list[Office]:
-    stmt = select(Office).where(Office.active.is_(True)).order_by(Office.name)
-    return list(session.scalars(stmt))
+    def validate(self, session: Session, user: Any, item: OfficeDocumentType, *,
+                 created: bool) -> None:
+        if not created:
+            return
+        doc_type = item.document_type or (session.get(DocumentType, item.document_type_id)
+                                          if item.document_type_id else None)
+        if doc_type is None or not doc_type.active:
+            raise DomainError(_("Choose an active document type of the catalogue."))
+        taken = session.scalar(select(OfficeDocumentType.id).where(
+            OfficeDocumentType.office_id == item.office_id,
+            OfficeDocumentType.document_type_id == doc_type.id))
+        if taken:
+            raise DomainError(_("Your office already offers this document type."), 409)
 
 
 def set_offered(session: Session, user: Any, rows: list[OfficeDocumentType], offered: bool) -> int:
@@ -66,5 +60,4 @@ def set_offered(session: Session, user: Any, rows: list[OfficeDocumentType], off
             audit.record(session, user, "document_type_offered" if offered
                          else "document_type_withdrawn", obj=row)
             changed += 1
-    session.commit()
     return changed

@@ -11,11 +11,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from app import audit
-from app.crud import Datamodel, DomainErrorResponses
+from app.crud import Datamodel, DomainErrorResponses, RecordService, ServiceFormViewMixin
 from app.offices import services
 from app.offices.models import DocumentType, Office, OfficeDocumentType
 from app.scoping import OfficeIdScopeFilter, ScopedModelRestApi, ScopedModelView, current_user
+from app.transactions import atomic
 
 OFFICE_LABELS = {
     "kind": _l("Kind"),
@@ -32,27 +32,8 @@ OFFICE_LABELS = {
 }
 
 
-class AuditedModelView(ModelView):
-    """Admin CRUD whose changes still leave an audit event."""
-
-    def post_add(self, item):
-        self._audit("created", item)
-
-    def post_update(self, item):
-        self._audit("updated", item)
-
-    def post_delete(self, item):
-        self._audit("deleted", item)
-
-    def _audit(self, event: str, item) -> None:
-        session = self.datamodel.session
-        audit.record(session, current_user(), f"{type(item).__name__.lower()}_{event}", obj=item,
-                     office_id=getattr(item, "office_id", None))
-        session.commit()
-
-
-class OfficeView(AuditedModelView):
-    datamodel = Datamodel(Office)
+class OfficeView(ServiceFormViewMixin, ModelView):
+    datamodel = Datamodel(Office, service=RecordService("office"))
     base_filters = [["id", OfficeIdScopeFilter, None]]
     list_title = _l("Offices")
     show_title = add_title = edit_title = _l("Office")
@@ -65,8 +46,8 @@ class OfficeView(AuditedModelView):
     base_order = ("code", "asc")
 
 
-class DocumentTypeView(AuditedModelView):
-    datamodel = Datamodel(DocumentType)
+class DocumentTypeView(ServiceFormViewMixin, ModelView):
+    datamodel = Datamodel(DocumentType, service=RecordService("document_type"))
     list_title = _l("Document types")
     show_title = add_title = edit_title = _l("Document type")
     label_columns = OFFICE_LABELS
@@ -79,7 +60,8 @@ class DocumentTypeView(AuditedModelView):
 class OfficeDocumentTypeView(ScopedModelView):
     """OfficeAdmin: which catalogue entries this office offers, and what to bring."""
 
-    datamodel = Datamodel(OfficeDocumentType)
+    datamodel = Datamodel(OfficeDocumentType, service=services.OfficeDocumentTypeService(
+        "office_document_type"))
     list_title = _l("Document types offered by my office")
     show_title = add_title = edit_title = _l("Offered document type")
     label_columns = OFFICE_LABELS
@@ -101,7 +83,9 @@ class OfficeDocumentTypeView(ScopedModelView):
 
     def _set_offered(self, items, offered: bool):
         items = items if isinstance(items, list) else [items]
-        changed = services.set_offered(self.datamodel.session, current_user(), items, offered)
+        with atomic(self.datamodel.session):
+            changed = services.set_offered(self.datamodel.session, current_user(), items,
+                                           offered)
         flash(_("%(count)s document types changed.", count=changed), "success")
         return redirect(self.get_redirect())
 
@@ -135,7 +119,7 @@ class OfficeApi(DomainErrorResponses, ModelRestApi):
     """``/api/v1/office/``: public list of active offices; Admin writes."""
 
     resource_name = "office"
-    datamodel = Datamodel(Office)
+    datamodel = Datamodel(Office, service=OfficeView.datamodel.service)
     base_filters = [["active", ActiveOnly, None]]
     list_columns = show_columns = ["id", "code", "name", "kind", "parent_id"]
     add_columns = edit_columns = ["kind", "code", "name", "address", "parent", "active"]
@@ -151,7 +135,7 @@ class DocumentTypeApi(DomainErrorResponses, ModelRestApi):
     """``/api/v1/document_type/?office_id=``: public list of offered types; Admin writes."""
 
     resource_name = "document_type"
-    datamodel = Datamodel(DocumentType)
+    datamodel = Datamodel(DocumentType, service=DocumentTypeView.datamodel.service)
     base_filters = [["id", OfferedByOffice, None]]
     list_columns = show_columns = ["id", "code", "name_vi", "name_en"]
     add_columns = edit_columns = ["code", "name_vi", "name_en", "active"]
@@ -165,7 +149,8 @@ class OfficeDocumentTypeApi(ScopedModelRestApi):
     """OfficeAdmin: enable or disable document types for their office."""
 
     resource_name = "office_document_type"
-    datamodel = Datamodel(OfficeDocumentType)
+    datamodel = Datamodel(OfficeDocumentType,
+                          service=OfficeDocumentTypeView.datamodel.service)
     list_columns = show_columns = ["id", "office_id", "document_type_id", "active", "note"]
     add_columns = ["document_type", "active", "note"]
     edit_columns = ["active", "note"]

@@ -20,14 +20,14 @@ def _demo() -> int:
 
 def _reminders() -> None:
     from app.extensions import db
-    from modules.appointments.services import send_reminders
+    from modules.appointments.jobs import send_reminders
 
     send_reminders(db.session)
 
 
 def _no_shows() -> None:
     from app.extensions import db
-    from modules.appointments.services import mark_no_shows
+    from modules.appointments.jobs import mark_no_shows
 
     mark_no_shows(db.session)
 

@@ -1,9 +1,11 @@
-"""Appointment rules: availability, booking, reschedule, cancel, process, jobs.
+"""Appointment rules: availability, booking, reschedule, cancel, process, jobs, and the
+office's settings, working plan and closures.
 
-The only code that changes appointments.  A booking takes its place with one
-conditional UPDATE of the slot counter (``booked < capacity``), never a count
-followed by an insert, and serialises per citizen on the citizen row so the
-"at most N active, never overlapping" rule holds under concurrent clicks too.
+The only code that changes appointments; it never commits (the edge does).  A
+booking takes its place with one conditional UPDATE of the slot counter
+(``booked < capacity``), never a count followed by an insert, and serialises per
+citizen on the citizen row so the "at most N active, never overlapping" rule holds
+under concurrent clicks too.
 """
 from __future__ import annotations
 
@@ -16,21 +18,22 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.citizens.models import Citizen
 from app.citizens.services import citizen_of
-from app.errors import DomainError
+from app.crud import RecordService
+from app.errors import DomainError, NotFoundError
 from app.notifications.services import Recipient, notify
 from app.offices.models import Office, OfficeKind
 from app.offices.services import is_offered
-from app.scoping import as_pk, is_admin, role_names, visible_office_ids
+from app.scoping import as_pk, is_admin, role_names, scoped
 from app.security import STAFF_ROLES
+from app.sql import insert_ignore
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
-from app.transactions import atomic
 from modules.appointments.models import (
     ACTIVE_STATUSES,
     Appointment,
@@ -40,6 +43,12 @@ from modules.appointments.models import (
     Closure,
     WorkingSession,
 )
+
+SETTING_LABELS = {
+    "slot_minutes": _l("Slot length (minutes)"), "capacity": _l("Places per slot"),
+    "horizon_days": _l("Booking horizon (days)"), "min_notice_hours": _l("Minimum notice (hours)"),
+    "cancel_cutoff_hours": _l("Online cancellation until (hours before)"),
+}
 
 #: No 0/O, 1/I/L: read aloud over the phone without mistakes.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -239,16 +248,10 @@ def check_slot(session: Session, office_id: int, start: dt.datetime,
     return settings, start + dt.timedelta(minutes=settings.slot_minutes)
 
 
-def _ensure_slot_row(session: Session, office_id: int, start: dt.datetime) -> None:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(AppointmentSlot)
-                    .values(office_id=office_id, start=start, booked=0)
-                    .on_conflict_do_nothing(index_elements=["office_id", "start"]))
-
-
 def _take_place(session: Session, office_id: int, start: dt.datetime, capacity: int) -> None:
     """One conditional UPDATE: succeeds only while the slot has room."""
-    _ensure_slot_row(session, office_id, start)
+    insert_ignore(session, AppointmentSlot, {"office_id": office_id, "start": start,
+                                             "booked": 0}, ["office_id", "start"])
     taken = session.execute(
         update(AppointmentSlot)
         .where(AppointmentSlot.office_id == office_id, AppointmentSlot.start == start,
@@ -321,32 +324,31 @@ def book(session: Session, user: Any, *, office_id: Any, document_type_id: Any, 
         raise AppointmentError(_("This office does not certify this document type."))
     start = parse_start(start)
     settings, end = check_slot(session, office.id, start, now)
-    with atomic(session):
-        _lock_citizen(session, citizen.id)
-        active = list(session.scalars(select(Appointment).where(
-            Appointment.citizen_id == citizen.id, Appointment.status.in_(ACTIVE_STATUSES))))
-        limit = current_app.config["APPOINTMENT_MAX_ACTIVE"]
-        if len(active) >= limit:
-            raise AppointmentError(_(
-                "You already have %(count)s active appointments, the most allowed. Cancel one "
-                "or wait until it is processed.", count=len(active)), status=409)
-        if any(a.start < end and a.end > start for a in active):
-            raise AppointmentError(_("You already have an appointment at this time."),
-                                   status=409)
-        _take_place(session, office.id, start, settings.capacity)
-        appointment = Appointment(
-            office_id=office.id, code=new_code(), citizen_id=citizen.id,
-            full_name=citizen.full_name, identity_number=citizen.identity_number,
-            phone=citizen.phone, document_type_id=type_id, documents=documents,
-            start=start, end=end, status=AppointmentStatus.booked, note=note or None,
-            created_at=now)
-        session.add(appointment)
-        session.flush()
-        audit.record(session, user, "appointment_booked", obj=appointment,
-                     to_state=AppointmentStatus.booked.value)
-        notify(session, _recipient(appointment), "appointment_booked",
-               message_context(appointment, settings), office_id=office.id,
-               related=appointment)
+    _lock_citizen(session, citizen.id)
+    active = list(session.scalars(select(Appointment).where(
+        Appointment.citizen_id == citizen.id, Appointment.status.in_(ACTIVE_STATUSES))))
+    limit = current_app.config["APPOINTMENT_MAX_ACTIVE"]
+    if len(active) >= limit:
+        raise AppointmentError(_(
+            "You already have %(count)s active appointments, the most allowed. Cancel one "
+            "or wait until it is processed.", count=len(active)), status=409)
+    if any(a.start < end and a.end > start for a in active):
+        raise AppointmentError(_("You already have an appointment at this time."),
+                               status=409)
+    _take_place(session, office.id, start, settings.capacity)
+    appointment = Appointment(
+        office_id=office.id, code=new_code(), citizen_id=citizen.id,
+        full_name=citizen.full_name, identity_number=citizen.identity_number,
+        phone=citizen.phone, document_type_id=type_id, documents=documents,
+        start=start, end=end, status=AppointmentStatus.booked, note=note or None,
+        created_at=now)
+    session.add(appointment)
+    session.flush()
+    audit.record(session, user, "appointment_booked", obj=appointment,
+                 to_state=AppointmentStatus.booked.value)
+    notify(session, _recipient(appointment), "appointment_booked",
+           message_context(appointment, settings), office_id=office.id,
+           related=appointment)
     return appointment
 
 
@@ -358,12 +360,10 @@ def is_staff(user: Any) -> bool:
 
 def visible_select(session: Session, user: Any):
     """Appointments a user may see: staff their offices', a citizen their own."""
-    stmt = select(Appointment)
     if is_staff(user):
-        ids = visible_office_ids(user, session)
-        return stmt if ids is None else stmt.where(Appointment.office_id.in_(ids))
+        return scoped(session, user, Appointment).select()
     citizen = citizen_of(session, user)
-    return stmt.where(Appointment.citizen_id == (citizen.id if citizen else -1))
+    return select(Appointment).where(Appointment.citizen_id == (citizen.id if citizen else -1))
 
 
 def get_visible(session: Session, user: Any, appointment_id: Any) -> Appointment:
@@ -371,7 +371,7 @@ def get_visible(session: Session, user: Any, appointment_id: Any) -> Appointment
     found = session.scalars(visible_select(session, user)
                             .where(Appointment.id == as_pk(appointment_id))).first()
     if found is None:
-        raise AppointmentError(_("The page or record you asked for does not exist."), status=404)
+        raise NotFoundError()
     return found
 
 
@@ -391,7 +391,6 @@ def _transition(session: Session, appointment: Appointment, to: AppointmentStatu
                 changed_by_id=getattr(user, "id", None), **values)
         .execution_options(synchronize_session=False)).rowcount
     if changed != 1:
-        session.rollback()
         raise AppointmentError(_("This appointment was already changed by someone else. "
                                  "Reload the page."), status=409)
     session.refresh(appointment)
@@ -427,7 +426,6 @@ def cancel(session: Session, user: Any, appointment_id: Any, reason: str | None,
     notify(session, _recipient(appointment), "appointment_cancelled",
            message_context(appointment, reason=reason), office_id=appointment.office_id,
            related=appointment)
-    session.commit()
     return appointment
 
 
@@ -447,29 +445,25 @@ def reschedule(session: Session, user: Any, appointment_id: Any, new_start: Any,
     settings, end = check_slot(session, appointment.office_id, start, now)
     old_date, old_time = appointment.local_date(), appointment.local_time()
     old_start, previous = appointment.start, appointment.status.value
-    with atomic(session):
-        _take_place(session, appointment.office_id, start, settings.capacity)
-        _transition(session, appointment, AppointmentStatus.rescheduled, user, reason,
-                    start=start, end=end, reminded_at=None,
-                    reschedule_count=Appointment.reschedule_count + 1)
-        _free_place(session, appointment.office_id, old_start)
-        audit.record(session, user, "appointment_rescheduled", obj=appointment,
-                     from_state=previous, to_state=AppointmentStatus.rescheduled.value,
-                     reason=reason)
-        notify(session, _recipient(appointment), "appointment_rescheduled",
-               message_context(appointment, reason=reason, old_date=old_date,
-                               old_time=old_time),
-               office_id=appointment.office_id, related=appointment)
+    _take_place(session, appointment.office_id, start, settings.capacity)
+    _transition(session, appointment, AppointmentStatus.rescheduled, user, reason,
+                start=start, end=end, reminded_at=None,
+                reschedule_count=Appointment.reschedule_count + 1)
+    _free_place(session, appointment.office_id, old_start)
+    audit.record(session, user, "appointment_rescheduled", obj=appointment,
+                 from_state=previous, to_state=AppointmentStatus.rescheduled.value,
+                 reason=reason)
+    notify(session, _recipient(appointment), "appointment_rescheduled",
+           message_context(appointment, reason=reason, old_date=old_date, old_time=old_time),
+           office_id=appointment.office_id, related=appointment)
     return appointment
 
 
-def mark_processed(session: Session, user: Any, appointment: Appointment, *,
-                   commit: bool = True) -> Appointment:
+def mark_processed(session: Session, user: Any, appointment: Appointment) -> Appointment:
     """The appointment became a copy request (or was handled); no notification."""
-    ids = visible_office_ids(user, session)
-    if not is_staff(user) or (ids is not None and appointment.office_id not in ids):
-        raise AppointmentError(_("The page or record you asked for does not exist."),
-                               status=404)
+    if not is_staff(user):
+        raise NotFoundError()
+    appointment = get_visible(session, user, appointment.id)
     if not appointment.is_active:
         raise AppointmentError(_("This appointment was already processed or cancelled."),
                                status=409)
@@ -477,8 +471,6 @@ def mark_processed(session: Session, user: Any, appointment: Appointment, *,
     _transition(session, appointment, AppointmentStatus.processed, user, None)
     audit.record(session, user, "appointment_processed", obj=appointment, from_state=previous,
                  to_state=AppointmentStatus.processed.value)
-    if commit:
-        session.commit()
     return appointment
 
 
@@ -493,58 +485,101 @@ def affected_by_closure(session: Session, office_id: int, date_from: dt.date,
         Appointment.start >= start, Appointment.start < end).order_by(Appointment.start)))
 
 
-def closure_added(session: Session, user: Any, closure: Closure) -> list[Appointment]:
-    audit.record(session, user, "closure_added", obj=closure, reason=closure.name)
-    session.commit()
-    return affected_by_closure(session, closure.office_id, closure.date_from, closure.date_to)
+# --- office configuration (FAB's generic forms call these services) ---------------------
+
+#: Bounds of the appointment settings: beyond them a slots page would run away.
+SETTING_BOUNDS = {"slot_minutes": (5, 240), "capacity": (1, 100), "horizon_days": (1, 366),
+                  "min_notice_hours": (0, 24 * 30), "cancel_cutoff_hours": (0, 24 * 30)}
 
 
-# --- jobs -------------------------------------------------------------------------------
+class SettingsService(RecordService):
+    def validate(self, session: Session, user: Any, item: AppointmentSettings, *,
+                 created: bool) -> None:
+        for name, (low, high) in SETTING_BOUNDS.items():
+            value = getattr(item, name)
+            if value is None or not low <= value <= high:
+                raise AppointmentError(_("%(field)s must be between %(low)s and %(high)s.",
+                                         field=SETTING_LABELS[name], low=low, high=high))
+        if created and session.scalar(select(AppointmentSettings.id).where(
+                AppointmentSettings.office_id == item.office_id)):
+            raise AppointmentError(_("Your office already has its appointment settings: edit "
+                                     "them instead."), 409)
 
-def send_reminders(session: Session, now: dt.datetime | None = None) -> int:
-    """SMS the day before.  Each appointment is claimed with a conditional UPDATE, so
-    several processes running this job never remind twice."""
+
+class WorkingSessionService(RecordService):
+    def validate(self, session: Session, user: Any, item: WorkingSession, *,
+                 created: bool) -> None:
+        if item.weekday is None or not 0 <= item.weekday <= 6:
+            raise AppointmentError(_("The weekday must be from 0 (Monday) to 6 (Sunday)."))
+        begin, end = WorkingSession.parse(item.start_time), WorkingSession.parse(item.end_time)
+        if begin is None or end is None:
+            raise AppointmentError(_("Write times as HH:MM, for example 07:30 or 13:30."))
+        if begin >= end:
+            raise AppointmentError(_("The session must end after it starts."))
+        item.start_time, item.end_time = begin.strftime("%H:%M"), end.strftime("%H:%M")
+
+
+class ClosureService(RecordService):
+    """Closures over booked days keep those appointments (staff reschedule them)."""
+
+    def validate(self, session: Session, user: Any, item: Closure, *, created: bool) -> None:
+        if item.date_to is None:
+            item.date_to = item.date_from
+        if item.date_from is None or item.date_from > item.date_to:
+            raise AppointmentError(_("The closure must end on or after its first day."))
+
+
+# --- jobs: each appointment is its own unit of work (the job is the edge) ----------------
+
+def due_reminders(session: Session, now: dt.datetime | None = None) -> list[int]:
+    """Appointments of tomorrow not reminded yet (none before the reminder hour)."""
     now = now or utcnow()
     if to_local(now).hour < current_app.config["APPOINTMENT_REMINDER_HOUR"]:
-        return 0
+        return []
     tomorrow = today_vn(now) + dt.timedelta(days=1)
     start = to_utc(dt.datetime.combine(tomorrow, dt.time.min, tzinfo=VN_TZ))
     end = start + dt.timedelta(days=1)
-    due = session.scalars(select(Appointment.id).where(
+    return list(session.scalars(select(Appointment.id).where(
         Appointment.status.in_(ACTIVE_STATUSES), Appointment.reminded_at.is_(None),
-        Appointment.start >= start, Appointment.start < end)).all()
-    sent = 0
-    for appointment_id in due:
-        claimed = session.execute(update(Appointment).where(
-            Appointment.id == appointment_id, Appointment.reminded_at.is_(None))
-            .values(reminded_at=now).execution_options(synchronize_session=False)).rowcount
-        if claimed:
-            appointment = session.get(Appointment, appointment_id)
-            notify(session, _recipient(appointment), "appointment_reminder",
-                   message_context(appointment), office_id=appointment.office_id,
-                   related=appointment)
-            sent += 1
-        session.commit()
-    return sent
+        Appointment.start >= start, Appointment.start < end)))
 
 
-def mark_no_shows(session: Session, now: dt.datetime | None = None) -> int:
-    """Appointments of days that have ended without being processed become no-show."""
-    now = now or utcnow()
-    day_start = to_utc(dt.datetime.combine(today_vn(now), dt.time.min, tzinfo=VN_TZ))
-    stale = session.scalars(select(Appointment).where(
-        Appointment.status.in_(ACTIVE_STATUSES), Appointment.start < day_start)).all()
-    for appointment in stale:
-        previous = appointment.status.value
-        changed = session.execute(update(Appointment).where(
-            Appointment.id == appointment.id, Appointment.status.in_(ACTIVE_STATUSES))
-            .values(status=AppointmentStatus.no_show, changed_at=now)
-            .execution_options(synchronize_session=False)).rowcount
-        if changed:
-            audit.record(session, None, "appointment_no_show", obj=appointment,
-                         from_state=previous, to_state=AppointmentStatus.no_show.value)
-        session.commit()
-    return len(stale)
+def remind(session: Session, appointment_id: int, now: dt.datetime | None = None) -> bool:
+    """SMS the day before.  Claimed with a conditional UPDATE, so several processes
+    running the job never remind twice."""
+    claimed = session.execute(update(Appointment).where(
+        Appointment.id == appointment_id, Appointment.reminded_at.is_(None))
+        .values(reminded_at=now or utcnow())
+        .execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        return False
+    appointment = session.get(Appointment, appointment_id)
+    notify(session, _recipient(appointment), "appointment_reminder",
+           message_context(appointment), office_id=appointment.office_id,
+           related=appointment)
+    return True
+
+
+def stale_appointments(session: Session, now: dt.datetime | None = None) -> list[int]:
+    """Active appointments of days that have ended."""
+    day_start = to_utc(dt.datetime.combine(today_vn(now or utcnow()), dt.time.min,
+                                           tzinfo=VN_TZ))
+    return list(session.scalars(select(Appointment.id).where(
+        Appointment.status.in_(ACTIVE_STATUSES), Appointment.start < day_start)))
+
+
+def mark_no_show(session: Session, appointment_id: int, now: dt.datetime | None = None
+                 ) -> bool:
+    appointment = session.get(Appointment, appointment_id)
+    previous = appointment.status.value
+    changed = session.execute(update(Appointment).where(
+        Appointment.id == appointment_id, Appointment.status.in_(ACTIVE_STATUSES))
+        .values(status=AppointmentStatus.no_show, changed_at=now or utcnow())
+        .execution_options(synchronize_session=False)).rowcount
+    if changed:
+        audit.record(session, None, "appointment_no_show", obj=appointment,
+                     from_state=previous, to_state=AppointmentStatus.no_show.value)
+    return bool(changed)
 
 
 # --- calendar ---------------------------------------------------------------------------

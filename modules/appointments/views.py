@@ -15,11 +15,12 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from app.crud import Datamodel, ServiceApi, query_date
-from app.errors import DomainError
+from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.offices.services import offered_document_types
 from app.scoping import ScopedModelView, current_user
 from app.timeutil import VN_TZ, to_local, to_utc
+from app.transactions import atomic
 from modules.appointments import services
 from modules.appointments.models import (
     STATUS_LABELS,
@@ -101,10 +102,11 @@ class AppointmentPortalView(BaseView):
     def book_post(self):
         form = request.form
         try:
-            appointment = services.book(
-                db.session, current_user(), office_id=form.get("office_id"),
-                document_type_id=form.get("document_type_id"), start=form.get("start"),
-                documents=form.get("documents", 1), note=form.get("note"))
+            with atomic(db.session):
+                appointment = services.book(
+                    db.session, current_user(), office_id=form.get("office_id"),
+                    document_type_id=form.get("document_type_id"), start=form.get("start"),
+                    documents=form.get("documents", 1), note=form.get("note"))
         except DomainError as exc:
             _fail(exc)
             return redirect(url_for(".book", office_id=form.get("office_id"),
@@ -134,11 +136,12 @@ class AppointmentPortalView(BaseView):
     @has_access
     def cancel(self, pk: int):
         try:
-            services.cancel(db.session, current_user(), pk, request.form.get("reason"))
+            with atomic(db.session):
+                services.cancel(db.session, current_user(), pk, request.form.get("reason"))
             flash(_("The appointment was cancelled."), "success")
+        except NotFoundError:
+            raise
         except DomainError as exc:
-            if exc.status == 404:
-                raise
             _fail(exc)
         return redirect(url_for(".detail", pk=pk))
 
@@ -158,7 +161,8 @@ class AppointmentPortalView(BaseView):
 # --- office side ------------------------------------------------------------------------
 
 class AppointmentSettingsView(ScopedModelView):
-    datamodel = Datamodel(AppointmentSettings)
+    datamodel = Datamodel(AppointmentSettings,
+                          service=services.SettingsService("appointment_settings"))
     list_title = _l("Appointment settings")
     add_title = edit_title = show_title = _l("Appointment settings")
     label_columns = LABELS
@@ -174,7 +178,7 @@ class AppointmentSettingsView(ScopedModelView):
 
 
 class WorkingSessionView(ScopedModelView):
-    datamodel = Datamodel(WorkingSession)
+    datamodel = Datamodel(WorkingSession, service=services.WorkingSessionService("working_session"))
     list_title = _l("Weekly working plan")
     add_title = edit_title = show_title = _l("Working session")
     label_columns = LABELS
@@ -185,47 +189,15 @@ class WorkingSessionView(ScopedModelView):
                            "start_time": _l("HH:MM, for example 07:30")}
     validators_columns = {}
 
-    def pre_add(self, item):
-        super().pre_add(item)
-        self._check(item)
-
-    def pre_update(self, item):
-        self._check(item)
-
-    @staticmethod
-    def _check(item):
-        if item.weekday is None or not 0 <= item.weekday <= 6:
-            raise DomainError(_("The weekday must be from 0 (Monday) to 6 (Sunday)."))
-        begin, end = WorkingSession.parse(item.start_time), WorkingSession.parse(item.end_time)
-        if begin is None or end is None:
-            raise DomainError(_("Write times as HH:MM, for example 07:30 or 13:30."))
-        if begin >= end:
-            raise DomainError(_("The session must end after it starts."))
-        item.start_time, item.end_time = begin.strftime("%H:%M"), end.strftime("%H:%M")
-
 
 class ClosureView(ScopedModelView):
-    datamodel = Datamodel(Closure)
+    datamodel = Datamodel(Closure, service=services.ClosureService("closure"))
     list_title = _l("Closures and holidays")
     add_title = edit_title = show_title = _l("Closure")
     label_columns = LABELS
     list_columns = ["name", "date_from", "date_to"]
     add_columns = edit_columns = ["name", "date_from", "date_to"]
     base_order = ("date_from", "desc")
-
-    def pre_add(self, item):
-        super().pre_add(item)
-        self._check(item)
-
-    def pre_update(self, item):
-        self._check(item)
-
-    @staticmethod
-    def _check(item):
-        if item.date_to is None:
-            item.date_to = item.date_from
-        if item.date_from is None or item.date_from > item.date_to:
-            raise DomainError(_("The closure must end on or after its first day."))
 
     def post_add(self, item):
         self._report(item)
@@ -234,7 +206,8 @@ class ClosureView(ScopedModelView):
         self._report(item)
 
     def _report(self, item):
-        affected = services.closure_added(db.session, current_user(), item)
+        affected = services.affected_by_closure(db.session, item.office_id, item.date_from,
+                                                item.date_to)
         if affected:
             codes = ", ".join(f"{a.code} ({a.local_start()})" for a in affected[:20])
             flash(_("%(count)s booked appointments fall on these days and stay booked until "
@@ -287,7 +260,8 @@ class PendingAppointmentView(ScopedModelView):
             if target:
                 return redirect(target)
         try:
-            services.mark_processed(db.session, current_user(), item)
+            with atomic(db.session):
+                services.mark_processed(db.session, current_user(), item)
             flash(_("Appointment %(code)s marked as processed.", code=item.code),
                   "success")
         except DomainError as exc:
@@ -313,13 +287,17 @@ class PendingAppointmentView(ScopedModelView):
         if request.method == "POST":
             try:
                 if what == "reschedule":
-                    services.reschedule(db.session, current_user(), pk,
-                                        request.form.get("start"), request.form.get("reason"))
+                    with atomic(db.session):
+                        services.reschedule(db.session, current_user(), pk,
+                                            request.form.get("start"),
+                                            request.form.get("reason"))
                     flash(_("Appointment %(code)s moved to %(time)s; the citizen is notified.",
                             code=appointment.code, time=appointment.local_start()),
                           "success")
                 else:
-                    services.cancel(db.session, current_user(), pk, request.form.get("reason"))
+                    with atomic(db.session):
+                        services.cancel(db.session, current_user(), pk,
+                                        request.form.get("reason"))
                     flash(_("Appointment %(code)s cancelled; the citizen is notified.",
                             code=appointment.code), "success")
                 return redirect(url_for(".list"))
@@ -461,10 +439,11 @@ class AppointmentApi(ServiceApi):
             return self.response_400(message=_("Send the booking as a JSON object."))
 
         def book():
-            a = services.book(db.session, current_user(), office_id=body.get("office_id"),
-                              document_type_id=body.get("document_type_id"),
-                              start=body.get("start"), documents=body.get("documents", 1),
-                              note=body.get("note"))
+            with atomic(db.session):
+                a = services.book(db.session, current_user(), office_id=body.get("office_id"),
+                                  document_type_id=body.get("document_type_id"),
+                                  start=body.get("start"), documents=body.get("documents", 1),
+                                  note=body.get("note"))
             return self.json(201, {"id": a.id, "code": a.code,
                                     "start": to_local(a.start).isoformat(),
                                     "office": a.office.name})
@@ -490,8 +469,13 @@ class AppointmentApi(ServiceApi):
             409: {description: Already cancelled / processed, or past the cutoff}
         """
         body = request.get_json(silent=True) or {}
-        return self.answer(lambda: self.json(200, appointment_json(
-            services.cancel(db.session, current_user(), pk, body.get("reason")))))
+
+        def cancel():
+            with atomic(db.session):
+                a = services.cancel(db.session, current_user(), pk, body.get("reason"))
+            return self.json(200, appointment_json(a))
+
+        return self.answer(cancel)
 
     @expose("/<int:pk>/reschedule", methods=["POST"])
     @protect()
@@ -514,9 +498,14 @@ class AppointmentApi(ServiceApi):
             409: {description: The new slot is full, or the appointment is no longer active}
         """
         body = request.get_json(silent=True) or {}
-        return self.answer(lambda: self.json(200, appointment_json(
-            services.reschedule(db.session, current_user(), pk, body.get("start"),
-                                body.get("reason")))))
+
+        def reschedule():
+            with atomic(db.session):
+                a = services.reschedule(db.session, current_user(), pk, body.get("start"),
+                                        body.get("reason"))
+            return self.json(200, appointment_json(a))
+
+        return self.answer(reschedule)
 
 
 def register(appbuilder) -> None:

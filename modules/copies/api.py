@@ -7,14 +7,14 @@ from flask import current_app, jsonify, request, send_file
 from flask_appbuilder import expose
 from flask_appbuilder.api import permission_name, protect
 from flask_babel import gettext as _
-from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.crud import ServiceApi, query_date
 from app.errors import DomainError
 from app.extensions import db
-from app.scoping import current_user, visible_office_ids
+from app.scoping import current_user, scoped
 from app.timeutil import VN_TZ, to_local, to_utc
+from app.transactions import atomic
 from modules.copies import services, workflow
 from modules.copies.models import CopyRequest, State
 from modules.copies.views import params_from, read_upload, too_large_message
@@ -94,14 +94,15 @@ class CopyApi(ServiceApi):
         if upload is None:
             raise DomainError(_("Attach the scanned PDF of the original."))
         form = request.form
-        copy, info = services.intake(
-            db.session, current_user(), upload=upload,
-            document_type_id=form.get("document_type_id"), copies=form.get("copies"),
-            requester=services.Requester(
-                identity_number=form.get("identity_number"),
-                no_account=not form.get("identity_number"),
-                email=form.get("email"), name=form.get("name"), phone=form.get("phone")),
-            note=form.get("note"), appointment_code=form.get("appointment_code"))
+        with atomic(db.session):
+            copy, info = services.intake(
+                db.session, current_user(), upload=upload,
+                document_type_id=form.get("document_type_id"), copies=form.get("copies"),
+                requester=services.Requester(
+                    identity_number=form.get("identity_number"),
+                    no_account=not form.get("identity_number"),
+                    email=form.get("email"), name=form.get("name"), phone=form.get("phone")),
+                note=form.get("note"), appointment_code=form.get("appointment_code"))
         low = info.dpi is not None and info.dpi < current_app.config["MIN_SCAN_DPI"]
         return jsonify(id=copy.id, state=copy.state.value, fee=copy.fee, pages=copy.pages,
                        dpi=info.dpi, warning=_("The scan resolution is below %(min)s dpi.",
@@ -141,10 +142,7 @@ class CopyApi(ServiceApi):
         body = request.get_json(silent=True) or {}
 
         def run():
-            if event == "pay":
-                copy = services.mark_paid(db.session, current_user(), pk,
-                                          body.get("receipt_number"))
-            else:
+            with atomic(db.session):
                 copy = workflow.apply(db.session, current_user(), pk, event, params_from(body))
             return jsonify(copy_json(copy, current_user(), full=True)), 200
 
@@ -170,10 +168,7 @@ class CopyApi(ServiceApi):
         return self.answer(self._list)
 
     def _list(self):
-        stmt = select(CopyRequest)
-        ids = visible_office_ids(current_user(), db.session)
-        if ids is not None:
-            stmt = stmt.where(CopyRequest.office_id.in_(ids))
+        stmt = scoped(db.session, current_user(), CopyRequest).select()
         if state := request.args.get("state"):
             try:
                 stmt = stmt.where(CopyRequest.state == State(state))

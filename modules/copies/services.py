@@ -1,7 +1,8 @@
-"""Copy requests: intake, editing a draft, fees, due dates, payment and lookups.
+"""Copy requests: intake, editing a draft, fees, due dates and lookups.
 
-State changes go through ``workflow.apply``; this module creates requests, edits
-drafts and answers questions.  Every write commits with its audit event.
+State changes (the fee receipt and a draft's edits included) go through
+``workflow.apply``; this module creates requests, checks what a draft edit brings and
+answers questions.  Nothing here commits: the edge's unit of work does.
 """
 from __future__ import annotations
 
@@ -18,12 +19,11 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.audit import AuditEvent
 from app.citizens.services import by_identity, citizen_of, identity_error
-from app.errors import DomainError
+from app.errors import DomainError, NotFoundError
 from app.offices.services import is_offered
 from app.scoping import as_pk, staff_office_id
 from app.storage import file_store
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
-from app.transactions import atomic
 from modules.appointments import services as appointments
 from modules.copies import workflow
 from modules.copies.models import CopyRequest, State
@@ -156,24 +156,22 @@ def intake(session: Session, user: Any, *, upload: Upload, document_type_id: Any
         if not appointment.is_active:
             raise IntakeError(_("This appointment was already processed or cancelled."), 409)
     info, sha = _checked_upload(upload)
-    doc_type_name = _type_name(session, type_id)
-    with atomic(session):
-        doc = signing.create_document(session, office_id, sha, document_type=doc_type_name,
-                                      pages=info.pages)
-        now = utcnow()
-        request = CopyRequest(
-            office_id=office_id, state=State.draft, version=1, document_type_id=type_id,
-            copies=count, pages=info.pages, scan_dpi=info.dpi,
-            scan_filename=(upload.filename or "")[:255] or None, note=(note or "").strip() or None,
-            document_id=doc.id, fee=fee_for(info.pages, count), received_at=now,
-            due_at=due_at(session, office_id, now), created_by_id=user.id,
-            appointment_id=appointment.id if appointment else None, **who)
-        session.add(request)
-        session.flush()
-        audit.record(session, user, "copy_created", obj=request, to_state=State.draft.value,
-                     file_sha256=sha)
-        if appointment is not None:
-            appointments.mark_processed(session, user, appointment, commit=False)
+    doc = signing.create_document(session, office_id, sha,
+                                  document_type=_type_name(session, type_id), pages=info.pages)
+    now = utcnow()
+    request = CopyRequest(
+        office_id=office_id, state=State.draft, version=1, document_type_id=type_id,
+        copies=count, pages=info.pages, scan_dpi=info.dpi,
+        scan_filename=(upload.filename or "")[:255] or None, note=(note or "").strip() or None,
+        document_id=doc.id, fee=fee_for(info.pages, count), received_at=now,
+        due_at=due_at(session, office_id, now), created_by_id=user.id,
+        appointment_id=appointment.id if appointment else None, **who)
+    session.add(request)
+    session.flush()
+    audit.record(session, user, "copy_created", obj=request, to_state=State.draft.value,
+                 file_sha256=sha)
+    if appointment is not None:
+        appointments.mark_processed(session, user, appointment)
     return request, info
 
 
@@ -186,52 +184,25 @@ def _type_name(session: Session, type_id: int) -> str:
 def update_draft(session: Session, user: Any, request_id: Any, *, upload: Upload | None = None,
                  document_type_id: Any = None, copies: Any = None, note: str | None = None
                  ) -> tuple[CopyRequest, ScanInfo | None]:
-    """Xử lý tiếp: replace the scan, change type, copies or note of a draft."""
+    """Xử lý tiếp: replace the scan, change type, copies or note of a draft — checked
+    here, applied by the workflow's version-guarded ``edit`` (so it cannot race a submit)."""
     request = workflow.get_visible(session, user, request_id)
-    if request.state is not State.draft:
-        raise workflow.WorkflowError(_("Only a request being prepared can be edited. Use "
-                                       "'Continue processing' on a returned request first."))
-    if "Officer" not in workflow.role_names(user) and not workflow.is_admin(user):
-        raise workflow.WorkflowError(_("Your role cannot do this: %(action)s.",
-                                       action=_("Edit")), 403)
+    workflow.check(request, user, workflow.Event.edit)  # before a new scan is stored
     type_id = (_document_type(session, request.office_id, document_type_id)
                if document_type_id not in (None, "") else request.document_type_id)
     count = _copies(copies) if copies not in (None, "") else request.copies
-    info = None
+    info = sha = None
     if upload is not None:
         info, sha = _checked_upload(upload)
-        signing.replace_scan(request.document, sha, info.pages)
-        request.pages, request.scan_dpi = info.pages, info.dpi
-        request.scan_filename = (upload.filename or "")[:255] or None
-    if type_id != request.document_type_id:
-        request.document_type_id = type_id
-        request.document.document_type = _type_name(session, type_id)
-    request.copies = count
-    if note is not None:
-        request.note = note.strip() or None
-    if not request.fee_paid:
-        request.fee = fee_for(request.pages, request.copies)
-    request.version += 1
-    audit.record(session, user, "copy_edited", obj=request,
-                 file_sha256=request.document.scan_sha256 if upload else None)
-    session.commit()
-    return request, info
-
-
-def mark_paid(session: Session, user: Any, request_id: Any, receipt_number: str) -> CopyRequest:
-    request = workflow.get_visible(session, user, request_id)
-    receipt = (receipt_number or "").strip()
-    if not receipt:
-        raise IntakeError(_("Enter the receipt number."))
-    if request.state is State.cancelled:
-        raise workflow.WorkflowError(_("This request is cancelled."))
-    if request.fee_paid:
-        raise workflow.WorkflowError(_("The fee of this request is already paid (receipt "
-                                       "%(receipt)s).", receipt=request.receipt_number))
-    request.fee_paid, request.receipt_number, request.paid_at = True, receipt[:64], utcnow()
-    audit.record(session, user, "copy_fee_paid", obj=request, reason=receipt)
-    session.commit()
-    return request
+    pages = info.pages if info else request.pages
+    draft = workflow.DraftChanges(
+        document_type_id=type_id, document_type_name=_type_name(session, type_id),
+        copies=count, note=(note.strip() or None) if note is not None else request.note,
+        fee=None if request.fee_paid else fee_for(pages, count), scan_sha256=sha,
+        pages=pages, dpi=info.dpi if info else request.scan_dpi,
+        filename=((upload.filename or "")[:255] or None) if upload else request.scan_filename)
+    return workflow.apply(session, user, request.id, workflow.Event.edit,
+                          workflow.Params(draft=draft)), info
 
 
 # --- lookups --------------------------------------------------------------------------------
@@ -258,5 +229,5 @@ def citizen_request(session: Session, user: Any, request_id: Any) -> CopyRequest
     found = session.scalars(_citizen_select(session, user)
                             .where(CopyRequest.id == as_pk(request_id))).first()
     if found is None:
-        raise workflow.WorkflowError(_("The page or record you asked for does not exist."), 404)
+        raise NotFoundError()
     return found

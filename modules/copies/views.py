@@ -3,7 +3,7 @@ queues (awaiting signature, awaiting seal, returned), the slip, and the citizen'
 "Giấy tờ của tôi".  Thin: ``services`` and ``workflow`` decide everything."""
 from __future__ import annotations
 
-from flask import Response, abort, current_app, flash, redirect, request, send_file, url_for
+from flask import Response, current_app, flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterInFunction
@@ -13,11 +13,12 @@ from markupsafe import Markup
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.crud import Datamodel
-from app.errors import DomainError
+from app.errors import DomainError, NotFoundError
 from app.extensions import csrf, db
 from app.i18n import format_money
 from app.offices.services import offered_document_types
 from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user
+from app.transactions import atomic
 from modules.appointments import services as appointments
 from modules.copies import services, workflow
 from modules.copies.models import STATE_LABELS, CopyRequest, State
@@ -86,15 +87,19 @@ def params_from(values) -> workflow.Params:
     reason = values.get("reason") or ""
     if values.get("ground"):
         reason = f"{values.get('ground')} {reason}".strip()
+    receipt = values.get("receipt_number", values.get("receipt"))
     return workflow.Params(
         reason=reason, placement=placement_from(values),
-        register_id=int(register_id) if str(register_id or "").isdigit() else None)
+        register_id=int(register_id) if str(register_id or "").isdigit() else None,
+        receipt_number=receipt if isinstance(receipt, str) else None)
 
 
 HISTORY_EVENTS = {
     "copy_created": _l("Received"), "copy_edited": _l("Edited"),
     "copy_fee_paid": _l("Fee paid"), "copy_sign_requested": _l("Sent to the signing agent"),
-    **{f"copy_{event.value}": t.label for event, t in workflow.TRANSITIONS.items()},
+    **{t.audit_event or f"copy_{event.value}": t.label
+       for event, t in workflow.TRANSITIONS.items() if event not in (
+           workflow.Event.pay, workflow.Event.edit)},
 }
 
 
@@ -129,9 +134,10 @@ class CopyListBase(ScopedModelView):
 
     def _bulk(self, items, event: workflow.Event):
         done, failed = 0, []
-        for item in items:
+        for item in items:  # each request is its own unit: one refusal stops no other
             try:
-                workflow.apply(db.session, current_user(), item.id, event)
+                with atomic(db.session):
+                    workflow.apply(db.session, current_user(), item.id, event)
                 done += 1
             except DomainError as exc:
                 failed.append(f"#{item.id}: {exc.message}")
@@ -160,10 +166,7 @@ class CopyRequestView(CopyListBase):
         values = {"copies": 1}
         appointment_id = request.args.get("appointment", type=int)
         if appointment_id:
-            try:
-                a = appointments.get_visible(db.session, current_user(), appointment_id)
-            except DomainError:
-                abort(404)
+            a = appointments.get_visible(db.session, current_user(), appointment_id)
             values.update(identity_number=a.identity_number, document_type_id=a.document_type_id,
                           copies=1, appointment_code=a.code, note=a.note or "")
         return self._intake_form(values)
@@ -189,15 +192,18 @@ class CopyRequestView(CopyListBase):
             flash(_("Attach the scanned PDF of the original."), "danger")
             return self._intake_form(form.to_dict(), 422)
         try:
-            copy, info = services.intake(
-                db.session, current_user(), upload=upload,
-                document_type_id=form.get("document_type_id"), copies=form.get("copies"),
-                requester=services.Requester(
-                    identity_number=form.get("identity_number"),
-                    no_account=bool(form.get("no_account")), email=form.get("email"),
-                    name=form.get("name"), phone=form.get("phone")),
-                note=form.get("note"), appointment_code=form.get("appointment_code"))
-            workflow.apply(db.session, current_user(), copy.id, workflow.Event.submit)
+            with atomic(db.session):  # received and submitted together, or neither
+                copy, info = services.intake(
+                    db.session, current_user(), upload=upload,
+                    document_type_id=form.get("document_type_id"), copies=form.get("copies"),
+                    requester=services.Requester(
+                        identity_number=form.get("identity_number"),
+                        no_account=bool(form.get("no_account")), email=form.get("email"),
+                        name=form.get("name"), phone=form.get("phone")),
+                    note=form.get("note"), appointment_code=form.get("appointment_code"))
+                workflow.apply(db.session, current_user(), copy.id, workflow.Event.submit)
+        except NotFoundError:
+            raise
         except DomainError as exc:
             flash(exc.message, "danger")
             return self._intake_form(form.to_dict(), exc.status)
@@ -232,20 +238,17 @@ class CopyRequestView(CopyListBase):
     def do(self, pk: int, event: str):
         """Every workflow button posts here; the workflow says yes or why not."""
         try:
-            if event == "pay":
-                services.mark_paid(db.session, current_user(), pk, request.form.get("receipt"))
-                flash(_("Fee marked as paid."), "success")
-            else:
+            with atomic(db.session):
                 copy = workflow.apply(db.session, current_user(), pk, event,
                                       params_from(request.form))
-                flash(self._done_message(copy, workflow.parse_event(event)), "success")
-                if event == workflow.Event.resume.value:
-                    return redirect(url_for(".edit_draft", pk=pk))
+            flash(self._done_message(copy, workflow.parse_event(event)), "success")
+            if event == workflow.Event.resume.value:
+                return redirect(url_for(".edit_draft", pk=pk))
+        except NotFoundError:
+            raise
         except DomainError as exc:
-            if exc.status == 404:
-                abort(404)
             flash(exc.message, "danger")
-        return redirect(request.form.get("next") or url_for(".detail", pk=pk))
+        return redirect(url_for(".detail", pk=pk))
 
     @staticmethod
     def _done_message(copy: CopyRequest, event: workflow.Event) -> str:
@@ -254,6 +257,8 @@ class CopyRequestView(CopyListBase):
         if event is workflow.Event.seal:
             return _("Number %(number)s, book %(book)s: sealed.", number=copy.number,
                      book=copy.book)
+        if event is workflow.Event.pay:
+            return _("Fee marked as paid.")
         return _("%(action)s: done.", action=workflow.TRANSITIONS[event].label)
 
     @expose("/request/<int:pk>/edit", methods=["GET", "POST"])
@@ -266,13 +271,15 @@ class CopyRequestView(CopyListBase):
                 upload = read_upload()
                 check_csrf()
                 form = request.form
-                copy, info = services.update_draft(
-                    db.session, current_user(), pk, upload=upload,
-                    document_type_id=form.get("document_type_id"), copies=form.get("copies"),
-                    note=form.get("note"))
+                with atomic(db.session):
+                    copy, info = services.update_draft(
+                        db.session, current_user(), pk, upload=upload,
+                        document_type_id=form.get("document_type_id"),
+                        copies=form.get("copies"), note=form.get("note"))
+                    if form.get("submit"):
+                        workflow.apply(db.session, current_user(), pk, workflow.Event.submit)
                 self._scan_warning(info)
                 if form.get("submit"):
-                    workflow.apply(db.session, current_user(), pk, workflow.Event.submit)
                     flash(_("Request #%(id)s submitted for signature again.", id=pk), "success")
                     return redirect(url_for(".detail", pk=pk))
                 flash(_("Changes saved."), "success")
@@ -304,7 +311,7 @@ class CopyRequestView(CopyListBase):
         """One page of the current file, to place the attestation on it by clicking."""
         png = signing.page_png(self._get(pk).document, page)
         if png is None:
-            abort(404)
+            raise NotFoundError()
         return Response(png, mimetype="image/png",
                         headers={"Cache-Control": "private, max-age=300"})
 
@@ -317,15 +324,12 @@ class CopyRequestView(CopyListBase):
         return self.render_template("copies/bulk_sign.html", items=items)
 
     def _get(self, pk: int) -> CopyRequest:
-        try:
-            return workflow.get_visible(db.session, current_user(), pk)
-        except DomainError:
-            abort(404)
+        return workflow.get_visible(db.session, current_user(), pk)
 
     def _get_or_none(self, pk: int) -> CopyRequest | None:
         try:
             return workflow.get_visible(db.session, current_user(), pk)
-        except DomainError:
+        except NotFoundError:
             return None
 
 
@@ -407,12 +411,9 @@ class MyCopiesView(BaseView):
     @staticmethod
     def _own(pk: int) -> CopyRequest:
         """The citizen's own delivered copy (requests in progress show in the list)."""
-        try:
-            copy = services.citizen_request(db.session, current_user(), pk)
-        except DomainError:
-            abort(404)
+        copy = services.citizen_request(db.session, current_user(), pk)
         if copy.state is not State.delivered:
-            abort(404)
+            raise NotFoundError()
         return copy
 
 

@@ -1,10 +1,11 @@
-"""Register rules and gap-free numbering.  The only code that changes registers.
+"""Register rules and gap-free numbering.  The only code that changes registers; it
+never commits (the caller's unit of work does).
 
-``allocate_number`` serialises on the register row: its first statement is an
-UPDATE of that row, which takes the row lock on PostgreSQL and the write lock on
-SQLite; the counter moves in the same transaction as the entry, so a rollback
-gives the number back and a commit makes it permanent.  Numbers are never reused,
-never skipped and never issued twice.
+The counter moves only in the same unit as its entry, so a rollback gives the number
+back and a commit makes it permanent: numbers are never reused, never skipped and
+never issued twice.  Sealing takes a number optimistically (``offer_number``, then the
+sealed file is made with no lock held, then ``take_number``'s compare-and-swap);
+``allocate_number`` locks the register row instead, for callers with nothing slow to do.
 """
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.crud import RecordService
 from app.errors import DomainError
-from app.scoping import scoped, staff_office_id
+from app.scoping import scoped
 from app.timeutil import VN_TZ, utcnow
 from modules.registers.models import EntryStatus, Register, RegisterEntry, RegisterStatus
 
@@ -94,21 +96,29 @@ def _validate_register(session, register, had_entries, old_year, old_start) -> N
         register.next_number = register.start_number
 
 
-def create_register(session: Session, user: Any, *, name: str, book_number: str,
-                    type_symbol: str, year: int, start_number: int, opening_date: dt.date,
-                    closing_date: dt.date | None = None) -> Register:
-    register = Register(
-        office_id=staff_office_id(user), name=name, book_number=book_number,
-        type_symbol=type_symbol, year=year, start_number=start_number,
-        next_number=start_number, opening_date=opening_date, closing_date=closing_date,
-        status=RegisterStatus.open, created_by_id=user.id,
-    )
-    validate_register(session, register, had_entries=False)
-    session.add(register)
-    session.flush()
-    audit.record(session, user, "register_opened", obj=register)
-    session.commit()
-    return register
+class RegisterService(RecordService):
+    """Registers opened, edited and deleted through FAB (web and REST) follow the rules
+    of ``validate_register`` and are audited; a register with entries is never deleted."""
+
+    def create(self, session: Session, user: Any, item: Register) -> Register:
+        item.created_by_id = getattr(user, "id", None)
+        item.status = RegisterStatus.open
+        item.next_number = item.start_number
+        return super().create(session, user, item)
+
+    def validate(self, session: Session, user: Any, item: Register, *, created: bool) -> None:
+        if created:
+            validate_register(session, item, had_entries=False)
+            return
+        state = inspect(item)
+        old_year = state.attrs.year.history.deleted
+        old_start = state.attrs.start_number.history.deleted
+        validate_register(session, item, had_entries=has_entries(session, item.id),
+                          old_year=old_year[0] if old_year else item.year,
+                          old_start=old_start[0] if old_start else item.start_number)
+
+    def check_delete(self, session: Session, user: Any, item: Register) -> None:
+        check_deletable(session, item)
 
 
 def has_entries(session: Session, register_id: int) -> bool:
@@ -139,7 +149,6 @@ def close_register(session: Session, user: Any, register_id: int) -> Register:
     audit.record(session, user, "register_closed", obj=register,
                  from_state=RegisterStatus.open.value, to_state=RegisterStatus.closed.value,
                  reason=str(register.total_entries))
-    session.commit()
     return register
 
 
@@ -152,24 +161,32 @@ def find_entry(session: Session, office_id: int, request_key: str) -> RegisterEn
     ).first()
 
 
-def allocate_number(session: Session, user: Any, register_id: int, request_key: str,
-                    details: EntryDetails | None = None, *, commit: bool = True) -> RegisterEntry:
-    """The next number of the register for this request, atomically and idempotently.
+@dataclass(frozen=True)
+class NumberOffer:
+    """The number a request would take now (read without a lock)."""
 
-    Asking again for the same request returns the same entry.  A request whose
-    earlier number was voided gets a new one (the void number stays in the book).
-    """
+    register_id: int
+    number: int
+    book: str  # as printed: "01/2026-SCTĐT/BS"
+    entry_id: int | None = None  # the request already holds this number
+
+
+class NumberTakenError(RegisterError):
+    """Another clerk took the offered number first: ask for a new offer."""
+
+    status = 409
+
+
+def offer_number(session: Session, user: Any, register_id: int, request_key: str
+                 ) -> NumberOffer:
+    """What ``take_number`` would give this request: the number it already holds, else
+    the register's next one.  No lock: the sealed file can be made with it first."""
     register = scoped(session, user, Register).get_or_404(register_id)
-    # 1. Lock the register row (no-op UPDATE): concurrent clerks queue here.
-    session.execute(update(Register).where(Register.id == register.id)
-                    .values(next_number=Register.next_number)
-                    .execution_options(synchronize_session=False))
     existing = find_entry(session, register.office_id, request_key)
     if existing is not None and existing.status is EntryStatus.issued:
-        if commit:
-            session.commit()  # releases the lock; nothing changed
-        return existing
-    session.refresh(register)
+        return NumberOffer(existing.register_id, existing.number,
+                           existing.register.book_label, existing.id)
+    session.refresh(register)  # the counter as committed now, not as first loaded
     today = today_vn()
     if register.status is not RegisterStatus.open:
         raise RegisterError(_("This register is closed: choose an open register."), 409)
@@ -179,59 +196,59 @@ def allocate_number(session: Session, user: Any, register_id: int, request_key: 
     if register.year != today.year:
         raise RegisterError(_("This register belongs to %(year)s: open a register for this "
                               "year.", year=register.year))
-    # 2. Take the number: the counter and the entry commit together.
-    number = session.execute(
-        update(Register).where(Register.id == register.id)
+    return NumberOffer(register.id, register.next_number, register.book_label)
+
+
+def take_number(session: Session, user: Any, offer: NumberOffer, request_key: str,
+                details: EntryDetails | None = None) -> RegisterEntry:
+    """Take exactly the offered number, in the caller's unit of work.
+
+    One compare-and-swap UPDATE moves the counter only if it still stands at the offer,
+    so the number, the entry and whatever the caller made with it commit together — or
+    the unit rolls back and the number is free again.  Raises ``NumberTakenError`` when
+    another clerk took it first (nothing was written then)."""
+    if offer.entry_id is not None:
+        return session.get(RegisterEntry, offer.entry_id)
+    taken = session.execute(
+        update(Register).where(Register.id == offer.register_id,
+                               Register.next_number == offer.number,
+                               Register.status == RegisterStatus.open)
         .values(next_number=Register.next_number + 1)
-        .returning(Register.next_number)
-        .execution_options(synchronize_session=False)
-    ).scalar_one() - 1
-    details = details or EntryDetails()
+        .execution_options(synchronize_session=False)).rowcount
+    if taken != 1:
+        raise NumberTakenError(_("Another number was issued from this register at the same "
+                                 "moment. Please try again."))
+    register = session.get(Register, offer.register_id)
     entry = RegisterEntry(
-        office_id=register.office_id, register_id=register.id, number=number,
+        office_id=register.office_id, register_id=register.id, number=offer.number,
         request_key=request_key, status=EntryStatus.issued, issued_at=utcnow(),
-        issued_on=today, issued_by_id=getattr(user, "id", None), **details.__dict__,
+        issued_on=today_vn(), issued_by_id=getattr(user, "id", None),
+        **(details or EntryDetails()).__dict__,
     )
     session.add(entry)
     try:
         session.flush()
     except IntegrityError:
-        # Same request raced us into this register: its number stands, ours rolls back.
-        session.rollback()
-        again = find_entry(session, register.office_id, request_key)
-        if again is None:
-            raise
-        return again
-    audit.record(session, user, "number_issued", obj=entry, reason=f"{number}/{request_key}")
-    if commit:
-        session.commit()
+        # This request holds a number in another register of the office: never a second
+        # one.  The caller's whole unit rolls back (the counter too): nothing half-done.
+        raise RegisterError(_("This request already has a certification number in this "
+                              "office."), 409) from None
+    audit.record(session, user, "number_issued", obj=entry,
+                 reason=f"{offer.number}/{request_key}")
     return entry
 
 
-def void_entry(session: Session, user: Any, entry_id: int, reason: str) -> RegisterEntry:
-    """Sealing failed after the number was issued: the number stays, marked void."""
-    entry = scoped(session, user, RegisterEntry).get_or_404(entry_id)
-    if not reason or not reason.strip():
-        raise RegisterError(_("A reason is required."))
-    if entry.status is EntryStatus.void:
-        return entry
-    entry.status = EntryStatus.void
-    entry.void_reason = reason.strip()
-    audit.record(session, user, "number_voided", obj=entry,
-                 from_state=EntryStatus.issued.value, to_state=EntryStatus.void.value,
-                 reason=entry.void_reason)
-    session.commit()
-    return entry
-
-
-def update_entry_details(session: Session, user: Any, entry_id: int,
-                         details: EntryDetails) -> RegisterEntry:
-    """Fill the book columns known only later (e.g. the signer), same transaction as caller."""
-    entry = scoped(session, user, RegisterEntry).get_or_404(entry_id)
-    for key, value in details.__dict__.items():
-        if value is not None:
-            setattr(entry, key, value)
-    return entry
+def allocate_number(session: Session, user: Any, register_id: int, request_key: str,
+                    details: EntryDetails | None = None) -> RegisterEntry:
+    """The next number for this request, for callers that need no file made with it
+    first: the register row is locked (concurrent clerks queue here) until the caller's
+    unit commits, so the offer always holds."""
+    register = scoped(session, user, Register).get_or_404(register_id)
+    session.execute(update(Register).where(Register.id == register.id)
+                    .values(next_number=Register.next_number)
+                    .execution_options(synchronize_session=False))
+    return take_number(session, user, offer_number(session, user, register_id, request_key),
+                       request_key, details)
 
 
 def open_registers(session: Session, user: Any) -> list[Register]:

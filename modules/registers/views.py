@@ -7,13 +7,12 @@ from flask_appbuilder.actions import action
 from flask_appbuilder.api import permission_name, protect
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import inspect
 
-from app import audit
 from app.crud import Datamodel
 from app.exports import xlsx_response
 from app.extensions import db
 from app.scoping import ScopedModelRestApi, ScopedModelView, current_user, scoped, staff_office_id
+from app.transactions import atomic
 from modules.registers import services
 from modules.registers.models import Register, RegisterEntry
 
@@ -56,33 +55,6 @@ def register_book_response(register: Register):
     )
 
 
-class RegisterRules:
-    """Shared by the web view and the REST API: the same service rules on every door."""
-
-    def pre_add(self, item):
-        item.office_id = staff_office_id(current_user())
-        item.created_by_id = current_user().id
-        item.next_number = item.start_number
-        services.validate_register(db.session, item, had_entries=False)
-
-    def post_add(self, item):
-        audit.record(db.session, current_user(), "register_opened", obj=item)
-        db.session.commit()
-
-    def pre_update(self, item):
-        state = inspect(item)
-        old_year = state.attrs.year.history.deleted
-        old_start = state.attrs.start_number.history.deleted
-        services.validate_register(
-            db.session, item, had_entries=services.has_entries(db.session, item.id),
-            old_year=old_year[0] if old_year else item.year,
-            old_start=old_start[0] if old_start else item.start_number,
-        )
-
-    def pre_delete(self, item):
-        services.check_deletable(db.session, item)
-
-
 class RegisterEntryView(ScopedModelView):
     """The certified copies entered in a register (read-only: numbers are never edited)."""
 
@@ -98,8 +70,8 @@ class RegisterEntryView(ScopedModelView):
     base_order = ("number", "asc")
 
 
-class RegisterView(RegisterRules, ScopedModelView):
-    datamodel = Datamodel(Register)
+class RegisterView(ScopedModelView):
+    datamodel = Datamodel(Register, service=services.RegisterService("register"))
     list_title = _l("Certification registers")
     show_title = _l("Certification register")
     add_title = _l("Open a register")
@@ -142,7 +114,8 @@ class RegisterView(RegisterRules, ScopedModelView):
             _l("Close this register? No number can be issued from it afterwards."),
             "fa-lock", multiple=False)
     def close_register(self, item):
-        register = services.close_register(db.session, current_user(), item.id)
+        with atomic(db.session):
+            register = services.close_register(db.session, current_user(), item.id)
         flash(_("Register closed with %(total)s numbers.", total=register.total_entries),
               "success")
         return redirect(self.get_redirect())
@@ -152,9 +125,9 @@ class RegisterView(RegisterRules, ScopedModelView):
         return register_book_response(item)
 
 
-class RegisterApi(RegisterRules, ScopedModelRestApi):
+class RegisterApi(ScopedModelRestApi):
     resource_name = "register"
-    datamodel = Datamodel(Register)
+    datamodel = Datamodel(Register, service=RegisterView.datamodel.service)
     allow_browser_login = True
     openapi_spec_tag = "Registers"
     class_permission_name = "RegisterApi"
@@ -185,7 +158,8 @@ class RegisterApi(RegisterRules, ScopedModelRestApi):
             404: {description: Not found in your office}
             409: {description: Already closed}
         """
-        register = services.close_register(db.session, current_user(), pk)
+        with atomic(db.session):
+            register = services.close_register(db.session, current_user(), pk)
         return self.response(200, id=register.id, status=register.status.value,
                              total_entries=register.total_entries,
                              closed_at=register.closed_at.isoformat())

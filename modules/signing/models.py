@@ -101,6 +101,7 @@ class JobState(str, enum.Enum):
     pending = "pending"
     done = "done"
     failed = "failed"
+    cancelled = "cancelled"  # its request was returned, cancelled or signed again
 
 
 class ExternalSigningJob(OfficeOwned, Model):

@@ -223,11 +223,6 @@ def _ensure_acroform(writer: IncrementalPdfFileWriter) -> None:
         writer.update_container(form)
 
 
-def page_count(pdf: bytes) -> int:
-    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-    return int(reader.root["/Pages"]["/Count"])
-
-
 def add_attestation(writer: IncrementalPdfFileWriter, att: Attestation, fonts: Fonts,
                     placement: Placement) -> int:
     """Draw the attestation and create the four fields; returns the page index used."""

@@ -11,16 +11,17 @@ import datetime as dt
 import functools
 import io
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import abort, current_app
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.errors import DomainError
+from app.errors import DomainError, NotFoundError
 from app.scoping import scoped
 from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
@@ -142,9 +143,27 @@ def _full_name(user: Any) -> str:
     return f"{user.first_name} {user.last_name}".strip()
 
 
-def sign_leader(session: Session, user: Any, document_id: int,
-                placement: pdf.Placement | None = None) -> SignedDocument:
-    """Attestation + fields + the leader's certification signature (PAdES, DocMDP P=2)."""
+@dataclass(frozen=True)
+class NewVersion:
+    """A signed version made in memory, not stored yet: ``prepare_*`` make it with no lock
+    and no write, ``record_*`` store it in the caller's unit of work."""
+
+    data: io.BytesIO
+    signer_name: str | None = None
+    report: ValidationReport | None = None
+
+
+def _signing_failure(exc: Exception) -> SigningError:
+    if isinstance(exc, pdf.PlacementError):
+        return SigningError(_("The chosen area cannot hold the attestation (at least "
+                              "380 × 250 points on an existing page)."), 422)
+    return SigningError(_("The signing key is not available: %(reason)s", reason=str(exc)))
+
+
+def prepare_leader_signature(session: Session, user: Any, document_id: int,
+                             placement: pdf.Placement | None = None) -> NewVersion:
+    """Attestation + fields + the leader's certification signature (PAdES, DocMDP P=2),
+    in memory: slow work, done before any row is locked."""
     doc = scoped(session, user, SignedDocument).get_or_404(document_id)
     if doc.stage is not Stage.scanned:
         raise SigningError(_("This document is already signed by a leader."))
@@ -152,50 +171,62 @@ def sign_leader(session: Session, user: Any, document_id: int,
     if profile.kind is SignerKind.external:
         raise SigningError(_("This leader signs with the signing agent on their own computer."))
     attestation = _attestation(doc, user, profile)
-    store = file_store()
     try:
         with open_signer(profile, current_app.config) as signer:
             signed = pdf.sign_as_leader(
-                store.read_bytes(doc.scan_sha256), attestation, fonts(), signer,
+                file_store().read_bytes(doc.scan_sha256), attestation, fonts(), signer,
                 _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s"),
                 placement or pdf.Placement(), timestamper=_timestamper(profile))
-    except pdf.PlacementError as exc:
-        raise SigningError(_("The chosen area cannot hold the attestation (at least "
-                             "380 × 250 points on an existing page)."), 422) from exc
-    except SignerUnavailableError as exc:
-        raise SigningError(_("The signing key is not available: %(reason)s",
-                             reason=str(exc))) from exc
-    sha, _size = store.put_file(signed)
+    except (pdf.PlacementError, SignerUnavailableError) as exc:
+        raise _signing_failure(exc) from exc
+    return NewVersion(signed, attestation.certifier_name)
+
+
+def record_leader_signature(session: Session, user: Any, document_id: int,
+                            version: NewVersion) -> SignedDocument:
+    doc = scoped(session, user, SignedDocument).get_or_404(document_id)
+    if doc.stage is not Stage.scanned:
+        raise SigningError(_("This document is already signed by a leader."))
+    sha, _size = file_store().put_file(version.data)
     doc.leader_sha256 = doc.current_sha256 = sha
     doc.stage = Stage.leader_signed
-    doc.leader_name = attestation.certifier_name
+    doc.leader_name = version.signer_name
     doc.leader_signed_at = utcnow()
     audit.record(session, user, "document_signed", obj=doc, file_sha256=sha,
                  from_state=Stage.scanned.value, to_state=Stage.leader_signed.value)
     return doc
 
 
-def seal(session: Session, user: Any, document_id: int, number: str, book: str) -> SignedDocument:
-    """Fill number and book, sign the seal field with the office certificate, validate."""
+def prepare_seal(session: Session, user: Any, document_id: int, number: str,
+                 book: str) -> NewVersion:
+    """Fill number and book, sign the seal field with the office certificate, validate —
+    in memory, before any row is locked."""
     doc = scoped(session, user, SignedDocument).get_or_404(document_id)
     if doc.stage is not Stage.leader_signed:
         raise SigningError(_("Only a document signed by the leader can be sealed."))
     profile = profile_for(session, doc.office_id, None)
-    store = file_store()
     try:
         with open_signer(profile, current_app.config) as signer:
-            sealed = pdf.seal_with_number(store.read_bytes(doc.current_sha256), str(number),
-                                          book, fonts(), signer, _look(profile, ""),
+            sealed = pdf.seal_with_number(file_store().read_bytes(doc.current_sha256),
+                                          str(number), book, fonts(), signer, _look(profile, ""),
                                           timestamper=_timestamper(profile))
     except SignerUnavailableError as exc:
-        raise SigningError(_("The signing key is not available: %(reason)s",
-                             reason=str(exc))) from exc
-    sha, _size = store.put_file(sealed)
+        raise _signing_failure(exc) from exc
+    return NewVersion(sealed, report=validate_bytes(sealed.getvalue()))
+
+
+def record_seal(session: Session, user: Any, document_id: int, version: NewVersion,
+                number: str, book: str) -> SignedDocument:
+    doc = scoped(session, user, SignedDocument).get_or_404(document_id)
+    if doc.stage is not Stage.leader_signed:
+        raise SigningError(_("Only a document signed by the leader can be sealed."))
+    sha, _size = file_store().put_file(version.data)
     doc.current_sha256 = sha
     doc.stage = Stage.sealed
     doc.number, doc.book = str(number), book
     doc.sealed_at = utcnow()
-    record_validation(doc, validate_bytes(sealed.getvalue()))
+    if version.report is not None:
+        record_validation(doc, version.report)
     audit.record(session, user, "document_sealed", obj=doc, file_sha256=sha,
                  from_state=Stage.leader_signed.value, to_state=Stage.sealed.value,
                  reason=f"{number} / {book}")
@@ -229,17 +260,22 @@ def record_validation(doc: SignedDocument, report: ValidationReport) -> None:
     doc.validated_at = utcnow()
 
 
-def delivery_gate(session: Session, user: Any, document_id: int) -> ValidationReport:
-    """Validate the current file now; refuse delivery unless both signatures are good."""
+def check_delivery(session: Session, user: Any, document_id: int) -> ValidationReport:
+    """Validate the current file now; refuse delivery unless both signatures are good.
+    Reads only: the result is recorded by ``record_delivery_check``."""
     doc = scoped(session, user, SignedDocument).get_or_404(document_id)
     if doc.stage is not Stage.sealed:
         raise SigningError(_("The copy is not sealed yet."))
     report = validate_bytes(file_store().read_bytes(doc.current_sha256))
-    record_validation(doc, report)
     roles = {s.role for s in report.signatures if s.intact and s.trusted}
     if not report.valid or not {"leader", "seal"} <= roles:
         raise SigningError(_("Delivery refused: the signatures of this copy do not validate."))
     return report
+
+
+def record_delivery_check(session: Session, user: Any, document_id: int,
+                          report: ValidationReport) -> None:
+    record_validation(scoped(session, user, SignedDocument).get_or_404(document_id), report)
 
 
 def document_by_code(session: Session, code: str) -> SignedDocument | None:
@@ -285,11 +321,9 @@ def register_agent_certificate(session: Session, user: Any, cert_der: bytes) -> 
     return profile
 
 
-def request_external_signature(session: Session, user: Any, document_id: int,
-                               placement: pdf.Placement | None = None):
-    """Prepare the leader's revision and leave a job for the leader's signing agent."""
-    from modules.signing.models import ExternalSigningJob, JobState
-
+def prepare_external_signature(session: Session, user: Any, document_id: int,
+                               placement: pdf.Placement | None = None) -> pdf.PreparedExternal:
+    """The leader's revision with the signature space reserved, in memory (no lock)."""
     doc = scoped(session, user, SignedDocument).get_or_404(document_id)
     if doc.stage is not Stage.scanned:
         raise SigningError(_("This document is already signed by a leader."))
@@ -298,14 +332,23 @@ def request_external_signature(session: Session, user: Any, document_id: int,
         raise SigningError(_("No signing agent certificate is registered for this leader."))
     store = file_store()
     try:
-        prepared = pdf.prepare_external(
+        return pdf.prepare_external(
             store.read_bytes(doc.scan_sha256), _attestation(doc, user, profile), fonts(),
             store.read_bytes(profile.certificate_sha256),
             _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s"), placement or pdf.Placement())
     except pdf.PlacementError as exc:
-        raise SigningError(_("The chosen area cannot hold the attestation (at least "
-                             "380 × 250 points on an existing page)."), 422) from exc
-    sha, _size = store.put_file(prepared.pdf)
+        raise _signing_failure(exc) from exc
+
+
+def record_external_job(session: Session, user: Any, document_id: int,
+                        prepared: pdf.PreparedExternal):
+    """Leave the job for the leader's signing agent: one pending job per document (an
+    earlier pending one is cancelled, so the last click is the only one that counts)."""
+    from modules.signing.models import ExternalSigningJob, JobState
+
+    doc = scoped(session, user, SignedDocument).get_or_404(document_id)
+    cancel_jobs(session, user, doc.id, "signature requested again")
+    sha, _size = file_store().put_file(prepared.pdf)
     job = ExternalSigningJob(
         office_id=doc.office_id, document_id=doc.id, user_id=user.id, state=JobState.pending,
         prepared_sha256=sha, document_digest=prepared.document_digest.hex(),
@@ -315,6 +358,20 @@ def request_external_signature(session: Session, user: Any, document_id: int,
     session.flush()
     audit.record(session, user, "external_signature_requested", obj=job, file_sha256=sha)
     return job
+
+
+def cancel_jobs(session: Session, user: Any, document_id: int, why: str) -> int:
+    """A request returned, cancelled or signed again takes its pending agent jobs with it."""
+    from modules.signing.models import ExternalSigningJob, JobState
+
+    jobs = scoped(session, user, ExternalSigningJob).all(
+        ExternalSigningJob.document_id == document_id,
+        ExternalSigningJob.state == JobState.pending)
+    for job in jobs:
+        job.state, job.finished_at, job.error = JobState.cancelled, utcnow(), why
+        audit.record(session, user, "external_signature_cancelled", obj=job, reason=why,
+                     from_state=JobState.pending.value, to_state=JobState.cancelled.value)
+    return len(jobs)
 
 
 def pending_jobs(session: Session, user: Any) -> list:
@@ -332,7 +389,7 @@ def finish_external_signature(session: Session, user: Any, job_id: int,
 
     job = scoped(session, user, ExternalSigningJob).get_or_404(job_id)
     if job.user_id != user.id:
-        abort(404)  # another leader's job: as if it did not exist
+        raise NotFoundError()  # another leader's job: as if it did not exist
     if job.state is not JobState.pending:
         raise SigningError(_("This signing job is already finished."))
     doc = job.document

@@ -11,9 +11,11 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from app.crud import Datamodel
+from app.crud import Datamodel, RecordService
+from app.errors import NotFoundError
 from app.extensions import db
 from app.scoping import OfficeScopeFilter, ScopedModelView, scoped
+from app.transactions import atomic
 from modules.signing import services
 from modules.signing.explain import Explanation
 from modules.signing.models import SignedDocument, SignerProfile
@@ -117,7 +119,7 @@ class VerifyView(BaseView):
     def by_code(self, code: str):
         doc = services.document_by_code(db.session, code)
         if doc is None or doc.stage.value != "sealed":
-            abort(404)
+            raise NotFoundError()
         data = services.read_current(doc)
         result = report_json(services.explain_bytes(data, previews=True), data, doc,
                              previews=True)
@@ -131,7 +133,7 @@ class VerifyView(BaseView):
         given = (request.form.get("access_code") or "").strip()
         if doc is None or doc.stage.value != "sealed" or not given or \
                 not _same(given, doc.access_code):
-            abort(404)
+            raise NotFoundError()
         return send_file(services.pdf_stream(doc), mimetype="application/pdf",
                          as_attachment=True, download_name=f"ban-sao-{doc.verify_code}.pdf")
 
@@ -235,8 +237,8 @@ class SigningJobApi(BaseApi):
             signature = base64.b64decode(value, validate=True)
         except (ValueError, TypeError):
             return self.response_400(message=_("The signature is not valid base64."))
-        doc = services.finish_external_signature(db.session, g.user, pk, signature)
-        db.session.commit()
+        with atomic(db.session):
+            doc = services.finish_external_signature(db.session, g.user, pk, signature)
         return self.response(200, document_id=doc.id, stage=doc.stage.value)
 
     @expose("/certificate", methods=["POST"])
@@ -254,15 +256,15 @@ class SigningJobApi(BaseApi):
             der = base64.b64decode(value, validate=True)
         except (ValueError, TypeError):
             return self.response_400(message=_("The certificate is not valid base64."))
-        services.register_agent_certificate(db.session, g.user, der)
-        db.session.commit()
+        with atomic(db.session):
+            services.register_agent_certificate(db.session, g.user, der)
         return self.response(200, message="ok")
 
 
 class SignerProfileView(ScopedModelView):
     """OfficeAdmin: which key signs for each leader and as the office seal."""
 
-    datamodel = Datamodel(SignerProfile)
+    datamodel = Datamodel(SignerProfile, service=RecordService("signer_profile"))
     list_title = _l("Signing keys")
     show_title = edit_title = add_title = _l("Signing key")
     label_columns = {
@@ -291,9 +293,9 @@ class SignerProfileView(ScopedModelView):
             upload = request.files.get("image")
             if upload is None:
                 abort(400)
-            services.set_signer_image(db.session, g.user, pk,
-                                      upload.stream.read(services.MAX_IMAGE_BYTES + 1))
-            db.session.commit()
+            with atomic(db.session):
+                services.set_signer_image(db.session, g.user, pk,
+                                          upload.stream.read(services.MAX_IMAGE_BYTES + 1))
             flash(_("Image saved."), "success")
             return redirect(url_for("SignerProfileView.show", pk=pk))
         return self.render_template("signing/signer_image.html", profile=profile)

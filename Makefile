@@ -12,14 +12,23 @@ export SAOY_DATA_DIR ?= $(CURDIR)/instance
 # poppler-utils: verification renders the pages a later revision touched (pdftoppm).
 RUNTIME_DEBS := fonts-noto-core poppler-utils
 TEST_DEBS := $(RUNTIME_DEBS) chromium chromium-driver softhsm2 opensc \
-	libnss3-tools libreoffice-calc-nogui postgresql-client openssl
+	libnss3-tools libreoffice-calc-nogui postgresql-client openssl \
+	$(if $(shell command -v npm),,nodejs npm)
 
-.PHONY: demo test lint bench translations system-deps system-deps-test venv db demo-data serve clean
+# The tests' OpenID Connect provider (npm, outside the repository's sources).
+OIDC_DIR := $(CURDIR)/.cache/oidc
+OIDC_PROVIDER := oidc-provider@9.13.3
+
+.PHONY: demo test lint bench translations system-deps system-deps-test venv db demo-data serve clean oidc-provider
 
 demo: system-deps venv translations db demo-data serve
 
-test: system-deps-test venv translations lint
-	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+test: system-deps-test venv translations lint oidc-provider
+	SAOY_TEST_OIDC_DIR=$(OIDC_DIR) $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+oidc-provider: system-deps-test
+	@test -d $(OIDC_DIR)/node_modules/oidc-provider || \
+	  npm install --prefix $(OIDC_DIR) --no-audit --no-fund --loglevel=error $(OIDC_PROVIDER) >/dev/null
 
 # Install only what is missing; needs root (CI and these machines run as root) or sudo.
 define install_debs

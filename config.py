@@ -33,6 +33,16 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.lower() in ("1", "true", "yes", "on")
 
 
+def _env_pairs(name: str) -> dict[str, str]:
+    """``name=value,name2=value2`` (values may contain '=', names may not)."""
+    pairs = {}
+    for item in (_env(name) or "").split(","):
+        key, sep, value = item.strip().partition("=")
+        if sep and key.strip() and value.strip():
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
 def _secret_key(data_dir: Path) -> str:
     """Use SAOY_SECRET_KEY, else a key generated once and kept in the data dir."""
     key = _env("SAOY_SECRET_KEY")
@@ -163,14 +173,26 @@ class Config:
     MIN_SCAN_DPI = _env_int("SAOY_MIN_SCAN_DPI", 200)
     MAX_SCAN_PAGES = _env_int("SAOY_MAX_SCAN_PAGES", 500)
 
-    # Signing: keys never live in the database; PINs and passphrases come from here.
+    # Signing: keys never live in the database.  PKCS#12 keys are imported by the system
+    # administrator into the keystore (one passphrase per key, beside it or in
+    # SAOY_KEY_PASSPHRASE_<fingerprint prefix>); tokens are declared with their PIN files.
+    KEYSTORE_DIR = _env("SAOY_KEYSTORE_DIR")  # default: <data dir>/keystore
     PKCS11_LIB = _env("SAOY_PKCS11_LIB")
-    PKCS11_PIN = _env("SAOY_PKCS11_PIN")
-    PKCS11_PIN_FILE = _env("SAOY_PKCS11_PIN_FILE")
-    PKCS12_PASSPHRASE = _env("SAOY_PKCS12_PASSPHRASE")
-    PKCS12_PASSPHRASE_FILE = _env("SAOY_PKCS12_PASSPHRASE_FILE")
-    TSA_URL = _env("SAOY_TSA_URL")
+    #: ``token label=PIN file`` pairs: the only tokens signer keys may live on.
+    PKCS11_TOKENS = _env_pairs("SAOY_PKCS11_TOKENS")
+    #: ``name=URL`` pairs: the only timestamp services signer profiles may use.
+    TSA_ALLOWED = _env_pairs("SAOY_TSA_ALLOWED")
+    TSA_URL = _env("SAOY_TSA_URL")  # the default service (allowed too)
+    TSA_TIMEOUT = _env_int("SAOY_TSA_TIMEOUT", 10)
     FONT_DIR = _env("SAOY_FONT_DIR", "/usr/share/fonts/truetype/noto")
+
+    # Citizens: a national identity provider (OpenID Connect, e.g. VNeID) proves identity.
+    OIDC_ISSUER = _env("SAOY_OIDC_ISSUER")
+    OIDC_CLIENT_ID = _env("SAOY_OIDC_CLIENT_ID")
+    OIDC_CLIENT_SECRET = _env("SAOY_OIDC_CLIENT_SECRET")
+    OIDC_IDENTITY_CLAIM = _env("SAOY_OIDC_IDENTITY_CLAIM", "identity_number")
+    OIDC_NAME = _env("SAOY_OIDC_NAME", "VNeID")
+    OIDC_SCOPE = _env("SAOY_OIDC_SCOPE", "openid profile")
 
     # Uploads and documents
     MAX_UPLOAD_MB = _env_int("SAOY_MAX_UPLOAD_MB", 30)

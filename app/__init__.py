@@ -53,6 +53,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(overrides)
     data_dir = Path(app.config["DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("KEYSTORE_DIR"):
+        app.config["KEYSTORE_DIR"] = str(data_dir / "keystore")
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
 
@@ -95,6 +97,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
             if (blueprint.url_prefix or "").startswith("/api/"):
                 csrf.exempt(blueprint)
 
+    app.before_request(security.guard_session_api_calls)
     errors.register_error_handlers(app)
     i18n.register(app)
     register_cli(app)

@@ -8,6 +8,7 @@ from app.citizens.models import Citizen
 from app.extensions import db
 from app.offices.models import DocumentType, Office, OfficeDocumentType, OfficeKind
 from app.seed import seed_reference_data
+from app.timeutil import utcnow
 
 DEMO_PASSWORD = "saoy-demo"
 
@@ -80,13 +81,17 @@ def load_demo() -> int:
     for username, first, last, roles, office_code in USERS:
         user, new = ensure_user(username, first, last, roles, office_code)
         created += int(new)
-        if username == "citizen" and not db.session.scalars(
-            select(Citizen).where(Citizen.user_id == user.id)
-        ).first():
-            db.session.add(Citizen(user_id=user.id, full_name=f"{first} {last}",
-                                   identity_number=CITIZEN_IDENTITY, phone="0912345678",
-                                   email="citizen@saoy.example"))
-            created += 1
+        if username == "citizen":
+            citizen = db.session.scalars(select(Citizen).where(
+                Citizen.user_id == user.id)).first()
+            if citizen is None:
+                citizen = Citizen(user_id=user.id, full_name=f"{first} {last}",
+                                  identity_number=CITIZEN_IDENTITY, phone="0912345678",
+                                  email="citizen@saoy.example")
+                db.session.add(citizen)
+                created += 1
+            if not citizen.verified:  # the demo citizen showed their card at the counter
+                citizen.verified_at, citizen.verified_via = utcnow(), "counter"
     for code in (OFFICE_A, OFFICE_B):
         office = _office_by_code(code)
         enabled = set(db.session.scalars(select(OfficeDocumentType.document_type_id)

@@ -199,3 +199,45 @@ def builtin_roles_config(specs) -> dict[str, list[list[str]]]:
 
     return merge_roles(PLATFORM_ROLES, specs)
 
+
+
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _origin(url: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else None
+
+
+def guard_session_api_calls() -> None:
+    """A state-changing REST call that a browser authenticates with the session cookie
+    needs the CSRF token (``X-CSRFToken``) and an ``Origin`` of this site: another site's
+    page cannot make a signed-in leader sign.  Bearer tokens are never sent by a browser
+    on its own, so they stay as they are."""
+    from flask import current_app, jsonify
+    from flask_babel import gettext as _
+    from flask_login import current_user
+    from flask_wtf.csrf import ValidationError, validate_csrf
+
+    if request.method not in UNSAFE_METHODS or not request.path.startswith("/api/"):
+        return None
+    if not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return None
+    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return None
+    if not getattr(current_user, "is_authenticated", False):
+        return None  # nothing ambient to abuse: the endpoint's own rules apply
+    allowed = {_origin(request.host_url), _origin(current_app.config.get("BASE_URL"))}
+    origin = _origin(request.headers.get("Origin") or request.headers.get("Referer"))
+    try:
+        if origin not in allowed:
+            raise ValidationError("cross-site")
+        validate_csrf(request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token"))
+    except ValidationError:
+        return jsonify(message=_("This request must come from SaoY's own pages (missing or "
+                                 "wrong security token). Reload the page and try again.")), 403
+    return None

@@ -274,3 +274,102 @@ def test_leader_places_the_attestation_by_clicking_on_the_page(browser, live, ap
     rects = [[float(v) for v in w["/Rect"]] for w in widgets if w.get("/FT") == "/Sig"
              or w.get("/Parent", {}).get("/FT") == "/Sig"]
     assert rects and all(y1 - 1 <= r[1] and r[3] <= y2 + 1 for r in rects)
+
+
+# --- sign-in through a national identity provider (OpenID Connect, real provider) -------
+
+@pytest.fixture(scope="module")
+def identity_provider(tmp_path_factory):
+    """panva's oidc-provider (npm, OpenID Certified) on loopback, installed by `make test`."""
+    import json
+    import os
+    import subprocess
+    import urllib.request
+
+    node_dir = Path(os.environ.get("SAOY_TEST_OIDC_DIR")
+                    or Path(__file__).resolve().parent.parent / ".cache" / "oidc")
+    if not (node_dir / "node_modules" / "oidc-provider").is_dir() or not shutil.which("node"):
+        pytest.skip("oidc-provider is installed by `make test` (npm)")
+    script = node_dir / "provider.mjs"  # beside its node_modules, so the import resolves
+    script.write_text((Path(__file__).parent / "oidc" / "provider.mjs").read_text())
+    port, app_port = free_port(), free_port()
+    accounts = {"hoa": {"name": "Đỗ Thị Hoa", "identity_number": "079196004321",
+                        "phone_number": "0903111222"}}
+    env = {**os.environ, "OIDC_PORT": str(port), "OIDC_CLIENT_ID": "saoy-test",
+           "OIDC_CLIENT_SECRET": "saoy-test-secret", "OIDC_ACCOUNTS": json.dumps(accounts),
+           "OIDC_REDIRECT_URI": f"http://127.0.0.1:{app_port}/login/provider/callback"}
+    process = subprocess.Popen(["node", str(script)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    issuer = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=2)
+            break
+        except OSError:
+            if time.time() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail(f"oidc-provider did not start: {process.stdout.read()!r}")
+            time.sleep(0.2)
+    yield {"issuer": issuer, "app_port": app_port, "identity": "079196004321"}
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_citizen_signs_in_with_the_identity_provider_and_is_verified(
+        browser, identity_provider, tmp_path_factory):
+    """Authorisation code + PKCE against the real provider: the identity-number claim
+    maps to the account (here one an impostor registered first), which becomes verified;
+    the impostor's password no longer opens it."""
+    from selenium.webdriver.common.by import By
+    from sqlalchemy import select
+
+    from app.citizens.models import Citizen
+    from app.citizens.services import Registration, register_citizen
+    from app.extensions import db
+    from app.security import CITIZEN_ROLE
+    from app.transactions import atomic
+    from tests.conftest import build_app, migrate_and_seed
+
+    data = tmp_path_factory.mktemp("oidc-app")
+    app = build_app(f"sqlite:///{data / 'oidc.db'}", data,
+                    OIDC_ISSUER=identity_provider["issuer"], OIDC_CLIENT_ID="saoy-test",
+                    OIDC_CLIENT_SECRET="saoy-test-secret", OIDC_NAME="VNeID")
+    migrate_and_seed(app)
+    identity = identity_provider["identity"]
+    with app.app_context(), atomic(db.session):
+        register_citizen(db.session, Registration("Kẻ Mạo Danh", identity, "0912999888",
+                                                  "gia@example.vn", "mat-khau-gia"),
+                         app.appbuilder.sm.find_role(CITIZEN_ROLE))
+    port = identity_provider["app_port"]
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    live = f"http://127.0.0.1:{port}"
+    try:
+        browser.get(f"{live}/login/")
+        assert "VNeID" in browser.find_element(By.ID, "login-provider").text
+        browser.find_element(By.ID, "login-provider").click()
+        wait_for(browser, lambda d: d.find_elements(By.NAME, "login"))
+        assert browser.current_url.startswith(identity_provider["issuer"])
+        browser.find_element(By.NAME, "login").send_keys("hoa")
+        browser.find_element(By.NAME, "password").send_keys("any")
+        click(browser, "form [type=submit]")
+        if not browser.current_url.startswith(live):  # the provider's consent page
+            click(browser, "form [type=submit]")
+        wait_for(browser, lambda d: d.current_url.startswith(live))
+        assert "/login" not in browser.current_url
+        browser.get(f"{live}/users/userinfo/")
+        assert "Đỗ Thị Hoa" in browser.page_source
+        with app.app_context():
+            citizen = db.session.scalars(select(Citizen).where(
+                Citizen.identity_number == identity)).one()
+            assert citizen.verified and citizen.verified_via == "oidc"
+            assert citizen.full_name == "Đỗ Thị Hoa" and citizen.phone == "84903111222"
+        old = app.test_client().post("/login/", data={"username": identity,
+                                                      "password": "mat-khau-gia"})
+        assert "/login" in old.headers.get("Location", "/login")  # refused
+    finally:
+        server.shutdown()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

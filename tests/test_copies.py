@@ -559,24 +559,23 @@ def test_a_leader_with_a_signing_agent_signs_and_the_request_moves_on(app, db_se
     """The token stays on the leader's PC: "Ký số" leaves a job; the agent's signature,
     when it comes back, moves the request to signed (the signing hook)."""
     import base64
-    from pathlib import Path
 
     from modules.copies import workflow
     from modules.copies.models import State
+    from modules.signing import keys
     from modules.signing import services as signing
-    from modules.signing.models import SignerKind, SignerProfile
-    from modules.signing.signers import load_pkcs12, pkcs12_passphrase
+    from tests.keys import demo_token, signing_with
 
     pk = _submitted(app, db_session, doc_type)
     leader = user_named(db_session, "leader.a")
-    profile = db_session.scalars(select(SignerProfile).where(
-        SignerProfile.user_id == leader.id)).one()
-    saved = (profile.kind, profile.certificate_sha256)
-    token = load_pkcs12(Path(profile.pkcs12_path).read_bytes(), pkcs12_passphrase(app.config))
-    try:
-        with app.test_request_context():
-            with atomic(db_session):
-                signing.register_agent_certificate(db_session, leader, token.signing_cert.dump())
+    token, _ = demo_token(app, "agent-leader.a", "Trần Thị Bình", "UBND Phường Sài Gòn")
+    with app.test_request_context():
+        with atomic(db_session):
+            key = signing.register_agent_certificate(db_session, leader,
+                                                     token.signing_cert.dump())
+        with atomic(db_session):
+            keys.set_active(db_session, user_named(db_session, "admin"), key, True)
+        with signing_with(db_session, leader.office_id, leader.id, key.id):
             with atomic(db_session):
                 copy = workflow.apply(db_session, leader, pk, "sign")
             assert copy.state is State.awaiting_signature  # waiting for the agent
@@ -585,11 +584,6 @@ def test_a_leader_with_a_signing_agent_signs_and_the_request_moves_on(app, db_se
             signature = token.sign_raw(base64.b64decode(job.signed_attrs), "sha256")
             with atomic(db_session):
                 signing.finish_external_signature(db_session, leader, job.id, signature)
-    finally:
-        db_session.rollback()
-        profile.kind, profile.certificate_sha256 = saved
-        assert profile.kind is SignerKind.pkcs12
-        db_session.commit()
     copy = state_of(db_session, pk)
     assert copy.state is State.signed and copy.signed_by_id == leader.id
     with app.app_context():

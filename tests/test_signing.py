@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from app.transactions import atomic
 from tests.conftest import user_named
 from tests.pdfs import pdfsig, scan_pdf
 from tests.softhsm import make_token, softhsm_lib
@@ -258,40 +259,48 @@ def test_leader_of_another_office_cannot_sign(signing_ctx, scan):
         sign_leader(signing_ctx, user_named(signing_ctx, "leader.b"), doc.id)
 
 
-def test_leader_signs_with_a_softhsm_token(app, hsm, signing_ctx, scan, monkeypatch):
+def test_leader_signs_with_a_softhsm_token(app, hsm, signing_ctx, scan, monkeypatch, tmp_path):
+    """The administrator binds a key on a declared token (its certificate names someone
+    else, so only with the fingerprint confirmed); a wrong PIN is a clear refusal."""
     from app.storage import file_store
-    from modules.signing import services
-    from modules.signing.models import SignerKind, SignerProfile
+    from app.transactions import atomic
+    from modules.signing import keys, services
+    from tests.keys import signing_with
 
+    pin = tmp_path / "token.pin"
+    pin.write_text("123456")
     monkeypatch.setitem(app.config, "TRUST_DIR", hsm["root"])
     monkeypatch.setitem(app.config, "PKCS11_LIB", softhsm_lib())
-    monkeypatch.setitem(app.config, "PKCS11_PIN", "123456")
-    leader = user_named(signing_ctx, "leader.a")
-    profile = signing_ctx.scalars(select(SignerProfile).where(
-        SignerProfile.user_id == leader.id)).one()
-    saved = (profile.kind, profile.pkcs11_token_label, profile.pkcs11_key_label)
-    profile.kind, profile.pkcs11_token_label, profile.pkcs11_key_label = (
-        SignerKind.pkcs11, "saoy-test", "leader-key")
-    signing_ctx.commit()
-    try:
+    monkeypatch.setitem(app.config, "PKCS11_TOKENS", {"saoy-test": str(pin)})
+    admin, leader = user_named(signing_ctx, "admin"), user_named(signing_ctx, "leader.a")
+    register = dict(office_id=leader.office_id, user_id=leader.id, name="HSM",
+                    token_label="saoy-test", key_label="leader-key")
+    with pytest.raises(keys.KeyRegistrationError) as refused:
+        keys.register_pkcs11(signing_ctx, admin, **register)
+    signing_ctx.rollback()
+    fingerprint = refused.value.message.split()[-1].rstrip(".")
+    assert "Lê Thị Token" in refused.value.message and len(fingerprint) == 64
+    existing = signing_ctx.scalars(select(keys.SigningKey).where(
+        keys.SigningKey.fingerprint == fingerprint)).first()
+    with atomic(signing_ctx):
+        key = existing or keys.register_pkcs11(signing_ctx, admin, **register,
+                                               confirmed_fingerprint=fingerprint)
+    with signing_with(signing_ctx, leader.office_id, leader.id, key.id):
         doc = services.create_document(signing_ctx, leader.office_id,
                                        file_store().put_bytes(scan), document_type=None, pages=2)
         sign_leader(signing_ctx, leader, doc.id)
         seal(signing_ctx, user_named(signing_ctx, "clerk.a"), doc.id, "40",
-                      "01/2026-SCTĐT/BS")
+             "01/2026-SCTĐT/BS")
         leader_sig = next(s for s in doc.validation["signatures"] if s["role"] == "leader")
         assert leader_sig["signer"] == "Lê Thị Token" and leader_sig["trusted"]
         assert doc.valid
-        monkeypatch.setitem(app.config, "PKCS11_PIN", "000000")  # wrong PIN: clear refusal
+        pin.write_text("000000")  # wrong PIN: a clear refusal, no path, nothing signed
         doc2 = services.create_document(signing_ctx, leader.office_id,
                                         file_store().put_bytes(scan), document_type=None, pages=2)
-        with pytest.raises(services.SigningError):
+        with pytest.raises(services.SigningError) as err:
             sign_leader(signing_ctx, leader, doc2.id)
+        assert "/" not in err.value.message and "PIN" in err.value.message
         assert doc2.stage.value == "scanned"
-    finally:
-        signing_ctx.rollback()
-        profile.kind, profile.pkcs11_token_label, profile.pkcs11_key_label = saved
-        signing_ctx.commit()
 
 
 def test_attestation_carries_the_verification_url_not_the_number(signing_ctx, scan, tmp_path):
@@ -336,17 +345,17 @@ def test_signing_agent_signs_with_the_leaders_token_over_http(app, hsm, scan, mo
 
     from app.extensions import db
     from app.storage import file_store
-    from modules.signing import services
+    from modules.signing import keys, services
     from modules.signing.agent import AgentConfig, SigningAgent
-    from modules.signing.models import SignedDocument, SignerKind, SignerProfile
+    from modules.signing.models import SignedDocument, SigningKey
+    from tests.keys import profile_of
 
     monkeypatch.setitem(app.config, "TRUST_DIR", hsm["root"])
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with app.app_context():
-        profile = db.session.scalars(select(SignerProfile).where(
-            SignerProfile.user_id == user_named(db.session, "leader.b").id)).one()
-        saved = (profile.kind, profile.certificate_sha256)
+        leader = user_named(db.session, "leader.b")
+        saved = profile_of(db.session, leader.office_id, leader.id).key_id
     try:
         agent = SigningAgent(AgentConfig(
             server=f"http://127.0.0.1:{server.server_port}", username="leader.b",
@@ -356,12 +365,17 @@ def test_signing_agent_signs_with_the_leaders_token_over_http(app, hsm, scan, mo
         agent.register()
         with app.app_context():
             leader = user_named(db.session, "leader.b")
+            key = db.session.scalars(select(SigningKey).where(
+                SigningKey.user_id == leader.id, SigningKey.kind == "agent")).one()
+            assert not key.active  # announced: it signs nothing before the approval
+            with atomic(db.session):
+                keys.approve_key(db.session, user_named(db.session, "admin"), key.id)
             doc = services.create_document(db.session, leader.office_id,
                                            file_store().put_bytes(scan),
                                            document_type="Bằng tốt nghiệp", pages=2)
-            prepared = services.prepare_external_signature(db.session, leader, doc.id)
-            job = services.record_external_job(db.session, leader, doc.id, prepared)
-            db.session.commit()
+            with atomic(db.session):
+                prepared = services.prepare_external_signature(db.session, leader, doc.id)
+                job = services.record_external_job(db.session, leader, doc.id, prepared)
             doc_id, job_id = doc.id, job.id
         r = agent.http.post(agent._url(f"/api/v1/signing_job/{job_id}/signature"),
                             json={"signature": "AAAA"})
@@ -381,11 +395,9 @@ def test_signing_agent_signs_with_the_leaders_token_over_http(app, hsm, scan, mo
     finally:
         server.shutdown()
         with app.app_context():
-            profile = db.session.scalars(select(SignerProfile).where(
-                SignerProfile.user_id == user_named(db.session, "leader.b").id)).one()
-            profile.kind, profile.certificate_sha256 = saved
+            leader = user_named(db.session, "leader.b")
+            profile_of(db.session, leader.office_id, leader.id).key_id = saved
             db.session.commit()
-        assert saved[0] is SignerKind.pkcs12
 
 
 def test_office_admin_uploads_a_transparent_seal_image(login, app, db_session, office):

@@ -21,8 +21,17 @@ class Citizen(Model):
     phone: Mapped[str | None] = mapped_column(String(16))
     email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    #: Identity proven (the CCCD compared at the counter, or a national identity provider):
+    #: only then do certified copies reach this account.
+    verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    verified_via: Mapped[str | None] = mapped_column(String(16))  # "counter" / "oidc"
 
-    user = relationship(StaffUser, lazy="joined")
+    user = relationship(StaffUser, foreign_keys=[user_id], lazy="joined")
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None
 
     def __repr__(self) -> str:
         return f"{self.full_name} ({self.identity_number})"

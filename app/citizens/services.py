@@ -1,24 +1,28 @@
-"""Citizen self-registration and lookup.  The only code that creates citizen accounts.
+"""Citizen accounts: self-registration, verification, lookup.  The only code that creates
+or verifies citizen accounts; it never commits (the edge does).
 
-A citizen's login name is their identity number.  The account stands for the
-"DVCQG account" in this system; an external OpenID Connect provider (VNeID)
-would create the same two rows from its claims through ``register_citizen``.
+A citizen's login name is their identity number.  A self-registered account is
+*unverified*: anyone can type someone else's identity number.  It can book, but copies
+reach it only once its identity is proven — the CCCD compared at the counter by an
+officer, or a national identity provider (OpenID Connect, e.g. VNeID) vouching for the
+identity number.  Registration never tells whether a number or e-mail has an account.
 """
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
 from app import audit
 from app.citizens.models import Citizen
 from app.errors import DomainError
+from app.timeutil import utcnow
 from app.users import StaffUser
 from app.vn import InvalidIdentifierError, identity_kind, normalize_phone
 
@@ -93,22 +97,21 @@ def by_identity(session: Session, identity_number: str) -> Citizen | None:
         Citizen.identity_number == (identity_number or "").strip())).first()
 
 
-def register_citizen(session: Session, data: Registration, role: Any) -> Citizen:
-    """Create the login (username = identity number) and the citizen profile."""
+def register_citizen(session: Session, data: Registration, role: Any) -> Citizen | None:
+    """Create the login (username = identity number) and the unverified citizen profile.
+
+    An identity number or e-mail that already has an account creates nothing and returns
+    None; the caller answers exactly as for a new account (nothing to enumerate)."""
     errors = validate(data)
     if errors:
         raise CitizenError(next(iter(errors.values())), errors=errors)
     identity = data.identity_number.strip()
     email = (data.email or "").strip().lower() or None
-    taken = session.scalars(select(StaffUser).where(or_(
+    taken = session.scalars(select(StaffUser.id).where(or_(
         StaffUser.username == identity,
         func.lower(StaffUser.email) == email if email else False))).first()
     if taken is not None or by_identity(session, identity) is not None:
-        field = "identity_number" if taken is None or taken.username == identity else "email"
-        message = (_("An account with this identity number already exists. Sign in instead.")
-                   if field == "identity_number" else
-                   _("This e-mail address is already used by another account."))
-        raise CitizenError(message, status=409, errors={field: message})
+        return None
     full_name = " ".join(data.full_name.split())
     first, last = _split_name(full_name)
     user = StaffUser(first_name=first, last_name=last, username=identity,
@@ -117,10 +120,66 @@ def register_citizen(session: Session, data: Registration, role: Any) -> Citizen
     citizen = Citizen(user=user, full_name=full_name, identity_number=identity,
                       phone=normalize_phone(data.phone), email=email)
     session.add_all([user, citizen])
-    try:
-        session.flush()
-    except IntegrityError:  # registered concurrently: the caller's unit rolls back
-        message = _("An account with this identity number already exists. Sign in instead.")
-        raise CitizenError(message, status=409, errors={"identity_number": message}) from None
+    session.flush()  # a concurrent twin fails here and its unit rolls back: still no answer
     audit.record(session, user, "citizen_registered", obj=citizen)
     return citizen
+
+
+def verify_at_counter(session: Session, officer: Any, citizen: Citizen) -> Citizen:
+    """The officer compared the identity card presented with this account (audited)."""
+    from app.scoping import role_names
+
+    if not getattr(officer, "office_id", None) or "Officer" not in role_names(officer):
+        raise CitizenError(_("Only an officer at the counter can verify an account."), 403)
+    if citizen.verified:
+        return citizen
+    citizen.verified_at, citizen.verified_by_id, citizen.verified_via = (
+        utcnow(), officer.id, "counter")
+    audit.record(session, officer, "citizen_verified", obj=citizen,
+                 office_id=officer.office_id, reason="counter")
+    return citizen
+
+
+def sign_in_from_provider(session: Session, claims: dict[str, Any], role: Any) -> Citizen:
+    """The account the provider vouches for, verified; made from the claims if new.
+
+    An account someone self-registered with this number is taken over: the name comes
+    from the provider, and the password and contacts typed at registration (perhaps by
+    an impostor) no longer open or reach it."""
+    from flask import current_app
+
+    identity = str(claims.get(current_app.config["OIDC_IDENTITY_CLAIM"]) or "").strip()
+    if identity_error(identity):
+        raise CitizenError(_("The identity provider gave no valid identity number."), 422)
+    name = " ".join(str(claims.get("name") or identity).split())[:255]
+    phone = _provider_phone(claims.get("phone_number"))
+    email = (str(claims.get("email") or "").strip().lower() or None) \
+        if claims.get("email_verified", True) else None
+    citizen = by_identity(session, identity)
+    if citizen is None:
+        first, last = _split_name(name)
+        user = StaffUser(first_name=first, last_name=last, username=identity,
+                         email=email or f"{identity}@citizen.invalid", active=True,
+                         password=generate_password_hash(secrets.token_urlsafe(32)),
+                         roles=[role])
+        citizen = Citizen(user=user, full_name=name, identity_number=identity, phone=phone,
+                          email=email)
+        session.add_all([user, citizen])
+        session.flush()
+        audit.record(session, user, "citizen_registered", obj=citizen, reason="oidc")
+    elif not citizen.verified:
+        citizen.full_name, citizen.phone, citizen.email = name, phone, email
+        citizen.user.first_name, citizen.user.last_name = _split_name(name)
+        citizen.user.password = generate_password_hash(secrets.token_urlsafe(32))
+        citizen.user.email = email or f"{identity}@citizen.invalid"
+    if not citizen.verified:
+        citizen.verified_at, citizen.verified_via = utcnow(), "oidc"
+        audit.record(session, citizen.user, "citizen_verified", obj=citizen, reason="oidc")
+    return citizen
+
+
+def _provider_phone(value: Any) -> str | None:
+    try:
+        return normalize_phone(str(value)) if value else None
+    except InvalidIdentifierError:
+        return None

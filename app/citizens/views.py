@@ -1,7 +1,7 @@
 """Citizen self-registration: the portal page and ``POST /api/v1/citizen/`` (both public)."""
 from __future__ import annotations
 
-from flask import flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -44,12 +44,15 @@ class CitizenRegisterView(BaseView):
                 except services.CitizenError as exc:
                     errors = exc.details.get("errors") or {"full_name": exc.message}
                 else:
-                    flash(_("Your account is ready. Sign in with your identity number."),
-                          "success")
+                    flash(REGISTERED, "success")  # the same words for an existing account
                     return redirect(url_for(f"{self.appbuilder.sm.auth_view.endpoint}.login"))
         return self.render_template("saoy/register.html", values=values, errors=errors,
                                     fields=LABELS), 422 if errors else 200
 
+
+REGISTERED = _l("Registration received. If the account is new, it is ready: sign in with "
+                "your identity number. It receives certified copies once your identity is "
+                "verified at the counter or through the national identity provider.")
 
 LABELS = {
     "full_name": _l("Full name"), "identity_number": _l("Identity number (CCCD / CMND / MST)"),
@@ -82,8 +85,8 @@ class CitizenApi(ServiceApi):
                     email: {type: string}
                     password: {type: string, minLength: 8}
           responses:
-            201: {description: "Created: {id}"}
-            409: {description: The identity number or e-mail already has an account}
+            202: {description: "Accepted: {message}; the same answer whether or not the
+              identity number or e-mail already had an account"}
             422: {description: "Invalid data: {message, errors: {field: message}}"}
         """
         body = request.get_json(silent=True)
@@ -92,13 +95,16 @@ class CitizenApi(ServiceApi):
 
         def register():
             with atomic(db.session):
-                citizen = services.register_citizen(db.session, _registration(body),
-                                                    _citizen_role(self.appbuilder))
-            return self.json(201, {"id": citizen.id})
+                services.register_citizen(db.session, _registration(body),
+                                          _citizen_role(self.appbuilder))
+            return self.json(202, {"message": str(REGISTERED)})  # new or not: same answer
 
         return self.answer(register)
 
 
 def register(appbuilder) -> None:
+    from app.citizens import oidc
+
     appbuilder.add_view_no_menu(CitizenRegisterView)
     appbuilder.add_api(CitizenApi)
+    oidc.register(current_app._get_current_object(), appbuilder)

@@ -24,7 +24,7 @@ def _menus(*names: str) -> list[str]:
 
 _OFFICER = [
     ["^CopyRequestView$", "^can_(list|export_xlsx|intake|intake_post|detail|do|edit_draft|"
-                          "slip|document|page_image)$"],
+                          "slip|document|page_image|verify_requester)$"],
     ["^ReturnedView$", "^can_(list|export_xlsx)$"],
     ["^CopyApi$", "^can_(get|post|transition)$"],
     _menus("New copy from original", "Returned requests"),

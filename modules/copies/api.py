@@ -76,7 +76,10 @@ class CopyApi(ServiceApi):
                     document_type_id: {type: integer}
                     copies: {type: integer, default: 1}
                     identity_number: {type: string, description: requester's DVCQG account}
-                    email: {type: string, description: "requester without an account"}
+                    verify_identity: {type: boolean, description: "the officer compared the
+                      identity card with the account (counter verification)"}
+                    email: {type: string, description: "where the copy goes unless the
+                      account is verified (required without an account)"}
                     name: {type: string}
                     phone: {type: string}
                     note: {type: string}
@@ -101,7 +104,8 @@ class CopyApi(ServiceApi):
                 requester=services.Requester(
                     identity_number=form.get("identity_number"),
                     no_account=not form.get("identity_number"),
-                    email=form.get("email"), name=form.get("name"), phone=form.get("phone")),
+                    email=form.get("email"), name=form.get("name"), phone=form.get("phone"),
+                    verify_identity=form.get("verify_identity") in ("1", "true", "on")),
                 note=form.get("note"), appointment_code=form.get("appointment_code"))
         low = info.dpi is not None and info.dpi < current_app.config["MIN_SCAN_DPI"]
         return jsonify(id=copy.id, state=copy.state.value, fee=copy.fee, pages=copy.pages,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.audit import AuditEvent
-from app.citizens.services import by_identity, citizen_of, identity_error
+from app.citizens.services import by_identity, citizen_of, identity_error, verify_at_counter
 from app.errors import DomainError, NotFoundError
 from app.offices.services import is_offered
 from app.scoping import as_pk, staff_office_id
@@ -45,6 +45,8 @@ class Requester:
     email: str | None = None
     name: str | None = None
     phone: str | None = None
+    #: The officer compared the identity card presented with the account (counter check).
+    verify_identity: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,21 @@ def _copies(value: Any) -> int:
     return copies
 
 
-def resolve_requester(session: Session, requester: Requester) -> dict[str, Any]:
-    """A citizen account found by identity number, or an e-mail for one without."""
+def _intake_email(value: str | None, required: bool) -> str | None:
+    email = (value or "").strip().lower()
+    if not email and not required:
+        return None
+    if not EMAIL_RE.match(email) or len(email) > 320:
+        raise IntakeError(_("Enter the e-mail address the certified copy is sent to."))
+    return email
+
+
+def resolve_requester(session: Session, user: Any, requester: Requester) -> dict[str, Any]:
+    """A citizen account found by identity number, or an e-mail for one without.
+
+    Only what the officer sees and types counts for delivery: an account's own e-mail
+    was typed by whoever registered it, so a copy for an unverified account goes to an
+    e-mail given here, or waits until the account is verified."""
     if not requester.no_account:
         identity = (requester.identity_number or "").strip()
         if message := identity_error(identity):
@@ -126,12 +141,13 @@ def resolve_requester(session: Session, requester: Requester) -> dict[str, Any]:
         if citizen is None:
             raise IntakeError(_("No DVCQG account has this identity number. Tick 'Requester "
                                 "without a DVCQG account' and enter an e-mail address."), 404)
+        if requester.verify_identity:
+            verify_at_counter(session, user, citizen)
         return {"citizen_id": citizen.id, "requester_name": citizen.full_name,
                 "requester_identity": citizen.identity_number,
-                "requester_phone": citizen.phone, "requester_email": citizen.email}
-    email = (requester.email or "").strip().lower()
-    if not EMAIL_RE.match(email):
-        raise IntakeError(_("Enter the e-mail address the certified copy is sent to."))
+                "requester_phone": citizen.phone,
+                "requester_email": _intake_email(requester.email, required=False)}
+    email = _intake_email(requester.email, required=True)
     identity = (requester.identity_number or "").strip() or None
     if identity and (message := identity_error(identity)):
         raise IntakeError(message)
@@ -147,7 +163,7 @@ def intake(session: Session, user: Any, *, upload: Upload, document_type_id: Any
     office_id = staff_office_id(user)
     type_id = _document_type(session, office_id, document_type_id)
     count = _copies(copies)
-    who = resolve_requester(session, requester)
+    who = resolve_requester(session, user, requester)
     appointment = None
     if appointment_code:
         appointment = appointments.by_code(session, user, appointment_code)
@@ -205,6 +221,15 @@ def update_draft(session: Session, user: Any, request_id: Any, *, upload: Upload
                           workflow.Params(draft=draft)), info
 
 
+def verify_requester(session: Session, user: Any, request_id: Any) -> CopyRequest:
+    """Counter check of a request's account: the officer saw the identity card."""
+    request = workflow.get_visible(session, user, request_id)
+    if request.citizen is None:
+        raise IntakeError(_("This requester has no account to verify."))
+    verify_at_counter(session, user, request.citizen)
+    return request
+
+
 # --- lookups --------------------------------------------------------------------------------
 
 def history(session: Session, request: CopyRequest) -> list[AuditEvent]:
@@ -219,15 +244,20 @@ def _citizen_select(session: Session, user: Any):
 
 
 def citizen_requests(session: Session, user: Any) -> list[CopyRequest]:
-    """A citizen's own requests, newest first ("Giấy tờ của tôi" shows the delivered ones)."""
+    """A verified citizen's own requests, newest first ("Giấy tờ của tôi" shows the
+    delivered ones).  An unverified account sees none: it may not be that person's."""
+    citizen = citizen_of(session, user)
+    if citizen is None or not citizen.verified:
+        return []
     return list(session.scalars(_citizen_select(session, user)
                                 .order_by(CopyRequest.id.desc())))
 
 
 def citizen_request(session: Session, user: Any, request_id: Any) -> CopyRequest:
     """One of the citizen's own requests, or 404."""
+    citizen = citizen_of(session, user)
     found = session.scalars(_citizen_select(session, user)
                             .where(CopyRequest.id == as_pk(request_id))).first()
-    if found is None:
+    if found is None or citizen is None or not citizen.verified:
         raise NotFoundError()
     return found

@@ -17,7 +17,7 @@ from app.errors import DomainError, NotFoundError
 from app.extensions import csrf, db
 from app.i18n import format_money
 from app.offices.services import offered_document_types
-from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user
+from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user, role_names
 from app.transactions import atomic
 from modules.appointments import services as appointments
 from modules.copies import services, workflow
@@ -154,7 +154,7 @@ class CopyRequestView(CopyListBase):
 
     route_base = "/copies"
     base_permissions = ["can_list", "can_export_xlsx", "can_intake", "can_intake_post",
-                        "can_detail", "can_do",
+                        "can_detail", "can_do", "can_verify_requester",
                         "can_edit_draft", "can_slip", "can_document", "can_bulk_sign",
                         "can_page_image"]
     list_title = _l("Certification requests")
@@ -199,7 +199,8 @@ class CopyRequestView(CopyListBase):
                     requester=services.Requester(
                         identity_number=form.get("identity_number"),
                         no_account=bool(form.get("no_account")), email=form.get("email"),
-                        name=form.get("name"), phone=form.get("phone")),
+                        name=form.get("name"), phone=form.get("phone"),
+                        verify_identity=bool(form.get("verify_identity"))),
                     note=form.get("note"), appointment_code=form.get("appointment_code"))
                 workflow.apply(db.session, current_user(), copy.id, workflow.Event.submit)
         except NotFoundError:
@@ -231,7 +232,8 @@ class CopyRequestView(CopyListBase):
             history_events=HISTORY_EVENTS, states={s.value: label for s, label in
                                                    STATE_LABELS.items()},
             registers=open_registers(db.session, current_user())
-            if workflow.Event.seal in events else [])
+            if workflow.Event.seal in events else [],
+            can_verify="Officer" in role_names(current_user()))
 
     @expose("/request/<int:pk>/do/<event>", methods=["POST"])
     @has_access
@@ -260,6 +262,20 @@ class CopyRequestView(CopyListBase):
         if event is workflow.Event.pay:
             return _("Fee marked as paid.")
         return _("%(action)s: done.", action=workflow.TRANSITIONS[event].label)
+
+    @expose("/request/<int:pk>/verify-requester", methods=["POST"])
+    @has_access
+    def verify_requester(self, pk: int):
+        """The officer compared the identity card presented with the requester's account."""
+        try:
+            with atomic(db.session):
+                services.verify_requester(db.session, current_user(), pk)
+            flash(_("The account is verified: the copy will reach it."), "success")
+        except NotFoundError:
+            raise
+        except DomainError as exc:
+            flash(exc.message, "danger")
+        return redirect(url_for(".detail", pk=pk))
 
     @expose("/request/<int:pk>/edit", methods=["GET", "POST"])
     @has_access
@@ -412,8 +428,8 @@ class MyCopiesView(BaseView):
     def _own(pk: int) -> CopyRequest:
         """The citizen's own delivered copy (requests in progress show in the list)."""
         copy = services.citizen_request(db.session, current_user(), pk)
-        if copy.state is not State.delivered:
-            raise NotFoundError()
+        if copy.state is not State.delivered or copy.delivered_to != "portal":
+            raise NotFoundError()  # a copy sent by e-mail never opens here
         return copy
 
 

@@ -59,10 +59,21 @@ PAYABLE = (State.awaiting_signature, State.signed, State.awaiting_seal, State.se
 ATTEMPTS = 5
 
 
-def _fee_settled(request: CopyRequest) -> str | None:
+def destination(request: CopyRequest) -> str | None:
+    """Where the certified copy goes: "portal" (a verified account), an e-mail typed at
+    intake, or nowhere yet (an unverified account without one: the copy waits)."""
+    if request.citizen is not None and request.citizen.verified:
+        return "portal"
+    return request.requester_email or None
+
+
+def _deliverable(request: CopyRequest) -> str | None:
     if request.fee and not request.fee_paid:
         return _("The fee of this request is not paid yet: mark it paid with the receipt "
                  "number first.")
+    if destination(request) is None:
+        return _("The requester's account is not verified: compare their identity card at "
+                 "the counter (Verify the account), or enter an e-mail address for the copy.")
     return None
 
 
@@ -106,7 +117,7 @@ TRANSITIONS: dict[Event, Transition] = {
                            _l("Assign number and seal")),
     Event.deliver: Transition((State.sealed,), State.delivered, frozenset({CLERK}),
                               _l("Complete and deliver the e-certified copy"), css="btn-success",
-                              guard=_fee_settled),
+                              guard=_deliverable),
     Event.cancel: Transition((State.draft, State.returned), State.cancelled,
                              frozenset({OFFICER}), _l("Cancel request"), needs_reason=True,
                              css="btn-danger"),
@@ -351,15 +362,15 @@ def _deliver(session, user, request: CopyRequest, params: Params, report) -> Non
     doc = request.document
     context = _context(request, number=request.number, book=request.book,
                        verify_url=signing.verify_url(doc.verify_code))
-    if request.citizen is not None:
+    target = destination(request)
+    if target == "portal":
         notify(session, Recipient(user_id=request.citizen.user_id), "copy_delivered", context,
                office_id=request.office_id, related=request, channels=(Channel.portal,))
-        request.delivered_to = "portal"
     else:
-        notify(session, Recipient(email=request.requester_email), "copy_delivered", context,
+        notify(session, Recipient(email=target), "copy_delivered", context,
                office_id=request.office_id, related=request, channels=(Channel.email,),
                attachments=[Attachment(doc.current_sha256, f"ban-sao-{request.number}.pdf")])
-        request.delivered_to = request.requester_email
+    request.delivered_to = target
     request.delivered_at = utcnow()
 
 
@@ -407,7 +418,7 @@ STEPS: dict[Event, Step] = {
 
 
 def requester_contact(request: CopyRequest) -> Recipient | None:
-    if request.citizen is not None:
+    if request.citizen is not None and request.citizen.verified:
         return Recipient(user_id=request.citizen.user_id, email=request.citizen.email)
     if request.requester_email:
         return Recipient(email=request.requester_email)

@@ -86,6 +86,8 @@ class SigningAgent:
             answer = self.http.post(self._url(f"/api/v1/signing_job/{job['id']}/signature"),
                                     timeout=self.config.timeout,
                                     json={"signature": base64.b64encode(signature).decode()})
+            if answer.status_code in (409, 422):
+                continue  # refused by the server (the request moved on): nothing to retry
             answer.raise_for_status()
             done += 1
         return done

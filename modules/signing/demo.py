@@ -2,10 +2,13 @@
 transparent signature / seal images (drawn here, so no file has to be shipped)."""
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from flask import current_app
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
@@ -14,8 +17,10 @@ from app.demo import OFFICE_A, OFFICE_B
 from app.extensions import db
 from app.offices.models import Office
 from app.storage import file_store
+from app.transactions import atomic
 from app.users import StaffUser
-from modules.signing.models import SignerKind, SignerProfile
+from modules.signing import keys
+from modules.signing.models import SignerProfile, SigningKey
 from modules.signing.pki import DemoPki
 
 LEADERS = {"leader.a": ("Phó Chủ tịch", "CCCD:079190000011"),
@@ -65,30 +70,46 @@ def _png(img: Image.Image) -> bytes:
 
 
 def load() -> int:
+    """Register the demo keys as the administrator would (keystore import, binding) and
+    give each demo leader and commune seal a signer profile; idempotent."""
     pki = DemoPki(Path(current_app.config["DATA_DIR"]) / "pki")
-    store = file_store()
-    created = 0
+    admin = db.session.scalars(select(StaffUser).where(StaffUser.username == "admin")).one()
+    owners = []
     for code in (OFFICE_A, OFFICE_B):
         office = db.session.scalars(select(Office).where(Office.code == code)).one()
-        if not db.session.scalars(select(SignerProfile).where(
-                SignerProfile.office_id == office.id, SignerProfile.user_id.is_(None))).first():
-            key = pki.issue(f"seal-{code}", office.name, office.name)
-            db.session.add(SignerProfile(office_id=office.id, user_id=None,
-                                         kind=SignerKind.pkcs12, pkcs12_path=str(key.p12_path),
-                                         image_sha256=store.put_bytes(seal_png(office.name)),
-                                         active=True))
-            created += 1
+        issued = pki.issue(f"seal-{code}", office.name, office.name)
+        owners.append((office, None, issued, None, seal_png(office.name)))
     for username, (title, uid) in LEADERS.items():
         user = db.session.scalars(select(StaffUser).where(StaffUser.username == username)).one()
-        if db.session.scalars(select(SignerProfile).where(
-                SignerProfile.user_id == user.id)).first():
-            continue
         name = f"{user.first_name} {user.last_name}"
-        key = pki.issue(f"leader-{username}", name, user.office.name, uid)
-        db.session.add(SignerProfile(office_id=user.office_id, user_id=user.id,
-                                     kind=SignerKind.pkcs12, pkcs12_path=str(key.p12_path),
-                                     title=title, image_sha256=store.put_bytes(signature_png(name)),
-                                     active=True))
-        created += 1
-    db.session.commit()
+        issued = pki.issue(f"leader-{username}", name, user.office.name, uid)
+        owners.append((user.office, user, issued, title, signature_png(name)))
+    created = 0
+    with atomic(db.session):
+        for office, user, issued, title, image in owners:
+            created += _bind(pki, admin, office, user, issued, title, image)
     return created
+
+
+def _bind(pki: DemoPki, admin, office, user, issued, title, image: bytes) -> int:
+    fingerprint = hashlib.sha256(x509.load_pem_x509_certificate(
+        issued.cert_pem_path.read_bytes()).public_bytes(Encoding.DER)).hexdigest()
+    key = db.session.scalars(select(SigningKey).where(
+        SigningKey.fingerprint == fingerprint)).first()
+    if key is None:
+        key = keys.register_pkcs12(
+            db.session, admin, office_id=office.id, user_id=user.id if user else None,
+            name=f"Demo {user.username if user else 'seal ' + office.code}",
+            data=issued.p12_path.read_bytes(), passphrase=pki.passphrase)
+    user_id = user.id if user else None
+    profile = db.session.scalars(select(SignerProfile).where(
+        SignerProfile.office_id == office.id, SignerProfile.user_id.is_(None) if user is None
+        else SignerProfile.user_id == user_id)).first()
+    if profile is not None and profile.key_id is not None:
+        return 0
+    if profile is None:
+        profile = SignerProfile(office_id=office.id, user_id=user_id, title=title,
+                                image_sha256=file_store().put_bytes(image), active=True)
+        db.session.add(profile)
+    profile.key = key
+    return 1

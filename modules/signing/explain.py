@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import io
 import logging
 import re
@@ -91,6 +92,7 @@ class SignatureDetail:
     warnings: list[str]
     certification_level: int | None  # DocMDP P (1 no change, 2 forms + signing, 3 + annots)
     error: str | None = None
+    fingerprint: str | None = None  # SHA-256 of the signer's certificate
 
 
 @dataclass
@@ -199,7 +201,8 @@ def _check_signature(sig, roots) -> SignatureDetail:
         signing_time=signing_time, timestamp_time=timestamp_time,
         local_time_as_utc=local_as_utc, intact=bool(status.intact),
         valid=bool(status.valid), trusted=bool(status.trusted), chain=_chain(status),
-        algorithms=algorithms, warnings=warnings, certification_level=level)
+        algorithms=algorithms, warnings=warnings, certification_level=level,
+        fingerprint=hashlib.sha256(cert.dump()).hexdigest() if cert is not None else None)
 
 
 def _local_time_written_as_utc(signing: str | None, stamped: str | None) -> bool:

@@ -29,12 +29,6 @@ class Stage(str, enum.Enum):
     sealed = "sealed"
 
 
-class SignerKind(str, enum.Enum):
-    pkcs12 = "pkcs12"
-    pkcs11 = "pkcs11"
-    external = "external"
-
-
 class SignedDocument(OfficeOwned, Model):
     """One certified copy's file history; every version is in the file store by hash."""
 
@@ -67,34 +61,79 @@ class SignedDocument(OfficeOwned, Model):
         return f"{self.verify_code}"
 
 
+class KeyKind(str, enum.Enum):
+    pkcs12 = "pkcs12"  # a PKCS#12 file imported into the keystore (outside the database)
+    pkcs11 = "pkcs11"  # a key on a token or HSM declared in configuration
+    agent = "agent"  # on the leader's own token: the signing agent signs, SaoY holds the cert
+
+
+class SigningKey(OfficeOwned, Model):
+    """Key material registered by the system administrator and bound to one office (the
+    seal: no user) or one leader of it.  Only the certificate is kept here (in the file
+    store, by its SHA-256: the fingerprint); the key stays in the keystore or the token."""
+
+    __tablename__ = "sign_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"), index=True)
+    kind: Mapped[KeyKind] = mapped_column(
+        Enum(KeyKind, name="sign_key_kind", native_enum=False, length=16), nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    token_label: Mapped[str | None] = mapped_column(String(64))
+    key_label: Mapped[str | None] = mapped_column(String(64))
+    cert_label: Mapped[str | None] = mapped_column(String(64))
+    #: SHA-256 of the certificate (DER), which is also its name in the file store.
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    subject: Mapped[str | None] = mapped_column(String(255))
+    organisation: Mapped[str | None] = mapped_column(String(255))
+    identity: Mapped[str | None] = mapped_column(String(64))
+    not_before: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    not_after: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: Agent keys announced by a leader wait for the administrator's approval.
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    registered_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    user = relationship(StaffUser, foreign_keys=[user_id], lazy="joined")
+
+    @property
+    def purpose(self) -> str:
+        return "leader" if self.user_id else "seal"
+
+    def __repr__(self) -> str:
+        return f"{self.name} ({self.fingerprint[:12]}…)"
+
+
 class SignerProfile(OfficeOwned, Model):
-    """Which key signs for a leader (user set) or as the office seal (user empty)."""
+    """Who signs for a leader (user set) or as the office seal (user empty): the title
+    printed, the signature or seal image, the timestamp service, and the registered key
+    (chosen by the office admin among the keys bound to that leader or seal)."""
 
     __tablename__ = "sign_signer"
     __table_args__ = (UniqueConstraint("office_id", "user_id", name="uq_sign_signer_owner"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
-    kind: Mapped[SignerKind] = mapped_column(
-        Enum(SignerKind, name="sign_signer_kind", native_enum=False, length=16), nullable=False)
-    pkcs12_path: Mapped[str | None] = mapped_column(String(500))
-    pkcs11_token_label: Mapped[str | None] = mapped_column(String(64))
-    pkcs11_key_label: Mapped[str | None] = mapped_column(String(64))
-    pkcs11_cert_label: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("sign_key.id"))
     #: Printed under the signature: "Chủ tịch", "Phó Chủ tịch", …
     title: Mapped[str | None] = mapped_column(String(128))
     #: Transparent PNG: the leader's blue signature, or the office's red seal.
     image_sha256: Mapped[str | None] = mapped_column(String(64))
-    tsa_url: Mapped[str | None] = mapped_column(String(500))
-    #: External signers: the leader's certificate (DER, in the file store), registered
-    #: by the signing agent; the key itself never leaves the token.
-    certificate_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: One of the timestamp services the system administrator allows (SAOY_TSA_ALLOWED).
+    tsa_name: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
 
     user = relationship(StaffUser, foreign_keys=[user_id], lazy="joined")
+    key = relationship(SigningKey, foreign_keys=[key_id], lazy="joined")
+
+    @property
+    def is_agent(self) -> bool:
+        return self.key is not None and self.key.kind is KeyKind.agent
 
     def __repr__(self) -> str:
-        return f"{self.kind.value}:{self.user.username if self.user else 'seal'}"
+        return f"{self.user.username if self.user else 'seal'}"
 
 
 class JobState(str, enum.Enum):

@@ -21,14 +21,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.crud import RecordService
 from app.errors import DomainError, NotFoundError
 from app.scoping import scoped
 from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
-from modules.signing import pdf
+from modules.signing import keys, pdf
 from modules.signing.explain import Explanation, explain, render_page
 from modules.signing.fonts import subset_font
-from modules.signing.models import SignedDocument, SignerKind, SignerProfile, Stage
+from modules.signing.models import SignedDocument, SignerProfile, SigningKey, Stage
 from modules.signing.signers import SignerUnavailableError, open_signer
 from modules.signing.validation import ValidationReport, trust_roots, validate_pdf
 
@@ -101,13 +102,44 @@ def profile_for(session: Session, office_id: int, user_id: int | None) -> Signer
     return profile
 
 
+class SignerProfileService(RecordService):
+    """A signer profile may only point at a key the system administrator bound to that
+    leader (or to the seal) of that office, and at an allowed timestamp service."""
+
+    def validate(self, session: Session, user: Any, item: SignerProfile, *,
+                 created: bool) -> None:
+        key = item.key or (session.get(SigningKey, item.key_id) if item.key_id else None)
+        if key is not None and (key.office_id != item.office_id or key.user_id != item.user_id
+                                or not key.active):
+            raise SigningError(_("This key is not bound to this leader (or to the seal) of "
+                                 "your office."), 422)
+        if item.tsa_name and item.tsa_name not in allowed_tsas():
+            raise SigningError(_("Choose one of the timestamp services the system "
+                                 "administrator allows."), 422)
+        item.tsa_name = item.tsa_name or None
+
+
+def allowed_tsas(config=None) -> dict[str, str]:
+    """The timestamp services the system administrator allows: name → URL."""
+    config = config or current_app.config
+    allowed = dict(config.get("TSA_ALLOWED") or {})
+    if config.get("TSA_URL"):
+        allowed.setdefault("default", config["TSA_URL"])
+    return allowed
+
+
 def _timestamper(profile: SignerProfile):
-    url = profile.tsa_url or current_app.config.get("TSA_URL")
+    """The profile's TSA from the allowed list (else the default), never another address."""
+    allowed = allowed_tsas()
+    if profile.tsa_name and profile.tsa_name not in allowed:
+        raise SigningError(_("The timestamp service of this signer is no longer allowed: "
+                             "choose another one."), 422)
+    url = allowed.get(profile.tsa_name or "default")
     if not url:
         return None  # signing time from the server clock (reported as such)
-    from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+    from modules.signing.tsa import AllowedTimeStamper
 
-    return RequestsHTTPTimeStamper(url, timeout=10)
+    return AllowedTimeStamper(url, timeout=current_app.config["TSA_TIMEOUT"])
 
 
 @functools.lru_cache(maxsize=64)
@@ -126,7 +158,7 @@ ON_LEADER_SIGNED: list = []
 
 
 def is_external(session: Session, user: Any, office_id: int) -> bool:
-    return profile_for(session, office_id, user.id).kind is SignerKind.external
+    return profile_for(session, office_id, user.id).is_agent
 
 
 def _attestation(doc: SignedDocument, user: Any, profile: SignerProfile) -> pdf.Attestation:
@@ -154,10 +186,29 @@ class NewVersion:
 
 
 def _signing_failure(exc: Exception) -> SigningError:
+    from modules.signing.tsa import TIMESTAMP_ERRORS
+
     if isinstance(exc, pdf.PlacementError):
         return SigningError(_("The chosen area cannot hold the attestation (at least "
                               "380 × 250 points on an existing page)."), 422)
+    if isinstance(exc, TIMESTAMP_ERRORS):
+        return SigningError(_("The timestamp service does not answer: nothing was signed. "
+                              "Try again in a few minutes."), 503)
     return SigningError(_("The signing key is not available: %(reason)s", reason=str(exc)))
+
+
+def _sign_with(profile: SignerProfile, office_id: int, user_id: int | None, make):
+    """Run ``make(signer, timestamper)`` with the profile's registered key, checked (office,
+    person, approval, validity, fingerprint) right before it signs."""
+    from modules.signing.tsa import TIMESTAMP_ERRORS
+
+    try:
+        key = keys.check_usable(profile.key, office_id, user_id)
+        timestamper = _timestamper(profile)
+        with open_signer(key, current_app.config) as signer:
+            return make(signer, timestamper)
+    except (pdf.PlacementError, SignerUnavailableError, *TIMESTAMP_ERRORS) as exc:
+        raise _signing_failure(exc) from exc
 
 
 def prepare_leader_signature(session: Session, user: Any, document_id: int,
@@ -168,17 +219,13 @@ def prepare_leader_signature(session: Session, user: Any, document_id: int,
     if doc.stage is not Stage.scanned:
         raise SigningError(_("This document is already signed by a leader."))
     profile = profile_for(session, doc.office_id, user.id)
-    if profile.kind is SignerKind.external:
+    if profile.is_agent:
         raise SigningError(_("This leader signs with the signing agent on their own computer."))
     attestation = _attestation(doc, user, profile)
-    try:
-        with open_signer(profile, current_app.config) as signer:
-            signed = pdf.sign_as_leader(
-                file_store().read_bytes(doc.scan_sha256), attestation, fonts(), signer,
-                _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s"),
-                placement or pdf.Placement(), timestamper=_timestamper(profile))
-    except (pdf.PlacementError, SignerUnavailableError) as exc:
-        raise _signing_failure(exc) from exc
+    signed = _sign_with(profile, doc.office_id, user.id, lambda signer, timestamper: (
+        pdf.sign_as_leader(file_store().read_bytes(doc.scan_sha256), attestation, fonts(),
+                           signer, _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s"),
+                           placement or pdf.Placement(), timestamper=timestamper)))
     return NewVersion(signed, attestation.certifier_name)
 
 
@@ -205,13 +252,9 @@ def prepare_seal(session: Session, user: Any, document_id: int, number: str,
     if doc.stage is not Stage.leader_signed:
         raise SigningError(_("Only a document signed by the leader can be sealed."))
     profile = profile_for(session, doc.office_id, None)
-    try:
-        with open_signer(profile, current_app.config) as signer:
-            sealed = pdf.seal_with_number(file_store().read_bytes(doc.current_sha256),
-                                          str(number), book, fonts(), signer, _look(profile, ""),
-                                          timestamper=_timestamper(profile))
-    except SignerUnavailableError as exc:
-        raise _signing_failure(exc) from exc
+    sealed = _sign_with(profile, doc.office_id, None, lambda signer, timestamper: (
+        pdf.seal_with_number(file_store().read_bytes(doc.current_sha256), str(number), book,
+                             fonts(), signer, _look(profile, ""), timestamper=timestamper)))
     return NewVersion(sealed, report=validate_bytes(sealed.getvalue()))
 
 
@@ -270,7 +313,19 @@ def check_delivery(session: Session, user: Any, document_id: int) -> ValidationR
     roles = {s.role for s in report.signatures if s.intact and s.trusted}
     if not report.valid or not {"leader", "seal"} <= roles:
         raise SigningError(_("Delivery refused: the signatures of this copy do not validate."))
+    if unbound_signatures(session, doc.office_id, report):
+        raise SigningError(_("Delivery refused: a signature of this copy was made with a key "
+                             "that is not registered for this office's leader or seal."))
     return report
+
+
+def unbound_signatures(session: Session, office_id: int, report: ValidationReport) -> list[str]:
+    """Fields whose signer's certificate is not the one registered for that role in this
+    office (a leader of *this* office, the seal of *this* office)."""
+    bound = keys.bound_purposes(session, office_id,
+                                {s.fingerprint for s in report.signatures if s.fingerprint})
+    return [s.field for s in report.signatures
+            if s.role in ("leader", "seal") and bound.get(s.fingerprint) != s.role]
 
 
 def record_delivery_check(session: Session, user: Any, document_id: int,
@@ -300,25 +355,10 @@ def pdf_stream(doc: SignedDocument) -> io.BufferedReader:
 
 # --- External signing agent ----------------------------------------------------------
 
-def register_agent_certificate(session: Session, user: Any, cert_der: bytes) -> SignerProfile:
-    """The agent announces the leader's certificate (public); the key stays on the token."""
-    from asn1crypto import x509 as asn1_x509
-
-    try:
-        asn1_x509.Certificate.load(cert_der).subject  # noqa: B018 - parse check
-    except Exception as exc:  # noqa: BLE001
-        raise SigningError(_("This is not an X.509 certificate."), 422) from exc
-    profile = session.scalars(select(SignerProfile).where(
-        SignerProfile.user_id == user.id, SignerProfile.office_id == user.office_id)).first()
-    if profile is None:
-        profile = SignerProfile(office_id=user.office_id, user_id=user.id,
-                                kind=SignerKind.external, active=True)
-        session.add(profile)
-    profile.kind = SignerKind.external
-    profile.certificate_sha256 = file_store().put_bytes(cert_der)
-    audit.record(session, user, "agent_certificate_registered", obj=profile,
-                 office_id=user.office_id, file_sha256=profile.certificate_sha256)
-    return profile
+def register_agent_certificate(session: Session, user: Any, cert_der: bytes):
+    """The agent announces the leader's certificate; the key stays on the token, and the
+    certificate signs nothing until the system administrator approves it."""
+    return keys.announce_agent_key(session, user, cert_der)
 
 
 def prepare_external_signature(session: Session, user: Any, document_id: int,
@@ -328,15 +368,16 @@ def prepare_external_signature(session: Session, user: Any, document_id: int,
     if doc.stage is not Stage.scanned:
         raise SigningError(_("This document is already signed by a leader."))
     profile = profile_for(session, doc.office_id, user.id)
-    if profile.kind is not SignerKind.external or not profile.certificate_sha256:
+    if not profile.is_agent:
         raise SigningError(_("No signing agent certificate is registered for this leader."))
-    store = file_store()
     try:
+        key = keys.check_usable(profile.key, doc.office_id, user.id)
+        store = file_store()
         return pdf.prepare_external(
             store.read_bytes(doc.scan_sha256), _attestation(doc, user, profile), fonts(),
-            store.read_bytes(profile.certificate_sha256),
+            store.read_bytes(key.fingerprint),
             _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s"), placement or pdf.Placement())
-    except pdf.PlacementError as exc:
+    except (pdf.PlacementError, SignerUnavailableError) as exc:
         raise _signing_failure(exc) from exc
 
 
@@ -384,22 +425,33 @@ def pending_jobs(session: Session, user: Any) -> list:
 
 def finish_external_signature(session: Session, user: Any, job_id: int,
                               signature: bytes) -> SignedDocument:
-    """Embed the agent's signature; the leader's signature must then be intact."""
+    """Embed the agent's signature, only while its job is pending and its document still
+    waits for it; the leader's signature must then be intact and the request move on
+    (the hooks refuse a request that no longer waits: the whole unit is undone)."""
     from modules.signing.models import ExternalSigningJob, JobState
 
     job = scoped(session, user, ExternalSigningJob).get_or_404(job_id)
     if job.user_id != user.id:
         raise NotFoundError()  # another leader's job: as if it did not exist
+    if job.state is JobState.cancelled:
+        raise SigningError(_("This signing job was cancelled: its request was returned, "
+                             "cancelled or sent for signature again."))
     if job.state is not JobState.pending:
         raise SigningError(_("This signing job is already finished."))
     doc = job.document
+    if doc.stage is not Stage.scanned:
+        raise SigningError(_("This document is already signed by a leader."))
     profile = profile_for(session, doc.office_id, user.id)
+    try:
+        key = keys.check_usable(profile.key, doc.office_id, user.id)
+    except SignerUnavailableError as exc:
+        raise _signing_failure(exc) from exc
     store = file_store()
     try:
         signed = pdf.finish_external(
             store.read_bytes(job.prepared_sha256), bytes.fromhex(job.document_digest),
             job.reserved_start, job.reserved_end, base64.b64decode(job.signed_attrs),
-            store.read_bytes(profile.certificate_sha256), signature)
+            store.read_bytes(key.fingerprint), signature)
         report = validate_bytes(signed.getvalue())
     except Exception as exc:  # noqa: BLE001 - a broken signature value from outside
         raise SigningError(_("The signature from the signing agent could not be used."),
@@ -421,6 +473,15 @@ def finish_external_signature(session: Session, user: Any, job_id: int,
     for hook in ON_LEADER_SIGNED:
         hook(session, user, doc)
     return doc
+
+
+def record_refused_signature(session: Session, user: Any, job_id: int, why: str) -> None:
+    """A signature that came back too late (or wrong) is refused — and that is audited."""
+    from modules.signing.models import ExternalSigningJob
+
+    job = scoped(session, user, ExternalSigningJob).get(job_id)
+    if job is not None:
+        audit.record(session, user, "external_signature_refused", obj=job, reason=why[:500])
 
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024

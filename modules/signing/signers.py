@@ -1,23 +1,35 @@
-"""Signers chosen by configuration: PKCS#11 token/HSM, PKCS#12 file (demo).
+"""Signers for registered keys: a PKCS#12 file in the keystore, or a key on a declared
+PKCS#11 token or HSM.
 
-Keys and PINs never come from the database: a signer profile names *where* the key
-is (a PKCS#12 path, or a token label and key label); the passphrase or PIN comes
-from the environment or a secret file (SAOY_PKCS11_PIN[_FILE],
-SAOY_PKCS12_PASSPHRASE[_FILE]; in demo mode the demo PKI's own passphrase file).
+Keys and PINs never come from the database.  A PKCS#12 key lives in the keystore
+(``SAOY_KEYSTORE_DIR``, outside the database) as ``<fingerprint>.p12``, encrypted with
+a passphrase of its own kept beside it (``<fingerprint>.pass``, 0600) or given in the
+environment as ``SAOY_KEY_PASSPHRASE_<first 16 hex digits of the fingerprint>``.  A
+token is usable only when the administrator declared it (``SAOY_PKCS11_TOKENS``:
+``label=pin file``), each with its own PIN.  Every signer checks, when it is opened,
+that the certificate it holds is the one registered (the fingerprint): a swapped file
+or token signs nothing.  Messages are for users and never carry a path or an OS error.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import logging
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
 from pyhanko.sign import signers
+
+log = logging.getLogger(__name__)
 
 
 class SignerUnavailableError(RuntimeError):
-    """The configured key cannot be used right now (token missing, wrong PIN …)."""
+    """The registered key cannot be used right now (token missing, wrong PIN, file
+    unreadable, certificate swapped…); str() is a sentence for the user."""
 
 
 class CachedKeySigner(signers.SimpleSigner):
@@ -50,59 +62,108 @@ def load_pkcs12(data: bytes, passphrase: bytes | None) -> CachedKeySigner:
                            signature_mechanism=plain.signature_mechanism)
 
 
-@functools.lru_cache(maxsize=32)
-def _pkcs12_signer(path: str, mtime: float, passphrase: bytes | None) -> CachedKeySigner:
+@functools.lru_cache(maxsize=64)
+def _pkcs12_signer(path: str, mtime: float, passphrase: bytes) -> CachedKeySigner:
     return load_pkcs12(Path(path).read_bytes(), passphrase)
 
 
-def _secret(config: Mapping[str, Any], name: str) -> str | None:
-    value = config.get(name)
-    if value:
-        return value
-    path = config.get(f"{name}_FILE")
-    if path and Path(path).is_file():
-        return Path(path).read_text().strip()
-    return None
+def keystore_dir(config: Mapping[str, Any]) -> Path:
+    return Path(config["KEYSTORE_DIR"])
 
 
-def pkcs12_passphrase(config: Mapping[str, Any]) -> bytes | None:
-    secret = _secret(config, "PKCS12_PASSPHRASE")
-    if secret is None:
-        demo = Path(config["DATA_DIR"]) / "pki" / "passphrase"
-        if demo.is_file():
-            secret = demo.read_text().strip()
-    return secret.encode() if secret else None
+def keystore_paths(config: Mapping[str, Any], fingerprint: str) -> tuple[Path, Path]:
+    folder = keystore_dir(config)
+    return folder / f"{fingerprint}.p12", folder / f"{fingerprint}.pass"
+
+
+def passphrase_env(fingerprint: str) -> str:
+    return f"SAOY_KEY_PASSPHRASE_{fingerprint[:16].upper()}"
+
+
+def _passphrase(config: Mapping[str, Any], fingerprint: str) -> bytes:
+    from_env = os.environ.get(passphrase_env(fingerprint))
+    if from_env:
+        return from_env.encode()
+    return keystore_paths(config, fingerprint)[1].read_bytes().strip()
+
+
+def token_pin(config: Mapping[str, Any], label: str | None) -> str | None:
+    """The PIN of a declared token (None: the token was not declared)."""
+    pin_file = (config.get("PKCS11_TOKENS") or {}).get(label or "")
+    if not pin_file:
+        return None
+    try:
+        return Path(pin_file).read_text().strip()
+    except OSError as exc:
+        log.warning("PIN file of token %r unreadable: %s", label, exc)
+        raise SignerUnavailableError(_("The PIN of the token is not available on the "
+                                       "server.")) from None
 
 
 @contextlib.contextmanager
-def open_signer(profile: Any, config: Mapping[str, Any]) -> Iterator[signers.Signer]:
-    """A ready signer for a ``SignerProfile``; a PKCS#11 session is closed afterwards."""
-    kind = profile.kind
+def token_session(config: Mapping[str, Any], label: str | None) -> Iterator[Any]:
+    """A logged-in session on a declared token (closed afterwards)."""
+    from pyhanko.config.pkcs11 import TokenCriteria
+    from pyhanko.sign.pkcs11 import open_pkcs11_session
+
+    lib, pin = config.get("PKCS11_LIB"), token_pin(config, label)
+    if not lib or pin is None:
+        raise SignerUnavailableError(_("This token is not declared on the server."))
+    try:
+        session = open_pkcs11_session(lib, token_criteria=TokenCriteria(label=label),
+                                      user_pin=pin)
+    except Exception as exc:  # noqa: BLE001 - python-pkcs11 raises many kinds
+        log.warning("token %r unavailable: %r", label, exc)
+        raise SignerUnavailableError(_("The token is not connected or its PIN was "
+                                       "refused.")) from None
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def fingerprint_of(signer: signers.Signer) -> str:
+    return hashlib.sha256(signer.signing_cert.dump()).hexdigest()
+
+
+@contextlib.contextmanager
+def open_signer(key: Any, config: Mapping[str, Any]) -> Iterator[signers.Signer]:
+    """A ready signer for a registered ``SigningKey``, after checking that it holds the
+    registered certificate."""
+    kind = getattr(key.kind, "value", key.kind)
     if kind == "pkcs12":
+        path = keystore_paths(config, key.fingerprint)[0]
         try:
-            path = Path(profile.pkcs12_path)
-            signer = _pkcs12_signer(str(path), path.stat().st_mtime, pkcs12_passphrase(config))
+            signer = _pkcs12_signer(str(path), path.stat().st_mtime,
+                                    _passphrase(config, key.fingerprint))
         except (OSError, ValueError) as exc:
-            raise SignerUnavailableError(f"PKCS#12 key unavailable: {exc}") from exc
+            log.warning("key %s (%s) cannot be opened: %r", key.id, key.fingerprint, exc)
+            raise SignerUnavailableError(_("The key file cannot be opened on the server: "
+                                           "ask the system administrator.")) from None
+        _check_fingerprint(signer, key)
         yield signer  # errors of the signing itself are the caller's, not "unavailable"
         return
     if kind == "pkcs11":
-        from pyhanko.config.pkcs11 import TokenCriteria
-        from pyhanko.sign.pkcs11 import PKCS11Signer, open_pkcs11_session
+        from pyhanko.sign.pkcs11 import PKCS11Signer
 
-        lib = config.get("PKCS11_LIB")
-        pin = _secret(config, "PKCS11_PIN")
-        if not lib or pin is None:
-            raise SignerUnavailableError("PKCS#11 library or PIN not configured")
-        try:
-            session = open_pkcs11_session(lib, token_criteria=TokenCriteria(
-                label=profile.pkcs11_token_label), user_pin=pin)
-        except Exception as exc:  # noqa: BLE001 - python-pkcs11 raises many kinds
-            raise SignerUnavailableError(f"PKCS#11 token unavailable: {exc!r}") from exc
-        try:
-            yield PKCS11Signer(session, key_label=profile.pkcs11_key_label,
-                               cert_label=profile.pkcs11_cert_label or profile.pkcs11_key_label)
-        finally:
-            session.close()
+        with token_session(config, key.token_label) as session:
+            signer = PKCS11Signer(session, key_label=key.key_label,
+                                  cert_label=key.cert_label or key.key_label)
+            try:
+                _check_fingerprint(signer, key)
+            except SignerUnavailableError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the key or certificate is not there
+                log.warning("key %s not found on token %r: %r", key.id, key.token_label, exc)
+                raise SignerUnavailableError(_("The key is not on the token.")) from None
+            yield signer
         return
-    raise SignerUnavailableError(f"signer kind {kind!r} cannot sign on the server")
+    raise SignerUnavailableError(_("This key signs with the signing agent on the leader's own "
+                                   "computer, not on the server."))
+
+
+def _check_fingerprint(signer: signers.Signer, key: Any) -> None:
+    if fingerprint_of(signer) != key.fingerprint:
+        log.error("key %s: the certificate found is not the registered one", key.id)
+        raise SignerUnavailableError(_("The key does not hold the certificate that was "
+                                       "registered for it."))

@@ -7,6 +7,7 @@ analysis does not.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ class SignatureReport:
     modification_level: str | None
     docmdp_ok: bool | None
     coverage: str | None
+    fingerprint: str | None = None  # SHA-256 of the signer's certificate (its binding)
 
 
 @dataclass
@@ -132,6 +134,7 @@ def validate_pdf(data: bytes, roots: tuple[asn1_x509.Certificate, ...],
             modification_level=level.name if level is not None else None,
             docmdp_ok=status.docmdp_ok,
             coverage=status.coverage.name if status.coverage is not None else None,
+            fingerprint=hashlib.sha256(cert.dump()).hexdigest(),
         ))
     modified = any(r.modification_level not in {lvl.name for lvl in ACCEPTED_LEVELS}
                    or r.docmdp_ok is False for r in reports)

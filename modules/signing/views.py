@@ -4,21 +4,25 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from flask import abort, flash, g, redirect, request, send_file, url_for
+from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
+from flask_appbuilder.actions import action
 from flask_appbuilder.api import BaseApi, permission_name, protect
+from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from wtforms import SelectField
 
-from app.crud import Datamodel, RecordService
-from app.errors import NotFoundError
+from app.crud import Datamodel
+from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.scoping import OfficeScopeFilter, ScopedModelView, scoped
 from app.transactions import atomic
-from modules.signing import services
+from modules.signing import keys, services
 from modules.signing.explain import Explanation
-from modules.signing.models import SignedDocument, SignerProfile
+from modules.signing.models import SignedDocument, SignerProfile, SigningKey
 
 MAX_VERIFY_UPLOAD = 50 * 1024 * 1024
 
@@ -49,6 +53,8 @@ NOTES = {
     "revision_analysis_failed": _l("The revisions could not be compared."),
     "sha1_signature": _l("The signature uses SHA-1, which is no longer considered secure."),
     "sha1_timestamp": _l("The timestamp uses SHA-1, which is no longer considered secure."),
+    "signer_not_bound": _l("A signature was not made with the key registered for this "
+                           "office's leader or seal."),
 }
 
 
@@ -80,12 +86,26 @@ def report_json(explanation: Explanation, data: bytes, doc: SignedDocument | Non
     result = explanation.to_dict(previews=previews)
     for signature in result["signatures"]:
         signature["role"] = services.ROLES.get(signature["field"], "other")
+    if doc is not None:  # one of our copies: its leader and seal must be this office's
+        _check_binding(explanation, result, doc)
     result.update(
         valid=explanation.verdict in ("valid", "valid_with_later_changes"),
         modified_after_signing=explanation.verdict == "tampered",
         summary=summary(explanation), sha256=hashlib.sha256(data).hexdigest(),
         copy=copy_summary(doc))
     return result
+
+
+def _check_binding(explanation: Explanation, result: dict, doc: SignedDocument) -> None:
+    roles = [s for s in result["signatures"] if s["role"] in ("leader", "seal")]
+    bound = keys.bound_purposes(db.session, doc.office_id,
+                                {s["fingerprint"] for s in roles if s.get("fingerprint")})
+    for signature in roles:
+        signature["bound"] = bound.get(signature.get("fingerprint")) == signature["role"]
+    if any(not s["bound"] for s in roles):
+        result["notes"].append("signer_not_bound")
+        if explanation.verdict in ("valid", "valid_with_later_changes"):
+            explanation.verdict = result["verdict"] = "untrusted"
 
 
 def _read_upload() -> bytes:
@@ -230,6 +250,8 @@ class SigningJobApi(BaseApi):
           responses:
             200: {description: The document is signed}
             404: {description: Not your job}
+            409: {description: "The job was cancelled (its request was returned, cancelled
+              or sent again), or its document no longer waits for this signature"}
             422: {description: The signature does not match}
         """
         value = (request.get_json(silent=True) or {}).get("signature", "")
@@ -237,8 +259,15 @@ class SigningJobApi(BaseApi):
             signature = base64.b64decode(value, validate=True)
         except (ValueError, TypeError):
             return self.response_400(message=_("The signature is not valid base64."))
-        with atomic(db.session):
-            doc = services.finish_external_signature(db.session, g.user, pk, signature)
+        try:
+            with atomic(db.session):
+                doc = services.finish_external_signature(db.session, g.user, pk, signature)
+        except NotFoundError:
+            raise
+        except DomainError as exc:  # refused: nothing of it is kept, but the refusal is
+            with atomic(db.session):
+                services.record_refused_signature(db.session, g.user, pk, exc.message)
+            return self.response(exc.status, message=exc.message)
         return self.response(200, document_id=doc.id, stage=doc.stage.value)
 
     @expose("/certificate", methods=["POST"])
@@ -261,27 +290,39 @@ class SigningJobApi(BaseApi):
         return self.response(200, message="ok")
 
 
-class SignerProfileView(ScopedModelView):
-    """OfficeAdmin: which key signs for each leader and as the office seal."""
+def _tsa_choices():
+    return [("", _("Default of the server (or none)"))] + [
+        (name, name) for name in sorted(services.allowed_tsas()) if name != "default"]
 
-    datamodel = Datamodel(SignerProfile, service=RecordService("signer_profile"))
-    list_title = _l("Signing keys")
-    show_title = edit_title = add_title = _l("Signing key")
+
+class SignerProfileView(ScopedModelView):
+    """OfficeAdmin: for each leader and for the office seal, the registered key (among the
+    keys the system administrator bound to them), the title, the image and the TSA."""
+
+    datamodel = Datamodel(SignerProfile, service=services.SignerProfileService("signer_profile"))
+    list_title = _l("Signers of my office")
+    show_title = edit_title = add_title = _l("Signer")
     label_columns = {
-        "user": _l("Leader (empty: office seal)"), "kind": _l("Key kind"),
-        "pkcs12_path": _l("PKCS#12 file"), "pkcs11_token_label": _l("Token label"),
-        "pkcs11_key_label": _l("Key label"), "pkcs11_cert_label": _l("Certificate label"),
-        "title": _l("Title"), "tsa_url": _l("Timestamp service (TSA) URL"),
+        "user": _l("Leader (empty: office seal)"), "key": _l("Registered key"),
+        "title": _l("Title"), "tsa_name": _l("Timestamp service"),
         "active": _l("Active"), "office": _l("Office"),
     }
-    list_columns = ["user", "kind", "title", "pkcs11_token_label", "active"]
-    show_columns = ["user", "kind", "title", "pkcs12_path", "pkcs11_token_label",
-                    "pkcs11_key_label", "pkcs11_cert_label", "tsa_url", "active", "office"]
-    add_columns = edit_columns = ["user", "kind", "title", "pkcs12_path", "pkcs11_token_label",
-                                  "pkcs11_key_label", "pkcs11_cert_label", "tsa_url", "active"]
-    search_columns = ["kind", "active"]
+    list_columns = ["user", "key", "title", "tsa_name", "active"]
+    show_columns = ["user", "key", "title", "tsa_name", "active", "office"]
+    add_columns = edit_columns = ["user", "key", "title", "tsa_name", "active"]
+    search_columns = ["user", "active"]
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         "user": [["office_id", OfficeScopeFilter, None]],
+        "key": [["office_id", OfficeScopeFilter, None], ["active", FilterEqual, True]],
+    }
+    add_form_extra_fields = edit_form_extra_fields = {
+        "tsa_name": SelectField(_l("Timestamp service"), choices=_tsa_choices,
+                                validate_choice=True),
+    }
+    description_columns = {
+        "key": _l("Keys are registered and bound to a leader or to the seal by the system "
+                  "administrator."),
+        "tsa_name": _l("Only the services allowed by the system administrator."),
     }
 
     @expose("/image/<int:pk>", methods=["GET", "POST"])
@@ -301,12 +342,102 @@ class SignerProfileView(ScopedModelView):
         return self.render_template("signing/signer_image.html", profile=profile)
 
 
+class SigningKeyView(ScopedModelView):
+    """The system administrator registers key material and binds it to a leader or to an
+    office's seal (office admins see their office's keys, nothing more)."""
+
+    datamodel = Datamodel(SigningKey)
+    base_permissions = ["can_list", "can_show", "can_register", "approve", "deactivate"]
+    list_title = _l("Registered signing keys")
+    show_title = _l("Signing key")
+    label_columns = {
+        "name": _l("Name"), "office": _l("Office"), "user": _l("Leader (empty: office seal)"),
+        "kind": _l("Key kind"), "subject": _l("Certificate issued to"),
+        "organisation": _l("Organisation"), "identity": _l("Identity (UID)"),
+        "fingerprint": _l("SHA-256 fingerprint"), "not_before": _l("Valid from"),
+        "not_after": _l("Valid until"), "active": _l("Active"), "token_label": _l("Token"),
+        "key_label": _l("Key label"), "registered_at": _l("Registered at"),
+        "approved_at": _l("Approved at"),
+    }
+    list_columns = ["name", "office", "user", "kind", "subject", "not_after", "active"]
+    show_columns = ["name", "office", "user", "kind", "subject", "organisation", "identity",
+                    "fingerprint", "not_before", "not_after", "token_label", "key_label",
+                    "active", "registered_at", "approved_at"]
+    search_columns = ["name", "office", "active"]
+    base_order = ("registered_at", "desc")
+
+    @expose("/register", methods=["GET", "POST"])
+    @has_access
+    def register(self):
+        """Register a PKCS#12 file (imported into the keystore) or a key on a declared token."""
+        from app.offices.models import OFFICE_KINDS_THAT_CERTIFY, Office
+        from app.users import StaffUser
+
+        values = request.form.to_dict() if request.method == "POST" else {}
+        if request.method == "POST":
+            upload = request.files.get("file")
+            try:
+                with atomic(db.session):
+                    if values.get("kind") == "pkcs11":
+                        key = keys.register_pkcs11(
+                            db.session, g.user, office_id=values.get("office_id"),
+                            user_id=values.get("user_id"), name=values.get("name", ""),
+                            token_label=values.get("token_label", ""),
+                            key_label=values.get("key_label", ""),
+                            cert_label=values.get("cert_label") or None,
+                            confirmed_fingerprint=values.get("confirm_fingerprint"))
+                    else:
+                        key = keys.register_pkcs12(
+                            db.session, g.user, office_id=values.get("office_id"),
+                            user_id=values.get("user_id"), name=values.get("name", ""),
+                            data=upload.stream.read(1024 * 1024) if upload else b"",
+                            passphrase=values.get("passphrase", ""),
+                            confirmed_fingerprint=values.get("confirm_fingerprint"))
+                flash(_("Key %(name)s registered.", name=key.name), "success")
+                return redirect(url_for("SigningKeyView.show", pk=key.id))
+            except DomainError as exc:
+                flash(exc.message, "danger")
+        values.pop("passphrase", None)
+        offices = db.session.scalars(select(Office).where(
+            Office.kind.in_(OFFICE_KINDS_THAT_CERTIFY)).order_by(Office.name)).all()
+        leaders = [u for u in db.session.scalars(select(StaffUser).where(
+            StaffUser.office_id.is_not(None)).order_by(StaffUser.username))
+            if keys.LEADER_ROLE in {r.name for r in u.roles}]
+        return self.render_template("signing/key_register.html", values=values,
+                                    offices=offices, leaders=leaders,
+                                    tokens=sorted(current_app.config["PKCS11_TOKENS"]))
+
+    @action("approve", _l("Approve and bind"),
+            _l("Approve the selected keys and make each the one its leader or seal signs "
+               "with?"), "fa-check", multiple=False)
+    def approve(self, item):
+        with atomic(db.session):
+            keys.approve_key(db.session, g.user, item.id)
+        flash(_("Key %(name)s approved.", name=item.name), "success")
+        return redirect(self.get_redirect())
+
+    @action("deactivate", _l("Deactivate"), _l("Deactivate the selected keys? They sign "
+                                               "nothing afterwards."), "fa-ban")
+    def deactivate(self, items):
+        with atomic(db.session):
+            for item in items if isinstance(items, list) else [items]:
+                keys.set_active(db.session, g.user, item, False)
+        flash(_("Keys deactivated."), "success")
+        return redirect(self.get_redirect())
+
+
 def register(appbuilder) -> None:
     appbuilder.add_view_no_menu(VerifyView)
     appbuilder.add_link("Verify a copy", label=_l("Verify a certified copy"), href="/verify/",
                         icon="fa-qrcode")
     appbuilder.add_api(VerifyApi)
     appbuilder.add_api(SigningJobApi)
-    appbuilder.add_view(SignerProfileView, "Signing keys", label=_l("Signing keys"),
+    appbuilder.add_view(SignerProfileView, "Signing keys", label=_l("Signers"),
                         icon="fa-key", category="Office settings",
                         category_label=_l("Office settings"))
+    appbuilder.add_view(SigningKeyView, "Registered signing keys",
+                        label=_l("Registered signing keys"), icon="fa-lock",
+                        category="Administration", category_label=_l("Administration"))
+    appbuilder.add_link("Register a signing key", label=_l("Register a signing key"),
+                        href="/signingkeyview/register", icon="fa-plus",
+                        category="Administration")

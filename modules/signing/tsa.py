@@ -1,0 +1,35 @@
+"""RFC 3161 timestamps from the services the system administrator allows, and only them.
+
+pyHanko's requests-based client follows redirects, so an allowed service could send
+the request to any address; this one never follows one, and always has a timeout.
+"""
+from __future__ import annotations
+
+import requests
+from asn1crypto import tsp
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError, set_tsp_headers
+from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+
+#: What a TSA that is down, slow or answering nonsense raises while signing.
+TIMESTAMP_ERRORS = (TimestampRequestError, requests.RequestException)
+
+
+class AllowedTimeStamper(RequestsHTTPTimeStamper):
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        from asyncio import to_thread
+
+        def task():
+            try:
+                raw = requests.post(self.url, req.dump(), headers=set_tsp_headers({}),
+                                    timeout=self.timeout, allow_redirects=False)
+            except OSError as exc:
+                raise TimestampRequestError("timestamp server unreachable") from exc
+            if raw.status_code != 200 or \
+                    raw.headers.get("Content-Type") != "application/timestamp-reply":
+                raise TimestampRequestError("timestamp server answered badly", raw)
+            try:
+                return tsp.TimeStampResp.load(raw.content)
+            except ValueError as exc:
+                raise TimestampRequestError("timestamp reply unreadable") from exc
+
+        return await to_thread(task)

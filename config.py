@@ -196,5 +196,11 @@ class Config:
 
     # Uploads and documents
     MAX_UPLOAD_MB = _env_int("SAOY_MAX_UPLOAD_MB", 30)
+    # Public verification: budget of one verification and per address.
+    VERIFY_MAX_MB = _env_int("SAOY_VERIFY_MAX_MB", MAX_UPLOAD_MB + 5)
+    VERIFY_MAX_REVISIONS = _env_int("SAOY_VERIFY_MAX_REVISIONS", 30)
+    VERIFY_MAX_RENDERS = _env_int("SAOY_VERIFY_MAX_RENDERS", 60)
+    VERIFY_SECONDS = _env_int("SAOY_VERIFY_SECONDS", 20)
+    VERIFY_RATE_LIMIT = _env("SAOY_VERIFY_RATE_LIMIT", "30 per 10 minute")
     BUNDLED_TRUST_DIR = str(BASE_DIR / "trust")  # Vietnamese roots, always trusted
     TRUST_DIR = _env("SAOY_TRUST_DIR")  # extra anchors (PEM files)

@@ -65,6 +65,7 @@ def build_app(database_url: str, data_dir: Path, **overrides):
         "DATA_DIR": str(data_dir),
         "WTF_CSRF_ENABLED": False,
         "AUTH_RATE_LIMIT": "10000 per minute",
+        "VERIFY_RATE_LIMIT": "10000 per minute",
         "SCHEDULER_ENABLED": False,
         "SERVER_NAME": None,
         "DEMO_MODE": True,  # the demo PKI's root is trusted, as with `make demo`

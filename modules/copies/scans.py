@@ -49,6 +49,49 @@ def _page_dpi(page) -> int | None:
     return best
 
 
+_ACTIVE_ACTIONS = {"/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/GoToE",
+                   "/Rendition", "/RichMediaExecute"}
+_ACTIVE_ANNOTATIONS = {"/FileAttachment", "/Movie", "/Sound", "/Screen", "/RichMedia"}
+
+
+def _runs_something(action, depth: int = 0) -> bool:
+    action = _resolve(action)
+    if depth > 20:
+        return True  # an action chain this deep is not a scanner's
+    if isinstance(action, dict):
+        if action.get("/S") in _ACTIVE_ACTIONS or "/JS" in action:
+            return True
+        return any(_runs_something(action[k], depth + 1) for k in ("/Next",) if k in action)
+    if isinstance(action, list):
+        return any(_runs_something(a, depth + 1) for a in action)
+    return False
+
+
+def active_content(reader: PdfReader) -> list[str]:
+    """What a scanner never puts in a scan and a certified copy must not carry: JavaScript,
+    launch and submit actions, embedded files, XFA forms, multimedia."""
+    found = []
+    root = _resolve(reader.trailer["/Root"])
+    names = _resolve(root.get("/Names")) or {}
+    found += [k[1:] for k in ("/JavaScript", "/EmbeddedFiles") if k in names]
+    if "/OpenAction" in root and _runs_something(root["/OpenAction"]):
+        found.append("OpenAction")
+    if "/AA" in root:
+        found.append("AA")
+    if "XFA" not in found and "/XFA" in (_resolve(root.get("/AcroForm")) or {}):
+        found.append("XFA")
+    for page in reader.pages:
+        if "/AA" in page:
+            found.append("page AA")
+        for ref in _resolve(page.get("/Annots")) or []:
+            annot = _resolve(ref) or {}
+            if annot.get("/Subtype") in _ACTIVE_ANNOTATIONS:
+                found.append(str(annot.get("/Subtype"))[1:])
+            if ("/A" in annot and _runs_something(annot["/A"])) or "/AA" in annot:
+                found.append("annotation action")
+    return sorted(set(found))
+
+
 def check_scan(fileobj: BinaryIO, max_bytes: int, max_pages: int) -> ScanInfo:
     """Raise ScanError with a clear reason, or return what the file is."""
     fileobj.seek(0, 2)
@@ -69,6 +112,7 @@ def check_scan(fileobj: BinaryIO, max_bytes: int, max_pages: int) -> ScanInfo:
         pages = len(reader.pages)
         dpis = [d for d in (_page_dpi(p) for p in list(reader.pages)[:DPI_SAMPLE_PAGES])
                 if d is not None]
+        active = active_content(reader)
     except ScanError:
         raise
     except (PyPdfError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
@@ -77,6 +121,10 @@ def check_scan(fileobj: BinaryIO, max_bytes: int, max_pages: int) -> ScanInfo:
                           "again.")) from None
     finally:
         fileobj.seek(0)
+    if active:
+        raise ScanError(_("The PDF carries active content (%(what)s): a scan has none, and a "
+                          "certified copy must not. Scan the paper original again.",
+                          what=", ".join(active)))
     if pages < 1:
         raise ScanError(_("The PDF has no page."))
     if pages > max_pages:

@@ -14,6 +14,17 @@ analysis), and each later revision is compared with the one before it:
   differing regions are boxed.
 
 A revision is covered by the first intact signature made in it or after it.
+
+Hard cases (Mladenov et al. CCS 2019, Mainka et al. NDSS 2021): a signature is intact
+only when it covers its whole revision (pyHanko's coverage level), and its revision is
+the one its byte range ends at — not the one that last wrote its dictionary, which a
+forger can rewrite; the object at every page position is compared between revisions
+(a page tree redirected to a prepared page); any rewritten object a page draws (fonts,
+images, forms, resources, appearance streams) is attributed to the pages reaching it and
+rendered; certification (DocMDP) levels are enforced.  When pyHanko cannot read the
+file, the byte-range digests are checked by hand.  Work is bounded (revisions, pages
+rendered, wall time, renderer memory): over budget is ``indeterminate`` with the reason,
+never a hang; every failure of the analysis is ``indeterminate``, never an error.
 """
 from __future__ import annotations
 
@@ -23,8 +34,10 @@ import hashlib
 import io
 import logging
 import re
+import resource
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -44,6 +57,49 @@ from modules.signing.validation import validation_context
 log = logging.getLogger(__name__)
 
 RENDER_DPI = 50
+FULL_COVERAGE = {"ENTIRE_FILE", "ENTIRE_REVISION"}
+#: What later revisions may change under a certification signature (DocMDP P).
+DOCMDP_ALLOWED = {1: set(), 2: {"form_filling", "signature_appearance"},
+                  3: {"form_filling", "signature_appearance", "annotation"}}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The budget of one verification (public endpoints: anyone can send anything)."""
+
+    max_revisions: int = 30
+    max_render_pages: int = 60  # page renders in one verification
+    seconds: float = 20.0
+    render_seconds: float = 15.0
+    render_memory_mb: int = 768
+    max_objects: int = 200_000  # objects read while attributing rewritten ones to pages
+
+
+class OverBudgetError(Exception):
+    """The file is too complex to verify here; str() names the budget."""
+
+
+class _Budget:
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.seconds
+        self.renders = limits.max_render_pages
+        self.objects = limits.max_objects
+
+    def check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise OverBudgetError("time")
+
+    def take_renders(self, count: int) -> None:
+        self.renders -= count
+        if self.renders < 0:
+            raise OverBudgetError("pages")
+        self.check()
+
+    def take_object(self) -> None:
+        self.objects -= 1
+        if self.objects < 0:
+            raise OverBudgetError("objects")
 #: Content changes beyond these kinds go past what a certification (DocMDP P=2) allows.
 ROUTINE_KINDS = {"form_filling", "signature_appearance"}
 VISIBLE_KINDS = {"page_added", "page_removed"}
@@ -93,6 +149,7 @@ class SignatureDetail:
     certification_level: int | None  # DocMDP P (1 no change, 2 forms + signing, 3 + annots)
     error: str | None = None
     fingerprint: str | None = None  # SHA-256 of the signer's certificate
+    coverage: str | None = None  # pyHanko's coverage level: ENTIRE_FILE / ENTIRE_REVISION…
 
 
 @dataclass
@@ -158,11 +215,24 @@ def _chain(status) -> list[str]:
         return []
 
 
-def _check_signature(sig, roots) -> SignatureDetail:
+def signed_revision(sig, ends: list[int]) -> int | None:
+    """The 0-based revision the signature's byte range ends at (None: no revision ends
+    there).  Not pyHanko's ``signed_revision``: that is the revision that last wrote the
+    signature dictionary, which a later update can rewrite."""
+    try:
+        _start, len1, start2, len2 = (int(v) for v in sig.byte_range)
+    except (TypeError, ValueError):
+        return None
+    end = start2 + len2
+    return ends.index(end) if end in ends else None
+
+
+def _check_signature(sig, roots, ends: list[int]) -> SignatureDetail:
     is_timestamp = sig.sig_object.get("/Type") == "/DocTimeStamp"
+    revision = signed_revision(sig, ends)
     base = dict(field=str(sig.field_name or "?"),  # plain str: pyHanko strings hold the reader
                 kind="timestamp" if is_timestamp else "signature",
-                revision=sig.signed_revision + 1)
+                revision=(revision if revision is not None else sig.signed_revision) + 1)
     try:
         context = validation_context(roots)
         if is_timestamp:
@@ -189,6 +259,11 @@ def _check_signature(sig, roots) -> SignatureDetail:
                                certification_level=None, error=type(exc).__name__)
     algorithms, warnings = _algorithms(sig) if not is_timestamp else ([], [])
     local_as_utc = _local_time_written_as_utc(signing_time, timestamp_time)
+    coverage = getattr(getattr(status, "coverage", None), "name", None)
+    intact = bool(status.intact) and coverage in FULL_COVERAGE and revision is not None
+    if revision is not None and sig.signed_revision != revision:
+        warnings.append("signature_dictionary_rewritten")
+        intact = False
     level = None
     try:
         mdp = sig.docmdp_level
@@ -199,17 +274,27 @@ def _check_signature(sig, roots) -> SignatureDetail:
         **base, signer=_name(cert, "common_name"),
         organisation=_name(cert, "organization_name"), identity=_name(cert, "user_id"),
         signing_time=signing_time, timestamp_time=timestamp_time,
-        local_time_as_utc=local_as_utc, intact=bool(status.intact),
-        valid=bool(status.valid), trusted=bool(status.trusted), chain=_chain(status),
+        local_time_as_utc=local_as_utc, intact=intact,
+        valid=bool(status.valid) and intact, trusted=bool(status.trusted),
+        chain=_chain(status), coverage=coverage,
         algorithms=algorithms, warnings=warnings, certification_level=level,
         fingerprint=hashlib.sha256(cert.dump()).hexdigest() if cert is not None else None)
+
+
+def _aware(value: str) -> dt.datetime:
+    """A time from a signature; one written without a zone is taken as UTC."""
+    moment = dt.datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _local_time_written_as_utc(signing: str | None, stamped: str | None) -> bool:
     """signingTime about 7 hours ahead of the TSA's time: Vietnam time labelled UTC."""
     if not signing or not stamped:
         return False
-    delta = dt.datetime.fromisoformat(signing) - dt.datetime.fromisoformat(stamped)
+    try:
+        delta = _aware(signing) - _aware(stamped)
+    except ValueError:
+        return False
     return abs(delta - UTC_OFFSET) < dt.timedelta(minutes=20)
 
 
@@ -289,31 +374,97 @@ ANNOTATION_TYPES = {"/Text", "/Link", "/FreeText", "/Line", "/Square", "/Circle"
                     "/3D", "/Redact"}
 
 
-def _structural_changes(reader: PdfFileReader, revision: int, base: int
+#: Catalog entries that change what is shown (optional content) or run something.
+_CATALOG_DRAWN = ("/Pages", "/OCProperties")
+_CATALOG_ACTIVE = ("/OpenAction", "/AA", "/Names")
+#: Page-tree node entries its pages inherit.
+_INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
+#: Links that point back up or sideways, never to what a page draws.
+_BACK_LINKS = {"/Parent", "/P", "/Kids", "/Prev", "/Next", "/First", "/Last", "/Dest",
+               "/StructParent", "/StructParents", "/V", "/Popup", "/IRT"}
+
+
+def _same(resolver_a, raw_a, resolver_b, raw_b) -> bool:
+    """Two raw values denote the same thing (same reference, or equal direct values)."""
+    ref_a, ref_b = _ref(raw_a), _ref(raw_b)
+    if ref_a is not None or ref_b is not None:
+        return ref_a == ref_b
+    return str(raw_a) == str(raw_b)
+
+
+def _entry(obj, key):
+    return obj.raw_get(key) if isinstance(obj, generic.DictionaryObject) and key in obj else None
+
+
+def _drawn_by_pages(resolver, pages: list[generic.Reference], budget: _Budget
+                    ) -> dict[generic.Reference, set[tuple[int, str]]]:
+    """Every object a page draws — its resources (fonts, images, forms, their own resources,
+    font programs …) and its annotations' appearances — mapped to (page index, kind)."""
+    found: dict[generic.Reference, set[tuple[int, str]]] = {}
+
+    def walk(raw, index: int, kind: str, seen: set, depth: int) -> None:
+        ref = _ref(raw)
+        if ref is not None:
+            if ref in seen or depth > 12:
+                return
+            seen.add(ref)
+            found.setdefault(ref, set()).add((index, kind))
+            budget.take_object()
+        value = _deref(resolver, raw)
+        if isinstance(value, generic.DictionaryObject):  # streams are dictionaries too
+            for key in list(value.keys()):
+                if key not in _BACK_LINKS:
+                    walk(value.raw_get(key), index, kind, seen, depth + 1)
+        elif isinstance(value, generic.ArrayObject):
+            for item in _raw_items(value):
+                walk(item, index, kind, seen, depth + 1)
+
+    for index, page_ref in enumerate(pages):
+        page = resolver(page_ref)
+        walk(_entry(page, "/Resources"), index, "page_content", set(), 0)
+        annots = _deref(resolver, _entry(page, "/Annots"))
+        for raw in _raw_items(annots):
+            annot = _deref(resolver, raw)
+            if isinstance(annot, generic.DictionaryObject):
+                walk(_entry(annot, "/AP"), index, _annotation_kind(annot), set(), 0)
+    return found
+
+
+def _structural_changes(reader: PdfFileReader, revision: int, base: int, budget: _Budget
                         ) -> tuple[dict[int, set[tuple[str, bool]]], int, int, bool]:
     """What one revision rewrote, per page (0-based index → kinds), read from the few
     objects it wrote — not from the whole document, which pyHanko reads slowly.
 
     ``base`` is the 0-based revision of the first signature.  Returns (kinds by page as
-    (kind, prepared), pages before, pages after, unattributed content?)."""
+    (kind, prepared), pages before, pages after, render every page?)."""
     before = reader.get_historical_resolver(revision - 1)
     after = reader.get_historical_resolver(revision)
     pages_before, pages_after = _page_refs(before), _page_refs(after)
+    kinds: dict[int, set[tuple[str, bool]]] = {}
+    # The object at each page position: a redirected page tree swaps in a prepared page
+    # without rewriting any page object.
+    for index, (old, new) in enumerate(zip(pages_before, pages_after, strict=False)):
+        if old != new:
+            kinds.setdefault(index, set()).add(("page_content", False))
     index_of = {ref: i for i, ref in enumerate(pages_after)}
     drawn_by = {item: i for i, page in enumerate(pages_after)
                 for item in _contents_key(after, page) if item}
+    root_ref = after.root_ref
+    acroform = _ref(_entry(after(root_ref), "/AcroForm"))
     xrefs = reader.xrefs
-    kinds: dict[int, set[tuple[str, bool]]] = {}
-    unattributed = False
+    render_all = False
+    reached = None  # what each page draws, computed only when an older object was rewritten
     for ref in xrefs.explicit_refs_in_revision(revision):
+        budget.take_object()
         try:
             obj = after(ref)
         except Exception:  # noqa: BLE001 - an unreadable object: let the renders tell
-            unattributed = True
+            render_all = True
             continue
         if not isinstance(obj, generic.DictionaryObject):
-            continue
+            continue  # arrays: page trees, contents and annotation lists are compared above
         subtype, type_ = obj.get("/Subtype"), obj.get("/Type")
+        older = xrefs.get_introducing_revision(ref) < revision
         if ref in index_of:
             index = index_of[ref]
             if index < len(pages_before) and _contents_key(after, ref) != \
@@ -324,28 +475,60 @@ def _structural_changes(reader: PdfFileReader, revision: int, base: int
         elif subtype in ANNOTATION_TYPES and (type_ in (None, "/Annot")):
             page = index_of.get(_ref(obj.raw_get("/P"))) if "/P" in obj else None
             if page is None:
-                unattributed = True
+                render_all = True
             else:
                 prepared = xrefs.get_introducing_revision(ref) <= base
                 kinds.setdefault(page, set()).add((_annotation_kind(obj), prepared))
         elif ref in drawn_by:
             kinds.setdefault(drawn_by[ref], set()).add(("page_content", False))
-        elif isinstance(obj, generic.StreamObject) and xrefs.get_introducing_revision(ref) \
-                < revision and type_ not in ("/ObjStm", "/XRef", "/Metadata"):
-            unattributed = True  # an older image, font or form rewritten: look at every page
-    return kinds, len(pages_before), len(pages_after), unattributed
+        elif not older or ref == acroform or type_ in ("/ObjStm", "/XRef", "/Metadata", "/Sig",
+                                                        "/DocTimeStamp"):
+            continue  # new objects are drawn only through what is compared above
+        elif ref == root_ref:
+            old_root = before(root_ref)
+            if not all(_same(before, _entry(old_root, k), after, _entry(obj, k))
+                       for k in _CATALOG_DRAWN):
+                render_all = True
+        elif type_ == "/Pages":
+            old_node = before(ref)
+            if not all(_same(before, _entry(old_node, k), after, _entry(obj, k))
+                       for k in _INHERITED):
+                render_all = True
+        else:  # an older font, image, form, resource dictionary, appearance …
+            if reached is None:
+                reached = _drawn_by_pages(after, pages_after, budget)
+            for index, kind in reached.get(ref, ()):
+                kinds.setdefault(index, set()).add((kind, False))
+            # Reached by no page: it cannot change what any page shows.
+    return kinds, len(pages_before), len(pages_after), render_all
 
 
 # --- rendering -----------------------------------------------------------------------------
 
-def render_page(path: Path, page: int, dpi: int, *, gray: bool = True) -> Image.Image | None:
-    """One page (1-based) of a PDF file via poppler; None when poppler cannot draw it."""
+def _limit_memory(megabytes: int):
+    def apply() -> None:
+        size = megabytes * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+    return apply
+
+
+def render_page(source: Path | bytes | memoryview, page: int, dpi: int, *, gray: bool = True,
+                seconds: float = 60, memory_mb: int = 1024) -> Image.Image | None:
+    """One page (1-based) of a PDF via poppler — a file, or bytes fed on stdin (no copy of
+    the document on disk); None when poppler cannot draw it within its time and memory."""
     with tempfile.TemporaryDirectory(prefix="saoy-render-") as tmp:
         out = Path(tmp) / "page"
-        result = subprocess.run(
-            ["pdftoppm", "-f", str(page), "-l", str(page), "-r", str(dpi),
-             *(["-gray"] if gray else []), "-png", "-singlefile", str(path), str(out)],
-            capture_output=True, timeout=60)
+        from_stdin = not isinstance(source, Path)
+        try:
+            result = subprocess.run(
+                ["pdftoppm", "-f", str(page), "-l", str(page), "-r", str(dpi),
+                 *(["-gray"] if gray else []), "-png", "-singlefile",
+                 "-" if from_stdin else str(source), str(out)],
+                input=source if from_stdin else None, capture_output=True, timeout=seconds,
+                preexec_fn=_limit_memory(memory_mb))
+        except subprocess.TimeoutExpired:
+            log.info("render of page %s timed out", page)
+            return None
         png = out.with_suffix(".png")
         if result.returncode != 0 or not png.exists():
             return None
@@ -403,26 +586,32 @@ def _preview(image: Image.Image, boxes: Iterable[tuple[int, ...]]) -> str:
 
 
 def _locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
-            pages: tuple[int, int],
-            unattributed: bool, prefixes: dict[int, Path], renders: dict, pool,
-            previews: bool) -> None:
-    """Render the pages the revision touched (every page when a content stream could not
-    be attributed), before and after, box the differences and name each change."""
+            pages: tuple[int, int], render_all: bool, prefix, renders: dict, pool,
+            previews: bool, budget: _Budget) -> None:
+    """Render the pages the revision touched (every page when a change could not be
+    attributed), before and after, box the differences and name each change."""
     before_count, after_count = pages
     report.changes += [Change(i + 1, "page_added", None) for i in range(before_count,
                                                                        after_count)]
     report.changes += [Change(i + 1, "page_removed", None) for i in range(after_count,
                                                                          before_count)]
     shared = min(before_count, after_count)
-    candidates = sorted(range(shared) if unattributed else (i for i in kinds if i < shared))
+    candidates = sorted(range(shared) if render_all else (i for i in kinds if i < shared))
     keys = [(rev, page + 1) for page in candidates for rev in (report.index - 1, report.index)]
     missing = [k for k in keys if k not in renders]
+    budget.take_renders(len(missing))
+    limits = budget.limits
     for key, image in zip(missing, pool.map(
-            lambda k: render_page(prefixes[k[0]], k[1], RENDER_DPI), missing), strict=True):
+            lambda k: render_page(prefix(k[0]), k[1], RENDER_DPI, seconds=limits.render_seconds,
+                                  memory_mb=limits.render_memory_mb), missing), strict=True):
         renders[key] = image
+    budget.check()
     for page in candidates:
         old, new = renders.get((report.index - 1, page + 1)), renders.get((report.index,
                                                                            page + 1))
+        if (old is None) != (new is None):  # drawable once, not the other time
+            report.changes.append(Change(page + 1, "page_content", None))
+            continue
         boxes = _regions(old, new) if old is not None and new is not None else []
         named = kinds.get(page) or set()
         if not boxes and not named:
@@ -446,10 +635,24 @@ def _union(boxes: list[list[float]]) -> list[float] | None:
 
 # --- the whole answer ----------------------------------------------------------------------
 
-def explain(data: bytes, roots, *, previews: bool = False) -> Explanation:
-    """Check every signature and explain every revision after the first signature."""
+def explain(data: bytes, roots, *, previews: bool = False,
+            limits: Limits | None = None) -> Explanation:
+    """Check every signature and explain every revision after the first signature.  Never
+    raises: what cannot be analysed within the budget is ``indeterminate`` with a reason."""
     if b"%PDF-" not in data[:1024]:
         return Explanation("unreadable", False, error="not-a-pdf")
+    budget = _Budget(limits or Limits())
+    try:
+        return _explain(data, roots, previews, budget)
+    except OverBudgetError as exc:
+        log.info("explain: over budget (%s)", exc)
+        return Explanation("indeterminate", True, error=f"too_complex:{exc}")
+    except Exception as exc:  # noqa: BLE001 - say what failed, never guess, never a 500
+        log.warning("explain: analysis failed: %r", exc)
+        return Explanation("indeterminate", True, error=f"analysis:{type(exc).__name__}")
+
+
+def _explain(data: bytes, roots, previews: bool, budget: _Budget) -> Explanation:
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         embedded = list(reader.embedded_signatures)
@@ -457,48 +660,168 @@ def explain(data: bytes, roots, *, previews: bool = False) -> Explanation:
         ends = revision_ends(data, reader)
     except Exception as exc:  # noqa: BLE001 - a PDF whose structure cannot be trusted
         log.info("explain: unreadable structure: %r", exc)
+        if any(ok is False for ok in byte_range_digests(data)):
+            return Explanation("tampered", False, error=f"structure:{type(exc).__name__}",
+                               notes=["byte_range_digest_mismatch"])
         return Explanation("indeterminate", False, error=f"structure:{type(exc).__name__}")
     if not embedded:
         return Explanation("indeterminate", True, error="no-signature")
-    signatures = [_check_signature(sig, roots) for sig in embedded]
+    if total > budget.limits.max_revisions:
+        raise OverBudgetError("revisions")
+    signatures = [_check_signature(sig, roots, ends) for sig in embedded]
     signatures.sort(key=lambda s: s.revision)
+    budget.check()
     first = min(s.revision for s in signatures)  # 1-based
     revisions: list[RevisionReport] = []
     pages = None
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="saoy-explain-") as tmp:
-        prefixes = {}
-        for revision in range(first - 1, total):
-            path = Path(tmp) / f"r{revision + 1}.pdf"
-            path.write_bytes(data[:ends[revision]])
-            prefixes[revision + 1] = path
-        renders: dict = {}
-        try:
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                for revision in range(first, total):  # 0-based index of the later revision
-                    kinds, before_count, pages, unattributed = _structural_changes(
-                        reader, revision, first - 1)
-                    own = next((s.field for s in signatures if s.revision == revision + 1),
-                               None)
-                    cover = next((s.field for s in signatures if s.revision >= revision + 1
-                                  and s.intact), None)
-                    report = RevisionReport(revision + 1, own, cover)
-                    _locate(report, kinds, (before_count, pages), unattributed, prefixes,
-                            renders, pool, previews)
-                    revisions.append(report)
-        except Exception as exc:  # noqa: BLE001 - cannot compare: say so, do not guess
-            log.info("explain: revision analysis failed: %r", exc)
-            notes.append("revision_analysis_failed")
+    view = memoryview(data)
+
+    def prefix(revision: int) -> memoryview:  # the file as it stood after that revision
+        return view[:ends[revision - 1]]
+
+    renders: dict = {}
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for revision in range(first, total):  # 0-based index of the later revision
+                budget.check()
+                kinds, before_count, pages, render_all = _structural_changes(
+                    reader, revision, first - 1, budget)
+                own = next((s.field for s in signatures if s.revision == revision + 1), None)
+                cover = next((s.field for s in signatures if s.revision >= revision + 1
+                              and s.intact), None)
+                report = RevisionReport(revision + 1, own, cover)
+                _locate(report, kinds, (before_count, pages), render_all, prefix, renders,
+                        pool, previews, budget)
+                revisions.append(report)
+    except OverBudgetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - cannot compare: say so, do not guess
+        log.info("explain: revision analysis failed: %r", exc)
+        notes.append("revision_analysis_failed")
     if pages is None:
         try:
             pages = len(_page_refs(reader.get_historical_resolver(total - 1)))
         except Exception:  # noqa: BLE001
             pages = None
     stamps = [s.timestamp_time for s in signatures if s.timestamp_time]
-    if stamps != sorted(stamps):
+    try:
+        if sorted(_aware(t) for t in stamps) != [_aware(t) for t in stamps]:
+            notes.append("timestamps_out_of_order")
+    except ValueError:
         notes.append("timestamps_out_of_order")
+    if _docmdp_violated(signatures, revisions):
+        notes.append("docmdp_violated")
+    if active_content(reader):
+        notes.append("active_content")
     return Explanation(_verdict(signatures, revisions, notes), True, signatures, revisions,
                        pages, notes)
+
+
+def _docmdp_violated(signatures: list[SignatureDetail], revisions: list[RevisionReport]
+                     ) -> bool:
+    """A later revision changed more than the certification signature allows."""
+    certified = next((s for s in signatures if s.certification_level and s.intact
+                      and s.kind == "signature"), None)
+    if certified is None:
+        return False
+    allowed = DOCMDP_ALLOWED.get(certified.certification_level, set())
+    for report in revisions:
+        if report.index <= certified.revision:
+            continue
+        if certified.certification_level == 1 and any(
+                s.revision == report.index and s.kind == "signature" for s in signatures):
+            return True  # no change at all means no new signature either
+        if any((c.bbox or c.kind in VISIBLE_KINDS) and c.kind not in allowed
+               for c in report.changes):
+            return True
+    return False
+
+
+#: Actions that run something when the file is opened or a link is followed.
+_ACTIVE_ACTIONS = {"/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/GoToE",
+                   "/Rendition", "/RichMediaExecute"}
+
+
+def active_content(reader: PdfFileReader, max_pages: int = 200) -> list[str]:
+    """JavaScript, launch actions, embedded files, XFA: what a certified copy must not carry."""
+    found: list[str] = []
+    try:
+        resolver = reader.get_historical_resolver(reader.xrefs.total_revisions - 1)
+        root = resolver(resolver.root_ref)
+        names = root.get("/Names") if "/Names" in root else None
+        if isinstance(names, generic.DictionaryObject):
+            found += [k[1:] for k in ("/JavaScript", "/EmbeddedFiles") if k in names]
+        for key in ("/OpenAction", "/AA"):
+            if key in root and _is_active(root[key]):
+                found.append(key[1:])
+        form = root.get("/AcroForm") if "/AcroForm" in root else None
+        if isinstance(form, generic.DictionaryObject) and "/XFA" in form:
+            found.append("XFA")
+        for index, page_ref in enumerate(_page_refs(resolver)):
+            if index >= max_pages:
+                break
+            page = resolver(page_ref)
+            if "/AA" in page:
+                found.append("page AA")
+            for raw in _raw_items(_deref(resolver, _entry(page, "/Annots"))):
+                annot = _deref(resolver, raw)
+                if not isinstance(annot, generic.DictionaryObject):
+                    continue
+                if annot.get("/Subtype") in ("/FileAttachment", "/Movie", "/Sound", "/Screen",
+                                             "/RichMedia"):
+                    found.append(str(annot.get("/Subtype"))[1:])
+                if ("/A" in annot and _is_active(annot["/A"])) or "/AA" in annot:
+                    found.append("annotation action")
+    except Exception:  # noqa: BLE001 - unreadable parts: reported as such elsewhere
+        return found
+    return sorted(set(found))
+
+
+def _is_active(action) -> bool:
+    action = action.get_object() if hasattr(action, "get_object") else action
+    if isinstance(action, generic.DictionaryObject):
+        if action.get("/S") in _ACTIVE_ACTIONS or "/JS" in action:
+            return True
+        return any(_is_active(action[k]) for k in action if k not in ("/Next", "/D", "/P"))
+    if isinstance(action, generic.ArrayObject):
+        return any(_is_active(v) for v in action)
+    return False
+
+
+_BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+
+
+def byte_range_digests(data: bytes) -> list[bool | None]:
+    """For each /ByteRange in the raw bytes: does the signed data's digest match the one
+    the signature carries (None: cannot tell)?  Needs no PDF parser at all."""
+    from asn1crypto import cms
+
+    results: list[bool | None] = []
+    for match in _BYTE_RANGE.finditer(data):
+        start, len1, start2, len2 = (int(v) for v in match.groups())
+        try:
+            if start != 0 or start2 + len2 > len(data) or start2 <= len1:
+                results.append(False)  # a range past the end, or overlapping: forged
+                continue
+            hex_contents = data[len1:start2].strip().lstrip(b"<").rstrip(b">")
+            signed = cms.ContentInfo.load(bytes.fromhex(hex_contents.decode()))["content"]
+            encapsulated = signed["encap_content_info"]
+            if encapsulated["content_type"].native == "tst_info":  # a document timestamp
+                imprint = encapsulated["content"].parsed["message_imprint"]
+                algorithm = imprint["hash_algorithm"]["algorithm"].native
+                expected = imprint["hashed_message"].native
+            else:
+                info = signed["signer_infos"][0]
+                algorithm = info["digest_algorithm"]["algorithm"].native
+                expected = next(a["values"][0].native for a in info["signed_attrs"]
+                                if a["type"].native == "message_digest")
+            digest = hashlib.new(algorithm, data[:len1])
+            digest.update(data[start2:start2 + len2])
+            results.append(digest.digest() == expected)
+        except Exception:  # noqa: BLE001 - not a signature we can read by hand
+            results.append(None)
+    return results
 
 
 def _verdict(signatures: list[SignatureDetail], revisions: list[RevisionReport],
@@ -506,6 +829,8 @@ def _verdict(signatures: list[SignatureDetail], revisions: list[RevisionReport],
     if any(s.error is None and not s.intact for s in signatures):
         return "tampered"
     if any(r.visible and r.covered_by is None for r in revisions):
+        return "tampered"
+    if "docmdp_violated" in notes:
         return "tampered"
     if any(s.error for s in signatures) or "revision_analysis_failed" in notes:
         return "indeterminate"

@@ -27,7 +27,7 @@ from app.scoping import scoped
 from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
 from modules.signing import keys, pdf
-from modules.signing.explain import Explanation, explain, render_page
+from modules.signing.explain import Explanation, Limits, explain, render_page
 from modules.signing.fonts import subset_font
 from modules.signing.models import SignedDocument, SignerProfile, SigningKey, Stage
 from modules.signing.signers import SignerUnavailableError, open_signer
@@ -280,9 +280,31 @@ def validate_bytes(data: bytes) -> ValidationReport:
     return validate_pdf(data, roots(), ROLES)
 
 
+def verify_limits() -> Limits:
+    config = current_app.config
+    return Limits(max_revisions=config["VERIFY_MAX_REVISIONS"],
+                  max_render_pages=config["VERIFY_MAX_RENDERS"],
+                  seconds=config["VERIFY_SECONDS"])
+
+
 def explain_bytes(data: bytes, *, previews: bool = False) -> Explanation:
-    """The explained verification (every signature, every later revision, one verdict)."""
-    return explain(data, roots(), previews=previews)
+    """The explained verification (every signature, every later revision, one verdict),
+    within the public endpoints' budget."""
+    return explain(data, roots(), previews=previews, limits=verify_limits())
+
+
+@functools.lru_cache(maxsize=256)
+def _explained(sha: str, previews: bool, _roots) -> Explanation:
+    return explain(file_store().read_bytes(sha), _roots, previews=previews,
+                   limits=verify_limits())
+
+
+def explain_document(doc: SignedDocument, *, previews: bool = False) -> Explanation:
+    """One of our copies, explained once per version and kept (a QR scan costs nothing
+    the second time).  A copy is returned, so callers may adjust its verdict."""
+    import copy
+
+    return copy.deepcopy(_explained(doc.current_sha256, previews, roots()))
 
 
 def page_png(doc: SignedDocument, page: int, dpi: int = 50) -> bytes | None:

@@ -13,9 +13,10 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField
 
-from app.crud import Datamodel
+from app.crud import Datamodel, DomainErrorAnswers
 from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.scoping import OfficeScopeFilter, ScopedModelView, scoped
@@ -23,9 +24,6 @@ from app.transactions import atomic
 from modules.signing import keys, services
 from modules.signing.explain import Explanation
 from modules.signing.models import SignedDocument, SignerProfile, SigningKey
-
-MAX_VERIFY_UPLOAD = 50 * 1024 * 1024
-
 
 VERDICTS = {
     "valid": _l("Valid: every signature is intact and trusted, and nothing changed after "
@@ -109,17 +107,41 @@ def _check_binding(explanation: Explanation, result: dict, doc: SignedDocument) 
 
 
 def _read_upload() -> bytes:
-    upload = request.files.get("file")
+    """The uploaded PDF, refused while streaming past the verification size limit."""
+    limit = current_app.config["VERIFY_MAX_MB"] * 2**20
+    request.max_content_length = limit + 256 * 1024
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:
+        raise DomainError(_("The file is larger than %(mb)s MB.",
+                            mb=current_app.config["VERIFY_MAX_MB"]), 413) from None
     if upload is None:
-        abort(400)
-    data = upload.stream.read(MAX_VERIFY_UPLOAD + 1)
-    if len(data) > MAX_VERIFY_UPLOAD:
-        abort(413)
+        raise DomainError(_("Choose the PDF file to check."), 400)
+    data = upload.stream.read(limit + 1)
+    if len(data) > limit:
+        raise DomainError(_("The file is larger than %(mb)s MB.",
+                            mb=current_app.config["VERIFY_MAX_MB"]), 413)
     return data
 
 
+def _sealed(code: str) -> SignedDocument:
+    doc = services.document_by_code(db.session, code)
+    if doc is None or doc.stage.value != "sealed":
+        raise NotFoundError()
+    return doc
+
+
+def _with_access_code(doc: SignedDocument) -> bool:
+    given = (request.form.get("access_code") or "").strip()
+    return bool(given) and _same(given, doc.access_code)
+
+
 class VerifyView(BaseView):
-    """Anyone, no login: the verdict for a QR code, or for an uploaded PDF."""
+    """Anyone, no login: the verdict for a QR code, or for an uploaded PDF.
+
+    By code, the page says what the attestation says and what each signature and each
+    revision is — but shows no image of a page's content: only the access code printed
+    for the requester opens the previews and the file."""
 
     route_base = "/verify"
     default_view = "upload"
@@ -128,31 +150,31 @@ class VerifyView(BaseView):
     def upload(self):
         result = None
         if request.method == "POST":
-            data = _read_upload()
+            data = _read_upload()  # whoever uploads it has the file: previews are theirs
             sha = hashlib.sha256(data).hexdigest()
             result = report_json(services.explain_bytes(data, previews=True), data,
                                  services.document_by_sha(db.session, sha), previews=True)
         return self.render_template("signing/verify_upload.html", result=result, notes=NOTES,
                                     kinds=CHANGE_KINDS)
 
-    @expose("/<code>")
+    @expose("/<code>", methods=["GET", "POST"])
     def by_code(self, code: str):
-        doc = services.document_by_code(db.session, code)
-        if doc is None or doc.stage.value != "sealed":
-            raise NotFoundError()
-        data = services.read_current(doc)
-        result = report_json(services.explain_bytes(data, previews=True), data, doc,
-                             previews=True)
+        doc = _sealed(code)
+        opened = request.method == "POST" and _with_access_code(doc)
+        if request.method == "POST" and not opened:
+            flash(_("This access code does not open this copy."), "danger")
+        result = report_json(services.explain_document(doc, previews=opened),
+                             services.read_current(doc), doc, previews=opened)
         return self.render_template("signing/verify.html", result=result, doc=doc,
-                                    notes=NOTES, kinds=CHANGE_KINDS)
+                                    notes=NOTES, kinds=CHANGE_KINDS, opened=opened,
+                                    access_code=request.form.get("access_code", "")
+                                    if opened else "")
 
     @expose("/<code>/file", methods=["POST"])
     def download(self, code: str):
         """The PDF itself, only with the secret second code printed for the citizen."""
-        doc = services.document_by_code(db.session, code)
-        given = (request.form.get("access_code") or "").strip()
-        if doc is None or doc.stage.value != "sealed" or not given or \
-                not _same(given, doc.access_code):
+        doc = _sealed(code)
+        if not _with_access_code(doc):
             raise NotFoundError()
         return send_file(services.pdf_stream(doc), mimetype="application/pdf",
                          as_attachment=True, download_name=f"ban-sao-{doc.verify_code}.pdf")
@@ -164,7 +186,7 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-class VerifyApi(BaseApi):
+class VerifyApi(DomainErrorAnswers, BaseApi):
     """``GET /api/v1/verify/<code>`` and ``POST /api/v1/verify`` (multipart ``file``)."""
 
     resource_name = "verify"
@@ -184,16 +206,17 @@ class VerifyApi(BaseApi):
               [{index, signature, covered_by, changes: [{page, kind, bbox}]}], sha256, copy}"}
             404: {description: Unknown code}
         """
-        doc = services.document_by_code(db.session, code)
-        if doc is None or doc.stage.value != "sealed":
-            return self.response_404()
-        data = services.read_current(doc)
-        return self.response(200, **report_json(services.explain_bytes(data), data, doc))
+        def answer():
+            doc = _sealed(code)
+            return self.response(200, **report_json(services.explain_document(doc),
+                                                    services.read_current(doc), doc))
+
+        return self.answer(answer)
 
     @expose("", methods=["POST"])
     @expose("/", methods=["POST"])
     def by_upload(self):
-        """Verdict for an uploaded PDF.
+        """Verdict for an uploaded PDF (at most SAOY_VERIFY_MAX_MB; rate-limited per address).
         ---
         post:
           requestBody:
@@ -207,11 +230,16 @@ class VerifyApi(BaseApi):
             200: {description: "{verdict, summary {vi, en}, valid, signatures[], revisions:
               [{index, signature, covered_by, changes: [{page, kind, bbox}]}], sha256, copy}"}
             400: {description: No file}
+            413: {description: Too large}
+            429: {description: Too many verifications from this address}
         """
-        data = _read_upload()
-        sha = hashlib.sha256(data).hexdigest()
-        return self.response(200, **report_json(services.explain_bytes(data), data,
-                                                services.document_by_sha(db.session, sha)))
+        def answer():
+            data = _read_upload()
+            sha = hashlib.sha256(data).hexdigest()
+            return self.response(200, **report_json(services.explain_bytes(data), data,
+                                                    services.document_by_sha(db.session, sha)))
+
+        return self.answer(answer)
 
 
 class SigningJobApi(BaseApi):
@@ -427,10 +455,15 @@ class SigningKeyView(ScopedModelView):
 
 
 def register(appbuilder) -> None:
-    appbuilder.add_view_no_menu(VerifyView)
+    verify_view = appbuilder.add_view_no_menu(VerifyView)
     appbuilder.add_link("Verify a copy", label=_l("Verify a certified copy"), href="/verify/",
                         icon="fa-qrcode")
-    appbuilder.add_api(VerifyApi)
+    verify_api = appbuilder.add_api(VerifyApi)
+    # Anonymous doors that cost CPU or guess secrets: a budget per address.
+    limit = appbuilder.sm.limiter.limit(lambda: current_app.config["VERIFY_RATE_LIMIT"],
+                                        methods=["POST"])
+    for blueprint in (verify_view.blueprint, verify_api.blueprint):
+        limit(blueprint)
     appbuilder.add_api(SigningJobApi)
     appbuilder.add_view(SignerProfileView, "Signing keys", label=_l("Signers"),
                         icon="fa-key", category="Office settings",

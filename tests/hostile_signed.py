@@ -1,0 +1,366 @@
+"""Hostile signed PDFs, made by code (pyHanko): the attacks of the PDF-signature
+literature, each with the verdict the verifier must give.
+
+Mladenov et al., "1 Trillion Dollar Refund" (CCS 2019): incremental saving, signature
+wrapping, universal forgery by coverage; Mainka et al., "Shadow Attacks" (NDSS 2021):
+hide, replace, hide-and-replace — content prepared before signing and switched on by an
+innocent-looking update.  Signed with a demo-PKI key (trusted in demo mode), so that
+only the attack decides the verdict.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Callable
+
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.generic import pdf_name
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.writer import PdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko.sign.fields import MDPPerm, SigFieldSpec
+
+A4 = (595, 842)
+
+
+def _stream(writer, data: bytes, **entries) -> generic.IndirectObject:
+    stream = generic.StreamObject({pdf_name(k): v for k, v in entries.items()}, stream_data=data)
+    return writer.add_object(stream)
+
+
+def _form(writer, content: bytes) -> generic.IndirectObject:
+    """A form XObject drawing ``content`` (rectangles and Helvetica text)."""
+    return _stream(writer, content, **{
+        "/Type": pdf_name("/XObject"), "/Subtype": pdf_name("/Form"),
+        "/BBox": generic.ArrayObject([generic.NumberObject(v) for v in (0, 0, *A4)]),
+        "/Resources": generic.DictionaryObject({pdf_name("/Font"): generic.DictionaryObject({
+            pdf_name("/F1"): writer.font_ref})})})
+
+
+def _text(words: str, y: int, size: int = 28) -> bytes:
+    return f"BT /F1 {size} Tf 72 {y} Td ({words}) Tj ET\n".encode()
+
+
+class Document:
+    """A small document with the objects an attacker prepares before it is signed."""
+
+    def __init__(self, pages: int = 2, with_field: bool = False):
+        w = PdfFileWriter()
+        w.font_ref = w.add_object(generic.DictionaryObject({
+            pdf_name("/Type"): pdf_name("/Font"), pdf_name("/Subtype"): pdf_name("/Type1"),
+            pdf_name("/BaseFont"): pdf_name("/Helvetica")}))
+        # Shadow objects: in the signed revision, drawn by nothing (or hidden) for now.
+        self.original = _form(w, b"0 0 0 rg 72 560 300 60 re f\n" + _text("PAY 100 VND", 520))
+        self.fake = _form(w, b"1 0 0 rg 72 560 300 60 re f\n" + _text("PAY 9000000 VND", 520))
+        self.cover = _form(w, b"1 1 1 rg 60 380 480 80 re f\n")
+        self.empty = _form(w, b"")
+        self.unused = _stream(w, b"%% an unused stream\n" * 50)
+        self.resources = w.add_object(generic.DictionaryObject({
+            pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): w.font_ref}),
+            pdf_name("/XObject"): generic.DictionaryObject({
+                pdf_name("/X1"): self.original, pdf_name("/Cover"): self.cover})}))
+        for n in range(pages):
+            content = _text(f"PAGE {n + 1} ORIGINAL", 760)
+            if n == 0:
+                content += _text("SECRET CLAUSE", 400) + b"q /X1 Do Q q /Cover Do Q\n"
+            w.insert_page(generic.DictionaryObject({
+                pdf_name("/Type"): pdf_name("/Page"),
+                pdf_name("/MediaBox"): generic.ArrayObject(
+                    [generic.NumberObject(v) for v in (0, 0, *A4)]),
+                pdf_name("/Resources"): self.resources,
+                pdf_name("/Contents"): _stream(w, content)}))
+        pages_ref = w.root.raw_get("/Pages")
+        # A prepared page 1 that no page-tree node lists yet (hide-and-replace).
+        self.shadow_page = w.add_object(generic.DictionaryObject({
+            pdf_name("/Type"): pdf_name("/Page"), pdf_name("/Parent"): pages_ref,
+            pdf_name("/MediaBox"): generic.ArrayObject(
+                [generic.NumberObject(v) for v in (0, 0, *A4)]),
+            pdf_name("/Resources"): self.resources,
+            pdf_name("/Contents"): _stream(w, _text("PAGE 1 FORGED", 760))}))
+        if with_field:
+            fields.append_signature_field(w, SigFieldSpec("Sig2", on_page=0,
+                                                          box=(300, 60, 500, 120)))
+            _text_field(w, "Amount", (72, 200, 300, 230))
+        out = io.BytesIO()
+        w.write(out)
+        self.data = out.getvalue()
+
+
+def _text_field(writer, name: str, box) -> None:
+    page_ref = writer.find_page_for_modification(0)[0]
+    widget = writer.add_object(generic.DictionaryObject({
+        pdf_name("/FT"): pdf_name("/Tx"), pdf_name("/T"): generic.pdf_string(name),
+        pdf_name("/Type"): pdf_name("/Annot"), pdf_name("/Subtype"): pdf_name("/Widget"),
+        pdf_name("/F"): generic.NumberObject(4),
+        pdf_name("/Rect"): generic.ArrayObject(generic.FloatObject(v) for v in box),
+        pdf_name("/P"): page_ref, pdf_name("/DA"): generic.pdf_string("/Helv 0 Tf 0 g")}))
+    form = writer.root["/AcroForm"]
+    form["/Fields"].append(widget)
+    writer.register_annotation(page_ref, widget)
+
+
+def sign(data: bytes, signer, field: str = "Sig1", certify: MDPPerm | None = None) -> bytes:
+    writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+    meta = signers.PdfSignatureMetadata(field_name=field, certify=certify is not None,
+                                        docmdp_permissions=certify or MDPPerm.FILL_FORMS,
+                                        md_algorithm="sha256")
+    out = io.BytesIO()
+    signers.PdfSigner(meta, signer=signer).sign_pdf(writer, output=out)
+    return out.getvalue()
+
+
+def update(data: bytes, change: Callable[[IncrementalPdfFileWriter], None]) -> bytes:
+    """One more incremental update, made by ``change``."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+    change(writer)
+    out = io.BytesIO()
+    writer.write(out)
+    return data + out.getvalue()[len(data):] if out.getvalue().startswith(data) \
+        else out.getvalue()
+
+
+def _here(writer, indirect):
+    """The same object, addressed through ``writer`` (references know their document)."""
+    return generic.IndirectObject(indirect.idnum, indirect.generation, writer)
+
+
+def _rewrite_xobject(doc: Document, name: str, target) -> Callable:
+    def change(writer):
+        resources = _here(writer, doc.resources).get_object()
+        resources["/XObject"][pdf_name(name)] = _here(writer, target)
+        writer.update_container(resources)
+    return change
+
+
+# --- the corpus: name → (builder(signer) -> bytes, verdicts it may get) ------------------
+
+def untouched(signer) -> bytes:
+    return sign(Document().data, signer)
+
+
+def isa_page_content(signer) -> bytes:
+    """Incremental saving attack: a later update rewrites page 1's content stream."""
+    signed = sign(Document().data, signer)
+
+    def change(writer):
+        page_ref, _res = writer.find_page_for_modification(0)
+        page = writer.get_object(page_ref.reference)
+        stream = page["/Contents"]
+        stream._data = _text("PAGE 1 CHANGED AFTER SIGNING", 760)
+        stream._encoded_data = None
+        writer.update_container(stream)
+    return update(signed, change)
+
+
+def shadow_hide(signer) -> bytes:
+    doc = Document()
+    return update(sign(doc.data, signer), _rewrite_xobject(doc, "/Cover", doc.empty))
+
+
+def shadow_replace(signer) -> bytes:
+    doc = Document()
+    return update(sign(doc.data, signer), _rewrite_xobject(doc, "/X1", doc.fake))
+
+
+def shadow_hide_and_replace_pages(signer) -> bytes:
+    """Only the page-tree node is rewritten: page 1 now points at the prepared page."""
+    doc = Document()
+
+    def change(writer):
+        pages = writer.root["/Pages"]
+        kids = pages["/Kids"]
+        kids[0] = _here(writer, doc.shadow_page)
+        writer.update_container(pages)
+    return update(sign(doc.data, signer), change)
+
+
+def unused_stream_rewritten(signer, pages: int = 2, updates: int = 1) -> bytes:
+    """Later updates rewrite an old stream no page draws: nothing shown changes."""
+    doc = Document(pages=pages)
+    data = sign(doc.data, signer)
+    for n in range(updates):
+        def change(writer, n=n):
+            stream = _here(writer, doc.unused).get_object()
+            stream._data = (b"%% rewritten %d\n" % n) * 40
+            stream._encoded_data = None
+            writer.update_container(stream)
+        data = update(data, change)
+    return data
+
+
+def many_empty_updates(signer, count: int = 45) -> bytes:
+    data = sign(Document().data, signer)
+    for _ in range(count):
+        data = update(data, lambda writer: writer.update_root())
+    return data
+
+
+def _resign(data: bytes, signer, byte_range: list[int] | None = None,
+            signed_attrs_change: Callable | None = None) -> bytes:
+    """Replace the signature's /ByteRange (same width) and put in a CMS made by ``signer``
+    over exactly those bytes: a cryptographically correct signature of something else."""
+    import asyncio
+
+    match = re.search(rb"/ByteRange\s*\[([\d ]+)\]", data)
+    old = [int(v) for v in match.group(1).split()]
+    contents_start, contents_end = old[1], old[2]
+    ranges = byte_range or old
+    text = b"[" + b" ".join(str(v).encode() for v in ranges) + b"]"
+    width = match.end() - match.start() - len(b"/ByteRange ")
+    patched = data[:match.start()] + b"/ByteRange " + text.ljust(width) + data[match.end():]
+    a, b, c, d = ranges
+    digest = hashlib.sha256(patched[a:a + b] + patched[c:c + d]).digest()
+    cms = asyncio.run(signer.async_sign(digest, "sha256"))
+    hex_cms = cms.dump().hex().encode()
+    room = contents_end - contents_start - 2
+    return (patched[:contents_start + 1] + hex_cms.ljust(room, b"0")
+            + patched[contents_end - 1:])
+
+
+def coverage_partial(signer) -> bytes:
+    """The signature covers 40 bytes of the file (a universal signature forgery)."""
+    return _resign(sign(Document().data, signer), signer, [0, 10, 20, 30])
+
+
+def xref_not_covered(signer) -> bytes:
+    """The signed range stops before its revision's xref and trailer."""
+    signed = sign(Document().data, signer)
+    a, b, c, d = (int(v) for v in re.search(rb"/ByteRange\s*\[([\d ]+)\]",
+                                            signed).group(1).split())
+    tail = len(signed) - signed.rindex(b"xref", c)
+    return _resign(signed, signer, [a, b, c, d - tail])
+
+
+def signature_dictionary_rewritten(signer) -> bytes:
+    signed = sign(Document().data, signer)
+
+    def change(writer):
+        reader = PdfFileReader(io.BytesIO(signed), strict=False)
+        raw = reader.embedded_signatures[0].sig_field.raw_get("/V")
+        sig = _here(writer, raw).get_object()
+        sig["/Reason"] = generic.pdf_string("changed after signing")
+        writer.update_container(sig)
+    return update(signed, change)
+
+
+def byte_range_past_eof(signer) -> bytes:
+    signed = sign(Document().data, signer)
+    match = re.search(rb"/ByteRange\s*\[([\d ]+)\]", signed)
+    a, b, c, d = (int(v) for v in match.group(1).split())
+    text = f"[{a} {b} {c} {d + 5000}]".encode()
+    width = match.end() - match.start() - len(b"/ByteRange ")
+    return signed[:match.start()] + b"/ByteRange " + text.ljust(width) + signed[match.end():]
+
+
+def modified_and_unparseable(signer) -> bytes:
+    """Bytes changed inside the signed range, so that no PDF reader can make sense of it."""
+    signed = sign(Document().data, signer)
+    broken = re.sub(rb"startxref\s+\d+", lambda m: b"startxref 9" + b"9" * (len(m.group(0)) - 11),
+                    signed)
+    return broken.replace(b"xref", b"xrof").replace(b"/Root", b"/Rooo")
+
+
+def docmdp(level: MDPPerm, then: str) -> Callable:
+    """Certified at ``level``, then a later update: ``fill`` (a prepared field, signed),
+    ``fill_unsigned``, ``annotate`` (a note, then signed) or ``content`` (page content,
+    then signed)."""
+    def build(signer) -> bytes:
+        from pyhanko.pdf_utils.form_tools import populate_static_text_field  # noqa: F401
+
+        data = sign(Document(with_field=True).data, signer, certify=level)
+        if then in ("fill", "fill_unsigned"):
+            def change(writer):
+                field = next(f.get_object() for f in writer.root["/AcroForm"]["/Fields"]
+                             if f.get_object().get("/T") == "Amount")
+                field["/V"] = generic.pdf_string("100 VND")
+                writer.update_container(field)
+                ap = _stream(writer, b"0 0 1 rg 0 0 228 30 re f\n", **{
+                    "/Type": pdf_name("/XObject"), "/Subtype": pdf_name("/Form"),
+                    "/BBox": generic.ArrayObject([generic.NumberObject(v)
+                                                  for v in (0, 0, 228, 30)])})
+                field["/AP"] = generic.DictionaryObject({pdf_name("/N"): ap})
+        elif then == "annotate":
+            def change(writer):
+                page_ref = writer.find_page_for_modification(0)[0]
+                note = writer.add_object(generic.DictionaryObject({
+                    pdf_name("/Type"): pdf_name("/Annot"),
+                    pdf_name("/Subtype"): pdf_name("/Square"),
+                    pdf_name("/Rect"): generic.ArrayObject(
+                        [generic.NumberObject(v) for v in (100, 100, 300, 300)]),
+                    pdf_name("/C"): generic.ArrayObject(
+                        [generic.FloatObject(v) for v in (1, 0, 0)]),
+                    pdf_name("/P"): page_ref}))
+                writer.register_annotation(page_ref, note)
+        else:
+            def change(writer):
+                page_ref, _res = writer.find_page_for_modification(1)
+                writer.add_stream_to_page(1, writer.add_object(generic.StreamObject(
+                    stream_data=b"0 0 1 rg 72 300 300 100 re f\n")))
+        data = update(data, change)
+        if then != "fill_unsigned":
+            data = sign(data, signer, field="Sig2")
+        return data
+    return build
+
+
+def naive_signing_time(signer) -> bytes:
+    """signingTime written as a GeneralizedTime without a zone, beside a real timestamp
+    token (as some signing software does): the times cannot be compared as they are."""
+    from unittest import mock
+
+    from asn1crypto import cms, core
+    from pyhanko.sign import attributes
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+    async def naive(self, dry_run=False):
+        return cms.Time({"generalized_time": core.GeneralizedTime.load(b"\x18\x0e20261201093000")})
+
+    stamper = DummyTimeStamper(signer.signing_cert, signer.signing_key,
+                               certs_to_embed=list(signer.cert_registry))
+    writer = IncrementalPdfFileWriter(io.BytesIO(Document().data), strict=False)
+    meta = signers.PdfSignatureMetadata(field_name="Sig1", md_algorithm="sha256")
+    out = io.BytesIO()
+    with mock.patch.object(attributes.SigningTimeProvider, "build_attr_value", naive):
+        signers.PdfSigner(meta, signer=signer, timestamper=stamper).sign_pdf(writer, output=out)
+    return out.getvalue()
+
+
+def active_javascript(signer) -> bytes:
+    doc = Document()
+
+    def add_js(writer):
+        action = writer.add_object(generic.DictionaryObject({
+            pdf_name("/S"): pdf_name("/JavaScript"),
+            pdf_name("/JS"): generic.pdf_string("app.alert('hi')")}))
+        writer.root[pdf_name("/OpenAction")] = action
+        writer.update_root()
+    with_js = update(doc.data, add_js)
+    return sign(with_js, signer)
+
+
+#: name → (builder, verdicts it may get)
+CORPUS: dict[str, tuple[Callable, set[str]]] = {
+    "untouched": (untouched, {"valid"}),
+    "isa_page_content": (isa_page_content, {"tampered"}),
+    "shadow_hide": (shadow_hide, {"tampered"}),
+    "shadow_replace": (shadow_replace, {"tampered"}),
+    "shadow_hide_and_replace_pages": (shadow_hide_and_replace_pages, {"tampered"}),
+    "unused_stream_rewritten": (unused_stream_rewritten, {"valid"}),
+    "coverage_partial": (coverage_partial, {"tampered"}),
+    "xref_not_covered": (xref_not_covered, {"tampered"}),
+    "signature_dictionary_rewritten": (signature_dictionary_rewritten, {"tampered"}),
+    "byte_range_past_eof": (byte_range_past_eof, {"tampered"}),
+    "modified_and_unparseable": (modified_and_unparseable, {"tampered"}),
+    "docmdp_p1_then_fill": (docmdp(MDPPerm.NO_CHANGES, "fill_unsigned"), {"tampered"}),
+    "docmdp_p2_then_fill_and_sign": (docmdp(MDPPerm.FILL_FORMS, "fill"),
+                                     {"valid", "valid_with_later_changes"}),
+    "docmdp_p2_then_annotation": (docmdp(MDPPerm.FILL_FORMS, "annotate"), {"tampered"}),
+    "docmdp_p3_then_annotation": (docmdp(MDPPerm.ANNOTATE, "annotate"),
+                                  {"valid_with_later_changes"}),
+    "docmdp_p3_then_page_content": (docmdp(MDPPerm.ANNOTATE, "content"), {"tampered"}),
+    "naive_signing_time": (naive_signing_time, {"valid", "untrusted", "indeterminate"}),
+    "active_javascript": (active_javascript, {"valid"}),
+    "many_empty_updates": (many_empty_updates, {"indeterminate"}),
+}

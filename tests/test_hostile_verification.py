@@ -1,0 +1,195 @@
+"""A verifier that cannot be fooled and cannot be knocked over: the hostile signed corpus
+(tests/hostile_signed.py), budgets, privacy of the public page, active content."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from tests.hostile_signed import CORPUS, Document, sign, unused_stream_rewritten
+from tests.keys import demo_token
+from tests.pdfs import scan_pdf
+from tests.test_copies import CITIZEN_IDENTITY, upload
+
+
+@pytest.fixture(scope="module")
+def attacker(app):
+    """A signer the demo root vouches for: only the attack decides the verdict."""
+    signer, _ = demo_token(app, "hostile-signer", "Người Ký Thử", "Công ty Thử")
+    return signer
+
+
+@pytest.fixture(scope="module")
+def corpus(attacker):
+    return {name: build(attacker) for name, (build, _verdicts) in CORPUS.items()}
+
+
+def verify(client, data: bytes, **environ):
+    return client.post("/api/v1/verify", data={"file": (io.BytesIO(data), "x.pdf")},
+                       content_type="multipart/form-data", environ_base=environ or {})
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_each_hostile_file_gets_its_verdict_and_never_a_server_error(client, corpus, name):
+    r = verify(client, corpus[name])
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    result = r.get_json()
+    assert result["verdict"] in CORPUS[name][1], (result["verdict"], result.get("error"),
+                                                  result.get("notes"))
+    if CORPUS[name][1] == {"tampered"}:
+        assert result["valid"] is False and result["modified_after_signing"]
+
+
+def test_the_explanations_say_why(client, corpus):
+    def result(name):
+        return verify(client, corpus[name]).get_json()
+
+    partial = result("coverage_partial")["signatures"][0]
+    assert partial["coverage"] == "UNCLEAR" and not partial["intact"]
+    rewritten = result("signature_dictionary_rewritten")["signatures"][0]
+    assert "signature_dictionary_rewritten" in rewritten["warnings"]
+    assert result("modified_and_unparseable")["notes"] == ["byte_range_digest_mismatch"]
+    pages = result("shadow_hide_and_replace_pages")["revisions"][-1]["changes"]
+    assert pages[0]["page"] == 1 and pages[0]["bbox"]  # the swapped page, boxed
+    assert "docmdp_violated" in result("docmdp_p2_then_annotation")["notes"]
+    assert "active_content" in result("active_javascript")["notes"]
+    assert result("many_empty_updates")["error"] == "too_complex:revisions"
+
+
+def test_a_rewritten_stream_no_page_draws_renders_nothing(app, attacker, monkeypatch):
+    """200 pages, three updates rewriting an old stream nothing draws: the old verifier
+    rendered every page of every revision (54 s); nothing changed that anyone can see."""
+    from modules.signing import explain
+
+    renders = []
+    real = explain.render_page
+    monkeypatch.setattr(explain, "render_page", lambda *a, **k: renders.append(1) or real(
+        *a, **k))
+    data = unused_stream_rewritten(attacker, pages=200, updates=3)
+    with app.app_context():
+        from modules.signing.services import explain_bytes
+
+        result = explain_bytes(data)
+    assert result.verdict == "valid" and renders == []
+
+
+def test_more_pages_to_compare_than_the_budget_is_indeterminate(app, attacker):
+    from modules.signing.explain import Limits, explain
+    from modules.signing.services import roots
+
+    data = shadow_replace_many_pages(attacker, pages=50)
+    with app.app_context():
+        result = explain(data, roots(), limits=Limits(max_render_pages=20))
+    assert result.verdict == "indeterminate" and result.error == "too_complex:pages"
+
+
+def shadow_replace_many_pages(signer, pages: int) -> bytes:
+    from tests.hostile_signed import _rewrite_xobject, update
+
+    doc = Document(pages=pages)  # every page shares the resources the update rewrites
+    return update(sign(doc.data, signer), _rewrite_xobject(doc, "/X1", doc.fake))
+
+
+def test_an_analysis_failure_is_indeterminate_not_a_500(client, corpus, monkeypatch):
+    from modules.signing import explain
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(explain, "_structural_changes", broken)
+    result = verify(client, corpus["isa_page_content"]).get_json()
+    assert result["verdict"] in ("indeterminate", "tampered") and result["summary"]["vi"]
+    monkeypatch.setattr(explain, "_check_signature", broken)
+    r = verify(client, corpus["untouched"])
+    assert r.status_code == 200 and r.get_json()["verdict"] == "indeterminate"
+
+
+def test_a_body_over_the_limit_is_refused_while_streaming(client, app):
+    big = b"%PDF-1.7\n" + b"0" * ((app.config["VERIFY_MAX_MB"] + 2) * 2**20)
+    r = verify(client, big)
+    assert r.status_code == 413 and "MB" in r.get_json()["message"]
+
+
+def test_uploads_and_access_codes_are_limited_per_address(app, client, corpus, monkeypatch,
+                                                         sealed_code):
+    monkeypatch.setitem(app.config, "VERIFY_RATE_LIMIT", "3 per minute")
+    codes = [verify(client, corpus["untouched"], REMOTE_ADDR="10.7.7.7").status_code
+             for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    guesses = [client.post(f"/verify/{sealed_code}", data={"access_code": f"GUESS{n}"},
+                           environ_base={"REMOTE_ADDR": "10.7.7.8"}).status_code
+               for n in range(4)]
+    assert guesses[-1] == 429 and 429 not in guesses[:3]
+    assert verify(client, corpus["untouched"], REMOTE_ADDR="10.7.7.9").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def sealed_code(app):
+    """A delivered certified copy of office A (its public code and its access code)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.offices.services import offered_document_types
+    from app.transactions import atomic
+    from modules.copies import workflow
+    from modules.registers.models import Register, RegisterStatus
+    from modules.signing.models import SignedDocument
+    from tests.conftest import user_named
+    from tests.test_copies import _submitted
+
+    with app.app_context():
+        session = db.session
+        officer = user_named(session, "officer.a")
+        pk = _submitted(app, session, offered_document_types(session, officer.office_id)[0])
+        register = session.scalars(select(Register).where(
+            Register.office_id == officer.office_id,
+            Register.status == RegisterStatus.open)).first()
+        with app.test_request_context():
+            for user, event, params in (("leader.a", "sign", {}), ("leader.a", "forward", {}),
+                                        ("clerk.a", "seal", {"register_id": register.id})):
+                with atomic(session):
+                    workflow.apply(session, user_named(session, user), pk, event,
+                                   workflow.Params(**params))
+        doc = session.scalars(select(SignedDocument).join(
+            workflow.CopyRequest, workflow.CopyRequest.document_id == SignedDocument.id)
+            .where(workflow.CopyRequest.id == pk)).one()
+        code, access = doc.verify_code, doc.access_code
+        session.remove()
+    return code, access
+
+
+def test_the_public_page_shows_no_page_image_without_the_access_code(client, sealed_code):
+    code, access = sealed_code
+    public = client.get(f"/verify/{code}").get_data(as_text=True)
+    assert "data:image/png" not in public and 'id="access-form"' in public
+    wrong = client.post(f"/verify/{code}", data={"access_code": "WRONG123"}).get_data(
+        as_text=True)
+    assert "data:image/png" not in wrong and "alert-danger" in wrong
+    opened = client.post(f"/verify/{code}", data={"access_code": access}).get_data(
+        as_text=True)
+    assert "data:image/png" in opened and 'id="download-pdf"' in opened
+    pdf = client.post(f"/verify/{code}/file", data={"access_code": access})
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+
+
+def test_a_scan_with_active_content_is_refused_at_intake(api, db_session, office, app,
+                                                        attacker):
+    from app.offices.services import offered_document_types
+    from tests.hostile_signed import update
+
+    def add_js(writer):
+        from pyhanko.pdf_utils import generic
+        from pyhanko.pdf_utils.generic import pdf_name
+
+        writer.root[pdf_name("/OpenAction")] = writer.add_object(generic.DictionaryObject({
+            pdf_name("/S"): pdf_name("/JavaScript"),
+            pdf_name("/JS"): generic.pdf_string("app.launchURL('http://evil.example')")}))
+        writer.update_root()
+
+    client, headers = api("officer.a")
+    doc_type = offered_document_types(db_session, office("A").id)[0]
+    r = client.post("/api/v1/copy/", headers={**headers, "Accept-Language": "en"},
+                    content_type="multipart/form-data", data={
+                        "scan": upload(update(scan_pdf(), add_js), "js.pdf"),
+                        "document_type_id": doc_type.id, "identity_number": CITIZEN_IDENTITY})
+    assert r.status_code == 422 and "active content" in r.get_json()["message"]

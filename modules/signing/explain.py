@@ -330,22 +330,63 @@ def _raw_items(array) -> list:
     return []
 
 
-def _page_refs(resolver) -> list[generic.Reference]:
+def _page_tree(resolver) -> tuple[list[generic.Reference], set]:
+    """The page objects in order, and the refs of the tree's nodes (and of the catalog)."""
     root = resolver(resolver.root_ref)
     found: list[generic.Reference] = []
+    nodes: set = set()
 
     def walk(raw, depth: int) -> None:
         node = _deref(resolver, raw)
         if depth > 64 or not isinstance(node, generic.DictionaryObject):
             return
         if "/Kids" in node:
-            for kid in _raw_items(_deref(resolver, node.raw_get("/Kids"))):
+            if (ref := _ref(raw)) is not None:
+                nodes.add(ref)
+            kids = node.raw_get("/Kids")
+            if (kids_ref := _ref(kids)) is not None:
+                nodes.add(kids_ref)
+            for kid in _raw_items(_deref(resolver, kids)):
                 walk(kid, depth + 1)
         elif (ref := _ref(raw)) is not None:
             found.append(ref)
 
     walk(root.raw_get("/Pages"), 0)
-    return found
+    return found, nodes
+
+
+def _page_refs(resolver) -> list[generic.Reference]:
+    return _page_tree(resolver)[0]
+
+
+class _Trees:
+    """Page trees per revision: a revision that rewrote no node of the tree (nor the
+    catalog) has the previous one's — pyHanko re-reads object streams per object, so the
+    30 pages of a decree are not walked again for every revision."""
+
+    def __init__(self, reader: PdfFileReader):
+        self.reader, self.known = reader, {}
+
+    def pages(self, revision: int) -> list[generic.Reference]:
+        if revision not in self.known:
+            previous = self.known.get(revision - 1)
+            written = set(self.reader.xrefs.explicit_refs_in_revision(revision))
+            if previous is not None and not (written & previous[1]) and \
+                    not self._pages_moved(revision, written):
+                self.known[revision] = previous
+            else:
+                self.known[revision] = _page_tree(
+                    self.reader.get_historical_resolver(revision))
+        return self.known[revision][0]
+
+    def _pages_moved(self, revision: int, written: set) -> bool:
+        """Did the catalog, rewritten in this revision, point /Pages elsewhere?"""
+        before = self.reader.get_historical_resolver(revision - 1)
+        after = self.reader.get_historical_resolver(revision)
+        if before.root_ref not in written and after.root_ref == before.root_ref:
+            return False
+        return not _same(before, _entry(before(before.root_ref), "/Pages"),
+                         after, _entry(after(after.root_ref), "/Pages"))
 
 
 def _contents_key(resolver, page_ref) -> tuple:
@@ -379,6 +420,17 @@ _CATALOG_DRAWN = ("/Pages", "/OCProperties")
 _CATALOG_ACTIVE = ("/OpenAction", "/AA", "/Names")
 #: Page-tree node entries its pages inherit.
 _INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
+#: Keys of dictionaries that can take part in drawing (resources, fonts, graphics states,
+#: appearances, patterns, shadings, forms, images).  A rewritten dictionary without any
+#: (document info, logical structure …) cannot change what a page shows.
+_DRAWN_KEYS = {"/Font", "/XObject", "/ExtGState", "/ColorSpace", "/Pattern", "/Shading",
+               "/Properties", "/BaseFont", "/FontDescriptor", "/FontFile", "/FontFile2",
+               "/FontFile3", "/CharProcs", "/Widths", "/W", "/Encoding", "/DescendantFonts",
+               "/ToUnicode", "/N", "/R", "/D", "/CA", "/ca", "/SMask", "/BM", "/LW", "/TR",
+               "/TR2", "/Subtype", "/PatternType", "/ShadingType", "/Function",
+               "/FunctionType", "/BBox", "/Matrix", "/Filter", "/OC", "/Mask", "/Decode",
+               "/Differences", "/FontMatrix", "/MK", "/AP"}
+_OPTIONAL_CONTENT = {"/OCGs", "/ON", "/OFF", "/Usage", "/Intent"}
 #: Links that point back up or sideways, never to what a page draws.
 _BACK_LINKS = {"/Parent", "/P", "/Kids", "/Prev", "/Next", "/First", "/Last", "/Dest",
                "/StructParent", "/StructParents", "/V", "/Popup", "/IRT"}
@@ -430,8 +482,19 @@ def _drawn_by_pages(resolver, pages: list[generic.Reference], budget: _Budget
     return found
 
 
-def _structural_changes(reader: PdfFileReader, revision: int, base: int, budget: _Budget
-                        ) -> tuple[dict[int, set[tuple[str, bool]]], int, int, bool]:
+def _may_draw(obj: generic.DictionaryObject) -> bool:
+    """Could this rewritten dictionary or stream change what some page shows?"""
+    subtype, type_ = obj.get("/Subtype"), obj.get("/Type")
+    if isinstance(obj, generic.StreamObject):
+        # XMP metadata, object and xref streams are never drawn (a drawn stream needs a
+        # /Subtype of /Form or /Image, or is a content stream compared above).
+        return not (subtype == "/XML" or (type_ in ("/ObjStm", "/XRef") and subtype is None))
+    return type_ == "/Catalog" or type_ == "/Pages" or \
+        any(key in obj for key in _DRAWN_KEYS | _OPTIONAL_CONTENT)
+
+
+def _structural_changes(reader: PdfFileReader, revision: int, base: int, budget: _Budget,
+                        trees: _Trees) -> tuple[dict[int, set[tuple[str, bool]]], int, int, bool]:
     """What one revision rewrote, per page (0-based index → kinds), read from the few
     objects it wrote — not from the whole document, which pyHanko reads slowly.
 
@@ -439,7 +502,7 @@ def _structural_changes(reader: PdfFileReader, revision: int, base: int, budget:
     (kind, prepared), pages before, pages after, render every page?)."""
     before = reader.get_historical_resolver(revision - 1)
     after = reader.get_historical_resolver(revision)
-    pages_before, pages_after = _page_refs(before), _page_refs(after)
+    pages_before, pages_after = trees.pages(revision - 1), trees.pages(revision)
     kinds: dict[int, set[tuple[str, bool]]] = {}
     # The object at each page position: a redirected page tree swaps in a prepared page
     # without rewriting any page object.
@@ -481,14 +544,15 @@ def _structural_changes(reader: PdfFileReader, revision: int, base: int, budget:
                 kinds.setdefault(page, set()).add((_annotation_kind(obj), prepared))
         elif ref in drawn_by:
             kinds.setdefault(drawn_by[ref], set()).add(("page_content", False))
-        elif not older or ref == acroform or type_ in ("/ObjStm", "/XRef", "/Metadata", "/Sig",
-                                                        "/DocTimeStamp"):
+        elif not older or ref == acroform or not _may_draw(obj):
             continue  # new objects are drawn only through what is compared above
         elif ref == root_ref:
             old_root = before(root_ref)
             if not all(_same(before, _entry(old_root, k), after, _entry(obj, k))
                        for k in _CATALOG_DRAWN):
                 render_all = True
+        elif any(key in obj for key in _OPTIONAL_CONTENT) or type_ == "/OCG":
+            render_all = True  # optional content decides what every page shows
         elif type_ == "/Pages":
             old_node = before(ref)
             if not all(_same(before, _entry(old_node, k), after, _entry(obj, k))
@@ -681,12 +745,13 @@ def _explain(data: bytes, roots, previews: bool, budget: _Budget) -> Explanation
         return view[:ends[revision - 1]]
 
     renders: dict = {}
+    trees = _Trees(reader)
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
             for revision in range(first, total):  # 0-based index of the later revision
                 budget.check()
                 kinds, before_count, pages, render_all = _structural_changes(
-                    reader, revision, first - 1, budget)
+                    reader, revision, first - 1, budget, trees)
                 own = next((s.field for s in signatures if s.revision == revision + 1), None)
                 cover = next((s.field for s in signatures if s.revision >= revision + 1
                               and s.intact), None)

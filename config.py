@@ -98,7 +98,12 @@ class Config:
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None
     AUTH_RATE_LIMITED = _env_bool("SAOY_LOGIN_RATE_LIMITED", True)
-    AUTH_RATE_LIMIT = _env("SAOY_LOGIN_RATE_LIMIT", "10 per 5 minute")
+    #: Per address (generous: a whole office may share one NAT address); each account is
+    #: also locked after SAOY_LOGIN_LOCK_AFTER failures in a row, with growing back-off.
+    AUTH_RATE_LIMIT = _env("SAOY_LOGIN_RATE_LIMIT", "60 per 5 minute")
+    LOGIN_LOCK_AFTER = _env_int("SAOY_LOGIN_LOCK_AFTER", 5)
+    LOGIN_LOCK_MAX_MINUTES = _env_int("SAOY_LOGIN_LOCK_MAX_MINUTES", 60)
+    FAB_PASSWORD_COMPLEXITY_ENABLED = True  # the validator: app.passwords (create_app)
     RATELIMIT_STORAGE_URI = _env("SAOY_RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_ENABLED = True
     SESSION_COOKIE_HTTPONLY = True
@@ -108,6 +113,7 @@ class Config:
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     PERMANENT_SESSION_LIFETIME = _env_int("SAOY_SESSION_MINUTES", 480) * 60
     JWT_ACCESS_TOKEN_EXPIRES = _env_int("SAOY_API_TOKEN_MINUTES", 60) * 60
+    JWT_REFRESH_TOKEN_EXPIRES = _env_int("SAOY_API_REFRESH_HOURS", 12) * 3600
     PROPAGATE_EXCEPTIONS = False
 
     # Languages and time
@@ -202,5 +208,7 @@ class Config:
     VERIFY_MAX_RENDERS = _env_int("SAOY_VERIFY_MAX_RENDERS", 60)
     VERIFY_SECONDS = _env_int("SAOY_VERIFY_SECONDS", 20)
     VERIFY_RATE_LIMIT = _env("SAOY_VERIFY_RATE_LIMIT", "30 per 10 minute")
+    #: The hard cap on any request body; bodies without a file are cut at 1 MB.
+    MAX_CONTENT_LENGTH = (max(MAX_UPLOAD_MB, VERIFY_MAX_MB) + 1) * 2**20
     BUNDLED_TRUST_DIR = str(BASE_DIR / "trust")  # Vietnamese roots, always trusted
     TRUST_DIR = _env("SAOY_TRUST_DIR")  # extra anchors (PEM files)

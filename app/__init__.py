@@ -13,6 +13,7 @@ from flask_appbuilder import AppBuilder
 from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.routing import IntegerConverter
 
 from app.extensions import csrf, db, migrate
 from app.modules import load_modules
@@ -38,6 +39,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.close()
 
 
+class BoundedInt(IntegerConverter):
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the app.  ``overrides`` (tests) win over environment-driven config."""
     from config import Config
@@ -48,11 +55,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "app" / "static"),
         static_url_path="/static",
     )
+    app.url_map.converters["int"] = BoundedInt  # ids beyond 32 bits are 404, not SQL errors
     app.config.from_object(Config)
     if overrides:
         app.config.update(overrides)
     data_dir = Path(app.config["DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
+    from app.passwords import fab_validator
+
+    app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", fab_validator)
     if not app.config.get("KEYSTORE_DIR"):
         app.config["KEYSTORE_DIR"] = str(data_dir / "keystore")
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
@@ -76,7 +87,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
 
-    from app import errors, i18n, views
+    from app import errors, http, i18n, views
     from app.citizens.views import register as register_citizens
     from app.cli import register_cli
     from app.notifications import register as register_notifications
@@ -97,7 +108,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
             if (blueprint.url_prefix or "").startswith("/api/"):
                 csrf.exempt(blueprint)
 
+    from app.params import bound_request_body
+
+    app.before_request_funcs.setdefault(None, []).insert(0, bound_request_body)
     app.before_request(security.guard_session_api_calls)
+    http.register(app)
     errors.register_error_handlers(app)
     i18n.register(app)
     register_cli(app)

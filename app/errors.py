@@ -55,6 +55,11 @@ def _messages() -> dict[int, str]:
     }
 
 
+def storage_message() -> str:
+    return _("The server cannot reach its file storage or a service it needs right now. "
+             "Nothing was changed; please try again later.")
+
+
 def _respond(code: int, message: str | None = None):
     text = message or _messages().get(code) or _messages()[500]
     if request.path.startswith("/api/"):
@@ -87,8 +92,18 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(PermissionError)
     def not_permitted(exc: PermissionError):
-        """Rules like "your account belongs to no office": a 403 that says why."""
+        """Rules like "your account belongs to no office": a 403 that says why.  An
+        operating-system permission error (a read-only disk) is ours, not the user's:
+        it is logged, and the answer names no path."""
+        if exc.errno is not None or exc.filename is not None:
+            log.error("storage refused on %s %s: %s", request.method, request.path, exc)
+            return _respond(503, storage_message())
         return _respond(403, str(exc) or None)
+
+    @app.errorhandler(OSError)
+    def storage_failed(exc: OSError):
+        log.error("storage failed on %s %s: %s", request.method, request.path, exc)
+        return _respond(503, storage_message())
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

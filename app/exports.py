@@ -33,6 +33,8 @@ def _cell(ws, value: Any, bold: bool = False) -> WriteOnlyCell:
         cell.number_format = DATE_FORMAT
     elif hasattr(value, "value") and not isinstance(value, (int, float, str)):
         cell = WriteOnlyCell(ws, value=str(value.value))  # enums
+    elif isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        cell = _text_cell(ws, value)
     else:
         cell = WriteOnlyCell(ws, value=value if value is None or isinstance(
             value, (int, float, str, bool)) else str(value))
@@ -41,11 +43,23 @@ def _cell(ws, value: Any, bold: bool = False) -> WriteOnlyCell:
     return cell
 
 
-_PLAIN = (int, float, str, bool, type(None))
+_PLAIN = (int, float, bool, type(None))
+#: A cell starting with one of these is a formula to Excel and LibreOffice (=HYPERLINK…).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(ws, value: str) -> WriteOnlyCell:
+    """Text that a spreadsheet shows, never runs (a citizen named =HYPERLINK(...))."""
+    cell = WriteOnlyCell(ws, value=value)
+    cell.data_type = "s"
+    return cell
 
 
 def _value(ws, value: Any) -> Any:
-    """Plain values go in as they are (fast path); dates and enums need a cell."""
+    """Plain values go in as they are (fast path); dates, enums and text that looks like a
+    formula need a cell."""
+    if isinstance(value, str):
+        return _text_cell(ws, value) if value.startswith(FORMULA_STARTS) else value
     return value if isinstance(value, _PLAIN) else _cell(ws, value)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relati
 
 from app.crud import DomainErrorResponses, ServiceFormViewMixin
 from app.errors import NotFoundError
+from app.params import as_id
 
 ADMIN_ROLE = "Admin"
 SUPERVISOR_ROLE = "Supervisor"
@@ -128,14 +129,6 @@ class OfficeIdScopeFilter(OfficeScopeFilter):
 OFFICE_SCOPE = [["office_id", OfficeScopeFilter, None]]
 
 
-def as_pk(value: Any) -> int | None:
-    """A primary key from a URL or JSON value; None when it cannot be one."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 class Scoped(Generic[T]):
     """Scoped lookups for services and custom pages: ``scoped(s, user, M).get_or_404(pk)``."""
 
@@ -150,7 +143,7 @@ class Scoped(Generic[T]):
         return stmt
 
     def get(self, pk: Any) -> T | None:
-        pk = as_pk(pk)
+        pk = as_id(pk)
         if pk is None:
             return None
         return self.session.scalars(self.select().where(self.model.id == pk)).first()

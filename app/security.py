@@ -6,19 +6,23 @@ the schema exists and never creates tables (Alembic owns the schema).
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
-from flask import g, request
+from flask import current_app, g, request, session
+from flask_appbuilder import expose
 from flask_appbuilder.models.sqla.filters import FilterInFunction
 from flask_appbuilder.security.sqla.manager import SecurityManager
-from flask_appbuilder.security.views import ResetPasswordView, UserDBModelView
+from flask_appbuilder.security.views import AuthDBView, ResetPasswordView, UserDBModelView
 from flask_babel import lazy_gettext as _l
+from flask_login import user_logged_in
 from sqlalchemy import inspect
 
 from app import audit
 from app.crud import Datamodel, RecordService, ServiceFormViewMixin
 from app.errors import NotFoundError
+from app.params import as_id
 from app.scoping import (
     ADMIN_ROLE,
     OfficeScopeFilter,
@@ -26,6 +30,8 @@ from app.scoping import (
     scoped,
     staff_office_id,
 )
+from app.timeutil import utcnow
+from app.transactions import atomic
 from app.users import StaffUser
 
 STAFF_ROLES = ("OfficeAdmin", "Officer", "Leader", "Clerk", "Supervisor")
@@ -154,15 +160,88 @@ class ScopedResetPasswordView(ResetPasswordView):
         return super().form_post(form)
 
 
+CREDENTIALS_KEY = "_saoy_credentials"
+
+
+def _credentials_stamp(user: Any) -> str:
+    changed = getattr(user, "credentials_changed_at", None)
+    return changed.isoformat() if changed else ""
+
+
+def _stamp_session(_app, user, **_extra) -> None:
+    session[CREDENTIALS_KEY] = _credentials_stamp(user)
+
+
+class SaoyAuthDBView(AuthDBView):
+    """FAB's login; logging out is a POST (a link or an image elsewhere cannot do it)."""
+
+    @expose("/logout/", methods=["GET", "POST"])
+    def logout(self):
+        if request.method == "GET":
+            return self.render_template("saoy/logout.html", appbuilder=self.appbuilder)
+        return super().logout()
+
+
 class SaoySecurityManager(SecurityManager):
     user_model = StaffUser
     userdbmodelview = StaffUserView
     resetpasswordview = ScopedResetPasswordView
 
+    authdbview = SaoyAuthDBView
+
     def __init__(self, appbuilder):
         super().__init__(appbuilder)
         # Staff changes (roles above all) are audited like every other record.
         self.userdbmodelview.datamodel = Datamodel(StaffUser, service=RecordService("user"))
+        user_logged_in.connect(_stamp_session, current_app._get_current_object())
+
+    def register_views(self) -> None:
+        super().register_views()
+        for view in self.appbuilder.baseviews:  # the REST login: the same per-address limit
+            if type(view).__name__ == "SecurityApi":
+                self.limiter.limit(lambda: current_app.config["AUTH_RATE_LIMIT"],
+                                   methods=["POST"])(view.blueprint)
+
+    # --- credentials: lockout per account, stamps that void old sessions and tokens -----
+
+    def _locked(self, user: Any) -> bool:
+        return bool(user is not None and user.locked_until and user.locked_until > utcnow())
+
+    def _count_failure(self, user: Any) -> None:
+        config = current_app.config
+        failures = user.fail_login_count or 0
+        if failures >= config["LOGIN_LOCK_AFTER"]:
+            minutes = min(2 ** (failures - config["LOGIN_LOCK_AFTER"]),
+                          config["LOGIN_LOCK_MAX_MINUTES"])
+            with atomic(self.session):
+                user.locked_until = utcnow() + dt.timedelta(minutes=minutes)
+                audit.record(self.session, user, "user_locked", obj=user,
+                             reason=f"{failures} failed logins, {minutes} min")
+
+    def reset_password(self, userid, password) -> None:
+        """Every password change voids the sessions and API tokens made before it."""
+        user = self.get_user_by_id(userid)
+        if user is not None:
+            user.credentials_changed_at = utcnow()
+            user.locked_until, user.fail_login_count = None, 0
+        super().reset_password(userid, password)
+
+    def load_user(self, pk: Any):
+        """A session user, only while its credentials are the ones it signed in with."""
+        user = super().load_user(pk)
+        if user is not None and session.get(CREDENTIALS_KEY, "") != _credentials_stamp(user):
+            return None
+        return user
+
+    def load_user_jwt(self, _jwt_header, jwt_data):
+        user = self.get_user_by_id(as_id(jwt_data.get("sub")))
+        if user is None or not user.is_active or self._locked(user):
+            return None
+        changed = user.credentials_changed_at
+        if changed and jwt_data.get("iat", 0) < changed.replace(tzinfo=dt.UTC).timestamp():
+            return None  # issued before the password changed
+        g.user = user
+        return user
 
     def create_db(self) -> None:
         """Seed role rows when Alembic has made the tables; never create tables."""
@@ -184,7 +263,13 @@ class SaoySecurityManager(SecurityManager):
         citizen = by_identity(self.session, username) if username else None
         if citizen is not None:
             username = citizen.user.username
-        return super().auth_user_db(username, password)
+        user = self.find_user(username=username) if username else None
+        if self._locked(user):
+            return None  # the same answer as a wrong password: nothing to learn
+        found = super().auth_user_db(username, password)
+        if found is None and user is not None:
+            self._count_failure(user)
+        return found
 
     def is_item_public(self, permission_name: str, view_name: str) -> bool:
         """Public access is declared in code like every role (no database rows)."""

@@ -5,8 +5,10 @@ before Flask-AppBuilder's security manager configures the mappers.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import ForeignKey
+from sqlalchemy import DateTime, ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.offices.models import Office
@@ -21,3 +23,7 @@ class StaffUser(User):
         ForeignKey("org_office.id"), index=True, nullable=True
     )
     office = relationship(Office, foreign_keys=[office_id], lazy="joined")
+    #: Failed logins in a row lock the account until then (per account, whatever address).
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: When the password last changed: sessions and API tokens from before are void.
+    credentials_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

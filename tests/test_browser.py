@@ -52,6 +52,10 @@ def browser(tmp_path):
     driver.quit()
 
 
+#: The page's own submit button (the navigation bar's logout is a form too).
+CONTENT_SUBMIT = "form:not(#logout-form) [type=submit]"
+
+
 def sign_in(driver, live, username, password="saoy-demo"):
     from selenium.webdriver.common.by import By
 
@@ -59,7 +63,7 @@ def sign_in(driver, live, username, password="saoy-demo"):
     driver.get(f"{live}/login/")
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+    driver.find_element(By.CSS_SELECTOR, CONTENT_SUBMIT).click()
     wait_for(driver, lambda d: "/login" not in d.current_url)
 
 
@@ -98,7 +102,7 @@ def test_citizen_registers_and_books_and_officer_reschedules(browser, live, app)
                          ("phone", "+84 903 123 456"), ("email", f"thu{identity}@example.vn"),
                          ("password", "mat-khau-123"), ("password_again", "mat-khau-123")):
         browser.find_element(By.ID, field).send_keys(value)
-    click(browser, "form [type=submit]")
+    click(browser, CONTENT_SUBMIT)
     assert "/login" in browser.current_url
     sign_in(browser, live, identity, "mat-khau-123")
 
@@ -127,7 +131,7 @@ def test_citizen_registers_and_books_and_officer_reschedules(browser, live, app)
     choice.select_by_index(5)
     new_label = choice.first_selected_option.text
     browser.find_element(By.ID, "reason").send_keys("Cán bộ tiếp nhận đi tập huấn")
-    click(browser, "form [type=submit]")
+    click(browser, CONTENT_SUBMIT)
     assert "alert-success" in browser.page_source
 
     from app.notifications.dispatcher import dispatcher_for_app
@@ -353,9 +357,9 @@ def test_citizen_signs_in_with_the_identity_provider_and_is_verified(
         assert browser.current_url.startswith(identity_provider["issuer"])
         browser.find_element(By.NAME, "login").send_keys("hoa")
         browser.find_element(By.NAME, "password").send_keys("any")
-        click(browser, "form [type=submit]")
+        click(browser, CONTENT_SUBMIT)
         if not browser.current_url.startswith(live):  # the provider's consent page
-            click(browser, "form [type=submit]")
+            click(browser, CONTENT_SUBMIT)
         wait_for(browser, lambda d: d.current_url.startswith(live))
         assert "/login" not in browser.current_url
         browser.get(f"{live}/users/userinfo/")

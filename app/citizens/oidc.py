@@ -47,6 +47,8 @@ class ProviderLoginView(BaseView):
     @expose("/callback")
     def callback(self):
         login_page = url_for(f"{self.appbuilder.sm.auth_view.endpoint}.login")
+        if not configured():
+            return redirect(login_page)
         client = _client()
         try:
             token = client.authorize_access_token()

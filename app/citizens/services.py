@@ -22,12 +22,12 @@ from werkzeug.security import generate_password_hash
 from app import audit
 from app.citizens.models import Citizen
 from app.errors import DomainError
+from app.passwords import password_problem
 from app.timeutil import utcnow
 from app.users import StaffUser
 from app.vn import InvalidIdentifierError, identity_kind, normalize_phone
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MIN_PASSWORD = 8
 
 
 class CitizenError(DomainError):
@@ -69,11 +69,10 @@ def validate(data: Registration) -> dict[str, str]:
     except InvalidIdentifierError:
         errors["phone"] = _("Enter a Vietnamese mobile number of 10 digits (03x, 05x, 07x, "
                             "08x, 09x); +84 is accepted.")
-    if data.email and not EMAIL_RE.match(data.email.strip()):
+    if data.email and (len(data.email) > 320 or not EMAIL_RE.match(data.email.strip())):
         errors["email"] = _("The e-mail address is not valid.")
-    if len(data.password or "") < MIN_PASSWORD:
-        errors["password"] = _("The password must have at least %(n)s characters.",
-                               n=MIN_PASSWORD)
+    if problem := password_problem(data.password, identity=data.identity_number):
+        errors["password"] = problem
     return errors
 
 
@@ -171,6 +170,7 @@ def sign_in_from_provider(session: Session, claims: dict[str, Any], role: Any) -
         citizen.full_name, citizen.phone, citizen.email = name, phone, email
         citizen.user.first_name, citizen.user.last_name = _split_name(name)
         citizen.user.password = generate_password_hash(secrets.token_urlsafe(32))
+        citizen.user.credentials_changed_at = utcnow()  # the registrant's sessions end too
         citizen.user.email = email or f"{identity}@citizen.invalid"
     if not citizen.verified:
         citizen.verified_at, citizen.verified_via = utcnow(), "oidc"

@@ -22,7 +22,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from app import audit
+from app import audit, params
 from app.citizens.models import Citizen
 from app.citizens.services import citizen_of
 from app.crud import RecordService
@@ -30,7 +30,8 @@ from app.errors import DomainError, NotFoundError
 from app.notifications.services import Recipient, notify
 from app.offices.models import Office, OfficeKind
 from app.offices.services import is_offered
-from app.scoping import as_pk, is_admin, role_names, scoped
+from app.params import as_id
+from app.scoping import is_admin, role_names, scoped
 from app.security import STAFF_ROLES
 from app.sql import insert_ignore
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
@@ -116,10 +117,7 @@ def bookable_offices(session: Session, query: str | None = None) -> list[Office]
 
 
 def bookable_office(session: Session, office_id: Any) -> Office:
-    try:
-        office = session.get(Office, int(office_id))
-    except (TypeError, ValueError):
-        office = None
+    office = session.get(Office, as_id(office_id)) if as_id(office_id) else None
     if office is None or not office.active or office.kind not in CERTIFYING_KINDS:
         raise AppointmentError(_("This office does not exist or does not take appointments."),
                                status=404 if office is None else 422)
@@ -212,14 +210,10 @@ def availability(session: Session, office_id: int, date_from: dt.date, date_to: 
 
 def parse_start(value: Any) -> dt.datetime:
     """ISO text or datetime → naive UTC; a time without zone is Vietnam time."""
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise AppointmentError(_("The appointment time is not valid.")) from None
-    if not isinstance(value, dt.datetime):
-        raise AppointmentError(_("The appointment time is not valid."))
-    return to_utc(value)
+    try:
+        return to_utc(params.moment(value, _("The appointment time")))
+    except params.ParamError:
+        raise AppointmentError(_("The appointment time is not valid.")) from None
 
 
 def check_slot(session: Session, office_id: int, start: dt.datetime,
@@ -312,14 +306,15 @@ def book(session: Session, user: Any, *, office_id: Any, document_type_id: Any, 
         raise AppointmentError(_("Only citizens with an account can book appointments."),
                                status=403)
     office = bookable_office(session, office_id)
+    type_id = as_id(document_type_id)
+    if type_id is None:
+        raise AppointmentError(_("Choose a document type and the number of documents."))
     try:
-        documents = int(documents)
-        type_id = int(document_type_id)
-    except (TypeError, ValueError):
-        raise AppointmentError(_("Choose a document type and the number of documents.")) \
+        documents = params.integer(documents, _("Documents"), low=1, high=50, default=1)
+    except params.ParamError:
+        raise AppointmentError(_("The number of documents must be between 1 and 50.")) \
             from None
-    if not 1 <= documents <= 50:
-        raise AppointmentError(_("The number of documents must be between 1 and 50."))
+    note = params.text(note, _("Note"), max_length=2000)
     if not is_offered(session, office.id, type_id):
         raise AppointmentError(_("This office does not certify this document type."))
     start = parse_start(start)
@@ -369,7 +364,7 @@ def visible_select(session: Session, user: Any):
 def get_visible(session: Session, user: Any, appointment_id: Any) -> Appointment:
     """404 (not 403) for anything the user may not see."""
     found = session.scalars(visible_select(session, user)
-                            .where(Appointment.id == as_pk(appointment_id))).first()
+                            .where(Appointment.id == as_id(appointment_id))).first()
     if found is None:
         raise NotFoundError()
     return found
@@ -396,11 +391,11 @@ def _transition(session: Session, appointment: Appointment, to: AppointmentStatu
     session.refresh(appointment)
 
 
-def _require_reason(reason: str | None) -> str:
-    reason = (reason or "").strip()
+def _require_reason(reason: Any) -> str:
+    reason = params.text(reason, _("Reason"), max_length=1000)
     if not reason:
         raise AppointmentError(_("Please give a reason."))
-    return reason[:1000]
+    return reason
 
 
 def cancel(session: Session, user: Any, appointment_id: Any, reason: str | None,

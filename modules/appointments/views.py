@@ -14,7 +14,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
-from app.crud import Datamodel, ServiceApi, query_date
+from app import params
+from app.crud import Datamodel, ServiceApi
 from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.offices.services import offered_document_types
@@ -347,11 +348,11 @@ class AppointmentApi(ServiceApi):
     def _slots(self):
         office = services.bookable_office(db.session, request.args.get("office_id"))
         today = services.today_vn()
-        date_from = query_date("date_from", today)
-        date_to = query_date("date_to", date_from + dt.timedelta(days=30))
+        date_from = params.query_date("date_from", today)
+        date_to = params.query_date("date_to", date_from + dt.timedelta(days=30))
         if date_to < date_from or (date_to - date_from).days > 92:
             raise DomainError(_("Ask for at most 92 days, with date_to after date_from."))
-        type_id = request.args.get("document_type_id", type=int)
+        type_id = params.query_int("document_type_id")
         types = {t.id for t in offered_document_types(db.session, office.id)}
         if type_id is not None and type_id not in types:
             raise DomainError(_("This office does not certify this document type."))
@@ -384,12 +385,12 @@ class AppointmentApi(ServiceApi):
             except ValueError:
                 raise DomainError(_("Unknown status %(value)s.", value=status)) from None
         if request.args.get("date"):
-            day = query_date("date", services.today_vn())
+            day = params.query_date("date", services.today_vn())
             begin = to_utc(dt.datetime.combine(day, dt.time.min,
                                                         tzinfo=VN_TZ))
             stmt = stmt.where(Appointment.start >= begin,
                               Appointment.start < begin + dt.timedelta(days=1))
-        page = max(request.args.get("page", 0, type=int), 0)
+        page = params.query_int("page", default=0, high=100_000)
         rows = db.session.scalars(stmt.order_by(Appointment.start).offset(page * 100)
                                   .limit(100)).all()
         return self.response(200, count=len(rows), result=[appointment_json(a) for a in rows])
@@ -434,11 +435,8 @@ class AppointmentApi(ServiceApi):
             409: {description: The slot is full, or too many active appointments}
             422: {description: Invalid data}
         """
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return self.response_400(message=_("Send the booking as a JSON object."))
-
         def book():
+            body = params.json_object()
             with atomic(db.session):
                 a = services.book(db.session, current_user(), office_id=body.get("office_id"),
                                   document_type_id=body.get("document_type_id"),
@@ -468,9 +466,8 @@ class AppointmentApi(ServiceApi):
             404: {description: Not found}
             409: {description: Already cancelled / processed, or past the cutoff}
         """
-        body = request.get_json(silent=True) or {}
-
         def cancel():
+            body = params.json_object()
             with atomic(db.session):
                 a = services.cancel(db.session, current_user(), pk, body.get("reason"))
             return self.json(200, appointment_json(a))
@@ -497,9 +494,8 @@ class AppointmentApi(ServiceApi):
             404: {description: Not found}
             409: {description: The new slot is full, or the appointment is no longer active}
         """
-        body = request.get_json(silent=True) or {}
-
         def reschedule():
+            body = params.json_object()
             with atomic(db.session):
                 a = services.reschedule(db.session, current_user(), pk, body.get("start"),
                                         body.get("reason"))

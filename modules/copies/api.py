@@ -9,9 +9,11 @@ from flask_appbuilder.api import permission_name, protect
 from flask_babel import gettext as _
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.crud import ServiceApi, query_date
+from app import params
+from app.crud import ServiceApi
 from app.errors import DomainError
 from app.extensions import db
+from app.params import large_body
 from app.scoping import current_user, scoped
 from app.timeutil import VN_TZ, to_local, to_utc
 from app.transactions import atomic
@@ -60,6 +62,7 @@ class CopyApi(ServiceApi):
     @expose("/", methods=["POST"])
     @protect()
     @permission_name("post")
+    @large_body
     def post(self):
         """Intake a walk-in request (draft); submit it with ``/submit``.
         ---
@@ -143,9 +146,8 @@ class CopyApi(ServiceApi):
             409: {description: "Wrong state: {message, allowed_events, state}"}
             422: {description: Missing reason / register, bad placement}
         """
-        body = request.get_json(silent=True) or {}
-
         def run():
+            body = params.json_object()
             with atomic(db.session):
                 copy = workflow.apply(db.session, current_user(), pk, event, params_from(body))
             return jsonify(copy_json(copy, current_user(), full=True)), 200
@@ -178,20 +180,20 @@ class CopyApi(ServiceApi):
                 stmt = stmt.where(CopyRequest.state == State(state))
             except ValueError:
                 raise DomainError(_("Unknown status %(value)s.", value=state)) from None
-        if first := query_date("date_from"):
+        if first := params.query_date("date_from"):
             stmt = stmt.where(CopyRequest.received_at >= to_utc(
                 dt.datetime.combine(first, dt.time.min, tzinfo=VN_TZ)))
-        if last := query_date("date_to"):
+        if last := params.query_date("date_to"):
             stmt = stmt.where(CopyRequest.received_at < to_utc(
                 dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=VN_TZ)))
-        if type_id := request.args.get("document_type_id", type=int):
+        if type_id := params.query_int("document_type_id"):
             stmt = stmt.where(CopyRequest.document_type_id == type_id)
-        if q := (request.args.get("q") or "").strip():
+        if q := params.text(request.args.get("q"), "q", max_length=100):
             like = f"%{q}%"
             stmt = stmt.where(CopyRequest.requester_identity.like(like)
                               | CopyRequest.requester_name.ilike(like)
                               | (CopyRequest.number == q))
-        page = max(request.args.get("page", 0, type=int), 0)
+        page = params.query_int("page", default=0, high=100_000)
         rows = db.session.scalars(stmt.order_by(CopyRequest.id.desc()).offset(page * 100)
                                   .limit(100)).all()
         return jsonify(count=len(rows), result=[copy_json(c) for c in rows]), 200

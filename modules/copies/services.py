@@ -16,12 +16,13 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import audit
+from app import audit, params
 from app.audit import AuditEvent
 from app.citizens.services import by_identity, citizen_of, identity_error, verify_at_counter
 from app.errors import DomainError, NotFoundError
 from app.offices.services import is_offered
-from app.scoping import as_pk, staff_office_id
+from app.params import as_id
+from app.scoping import staff_office_id
 from app.storage import file_store
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
 from modules.appointments import services as appointments
@@ -98,20 +99,16 @@ def _checked_upload(upload: Upload) -> tuple[ScanInfo, str]:
 
 
 def _document_type(session: Session, office_id: int, value: Any) -> int:
-    try:
-        type_id = int(value)
-    except (TypeError, ValueError):
-        raise IntakeError(_("Choose the document type.")) from None
+    type_id = as_id(value)
+    if type_id is None:
+        raise IntakeError(_("Choose the document type."))
     if not is_offered(session, office_id, type_id):
         raise IntakeError(_("This office does not certify this document type."))
     return type_id
 
 
 def _copies(value: Any) -> int:
-    try:
-        copies = int(value or 1)
-    except (TypeError, ValueError):
-        copies = 0
+    copies = as_id(value or 1) or 0
     if not 1 <= copies <= MAX_COPIES:
         raise IntakeError(_("The number of copies must be between 1 and %(max)s.",
                             max=MAX_COPIES))
@@ -163,6 +160,7 @@ def intake(session: Session, user: Any, *, upload: Upload, document_type_id: Any
     office_id = staff_office_id(user)
     type_id = _document_type(session, office_id, document_type_id)
     count = _copies(copies)
+    params.text(note, _("Note"), max_length=2000)  # refused before the scan is stored
     who = resolve_requester(session, user, requester)
     appointment = None
     if appointment_code:
@@ -178,7 +176,8 @@ def intake(session: Session, user: Any, *, upload: Upload, document_type_id: Any
     request = CopyRequest(
         office_id=office_id, state=State.draft, version=1, document_type_id=type_id,
         copies=count, pages=info.pages, scan_dpi=info.dpi,
-        scan_filename=(upload.filename or "")[:255] or None, note=(note or "").strip() or None,
+        scan_filename=scan_name(upload.filename), note=params.text(note, _("Note"),
+                                                                  max_length=2000),
         document_id=doc.id, fee=fee_for(info.pages, count), received_at=now,
         due_at=due_at(session, office_id, now), created_by_id=user.id,
         appointment_id=appointment.id if appointment else None, **who)
@@ -189,6 +188,13 @@ def intake(session: Session, user: Any, *, upload: Upload, document_type_id: Any
     if appointment is not None:
         appointments.mark_processed(session, user, appointment)
     return request, info
+
+
+def scan_name(filename: str | None) -> str | None:
+    """The uploaded file's name as shown (never a path: only its last part, printable)."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:255] or None
 
 
 def _type_name(session: Session, type_id: int) -> str:
@@ -213,10 +219,11 @@ def update_draft(session: Session, user: Any, request_id: Any, *, upload: Upload
     pages = info.pages if info else request.pages
     draft = workflow.DraftChanges(
         document_type_id=type_id, document_type_name=_type_name(session, type_id),
-        copies=count, note=(note.strip() or None) if note is not None else request.note,
+        copies=count, note=params.text(note, _("Note"), max_length=2000)
+        if note is not None else request.note,
         fee=None if request.fee_paid else fee_for(pages, count), scan_sha256=sha,
         pages=pages, dpi=info.dpi if info else request.scan_dpi,
-        filename=((upload.filename or "")[:255] or None) if upload else request.scan_filename)
+        filename=scan_name(upload.filename) if upload else request.scan_filename)
     return workflow.apply(session, user, request.id, workflow.Event.edit,
                           workflow.Params(draft=draft)), info
 
@@ -257,7 +264,7 @@ def citizen_request(session: Session, user: Any, request_id: Any) -> CopyRequest
     """One of the citizen's own requests, or 404."""
     citizen = citizen_of(session, user)
     found = session.scalars(_citizen_select(session, user)
-                            .where(CopyRequest.id == as_pk(request_id))).first()
+                            .where(CopyRequest.id == as_id(request_id))).first()
     if found is None or citizen is None or not citizen.verified:
         raise NotFoundError()
     return found

@@ -12,11 +12,13 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app import params
 from app.crud import Datamodel
 from app.errors import DomainError, NotFoundError
 from app.extensions import csrf, db
 from app.i18n import format_money
 from app.offices.services import offered_document_types
+from app.params import large_body
 from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user, role_names
 from app.transactions import atomic
 from modules.appointments import services as appointments
@@ -64,34 +66,33 @@ def check_csrf() -> None:
         csrf.protect()
 
 
+#: A page of a scan is at most 200 inches (14,400 points) on a side.
+MAX_POINTS = 14_400
+
+
 def placement_from(values) -> signing_pdf.Placement | None:
     """Optional page and rectangle (points) for the attestation, from a form or JSON."""
-    page = values.get("page")
-    rect = values.get("rect")
-    if page in (None, "") and not rect:
+    page = params.integer(values.get("page"), _("Page"), low=1, high=100_000)
+    box = params.numbers(values.get("rect"), _("Area"), count=4, low=0, high=MAX_POINTS)
+    if page is None and box is None:
         return None
-    try:
-        page_index = int(page) - 1 if page not in (None, "") else None
-        if isinstance(rect, str):
-            rect = [float(v) for v in rect.replace(";", ",").split(",")] if rect else None
-        box = tuple(float(v) for v in rect) if rect else None
-        if box is not None and len(box) != 4:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise DomainError(_("The page or the area of the attestation is not valid.")) from None
-    return signing_pdf.Placement(page=page_index, rect=box)
+    return signing_pdf.Placement(page=page - 1 if page else None, rect=box)
 
 
 def params_from(values) -> workflow.Params:
-    register_id = values.get("register_id")
-    reason = values.get("reason") or ""
-    if values.get("ground"):
-        reason = f"{values.get('ground')} {reason}".strip()
+    """The parameters of a workflow event, typed and bounded (form or JSON object)."""
+    reason = params.text(values.get("reason"), _("Reason"), max_length=1000) or ""
+    ground = params.text(values.get("ground"), _("Reason"), max_length=1000)
+    if ground:
+        reason = f"{ground} {reason}".strip()
+    register = values.get("register_id")
+    register_id = params.as_id(register)
+    if register not in (None, "") and register_id is None:
+        raise params.ParamError(_("Choose the register that gives the number."))
     receipt = values.get("receipt_number", values.get("receipt"))
     return workflow.Params(
-        reason=reason, placement=placement_from(values),
-        register_id=int(register_id) if str(register_id or "").isdigit() else None,
-        receipt_number=receipt if isinstance(receipt, str) else None)
+        reason=reason, placement=placement_from(values), register_id=register_id,
+        receipt_number=params.text(receipt, _("Receipt number"), max_length=64))
 
 
 HISTORY_EVENTS = {
@@ -180,6 +181,7 @@ class CopyRequestView(CopyListBase):
 
     @expose("/intake", methods=["POST"])
     @has_access
+    @large_body
     def intake_post(self):
         try:
             upload = read_upload()
@@ -279,6 +281,7 @@ class CopyRequestView(CopyListBase):
 
     @expose("/request/<int:pk>/edit", methods=["GET", "POST"])
     @has_access
+    @large_body
     def edit_draft(self, pk: int):
         """Xử lý tiếp: change the scan, type, copies, note; then submit again."""
         copy = self._get(pk)

@@ -308,14 +308,24 @@ def explain_document(doc: SignedDocument, *, previews: bool = False) -> Explanat
 
 
 def page_png(doc: SignedDocument, page: int, dpi: int = 50) -> bytes | None:
-    """A page of the current file as PNG (the leader places the attestation on it)."""
-    if not 1 <= page <= (doc.pages or 1):
+    """A page of the current file as PNG (the leader places the attestation on it):
+    rendered once per version, with a time and memory limit, then kept."""
+    if not 1 <= page <= (doc.pages or 1) + 1:
         return None
-    image = render_page(file_store().path(doc.current_sha256), page, dpi, gray=False)
+    cache = Path(current_app.config["DATA_DIR"]) / "previews" / doc.current_sha256[:2] / \
+        f"{doc.current_sha256}-{page}-{dpi}.png"
+    if cache.exists():
+        return cache.read_bytes()
+    image = render_page(file_store().path(doc.current_sha256), page, dpi, gray=False,
+                        seconds=15, memory_mb=768)
     if image is None:
         return None
     out = io.BytesIO()
     image.save(out, "PNG", optimize=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{secrets.token_hex(4)}.tmp")
+    tmp.write_bytes(out.getvalue())
+    tmp.replace(cache)
     return out.getvalue()
 
 

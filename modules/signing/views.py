@@ -16,9 +16,11 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField
 
+from app import params
 from app.crud import Datamodel, DomainErrorAnswers
 from app.errors import DomainError, NotFoundError
 from app.extensions import db
+from app.params import large_body
 from app.scoping import OfficeScopeFilter, ScopedModelView, scoped
 from app.transactions import atomic
 from modules.signing import keys, services
@@ -147,6 +149,7 @@ class VerifyView(BaseView):
     default_view = "upload"
 
     @expose("/", methods=["GET", "POST"])
+    @large_body
     def upload(self):
         result = None
         if request.method == "POST":
@@ -215,6 +218,7 @@ class VerifyApi(DomainErrorAnswers, BaseApi):
 
     @expose("", methods=["POST"])
     @expose("/", methods=["POST"])
+    @large_body
     def by_upload(self):
         """Verdict for an uploaded PDF (at most SAOY_VERIFY_MAX_MB; rate-limited per address).
         ---
@@ -282,7 +286,7 @@ class SigningJobApi(BaseApi):
               or sent again), or its document no longer waits for this signature"}
             422: {description: The signature does not match}
         """
-        value = (request.get_json(silent=True) or {}).get("signature", "")
+        value = params.json_object().get("signature", "")
         try:
             signature = base64.b64decode(value, validate=True)
         except (ValueError, TypeError):
@@ -308,7 +312,7 @@ class SigningJobApi(BaseApi):
           responses:
             200: {description: Registered}
         """
-        value = (request.get_json(silent=True) or {}).get("certificate", "")
+        value = params.json_object().get("certificate", "")
         try:
             der = base64.b64decode(value, validate=True)
         except (ValueError, TypeError):
@@ -355,6 +359,7 @@ class SignerProfileView(ScopedModelView):
 
     @expose("/image/<int:pk>", methods=["GET", "POST"])
     @has_access
+    @large_body
     def image(self, pk: int):
         """Upload the signature (leader) or seal (office) image, a transparent PNG."""
         profile = scoped(db.session, g.user, SignerProfile).get_or_404(pk)
@@ -396,6 +401,7 @@ class SigningKeyView(ScopedModelView):
 
     @expose("/register", methods=["GET", "POST"])
     @has_access
+    @large_body
     def register(self):
         """Register a PKCS#12 file (imported into the keystore) or a key on a declared token."""
         from app.offices.models import OFFICE_KINDS_THAT_CERTIFY, Office

@@ -1,0 +1,200 @@
+"""One way to read what a client sends: query and body parameters, typed and bounded.
+
+Every door parses its input through these functions, so a value of the wrong type, a
+number out of range, a date in year 1 or 9999, a JSON array where an object is due, or
+a 50 MB note is a clear 4xx in the user's language — never a 500 from deep inside.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import request
+from flask_babel import gettext as _
+from sqlalchemy import Boolean, Date, DateTime, Integer, String, Text, inspect
+
+from app.errors import DomainError
+
+MAX_ID = 2**31 - 1  # ids and counts: 32-bit integers on every database
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+MAX_TEXT = 10_000  # a Text column: notes, reasons, templates
+SMALL_BODY = 1024 * 1024  # JSON and forms without a file
+
+
+def large_body(func):
+    """Marks a view that takes a file: its body may reach the upload limit (every other
+    request body is refused past ``SMALL_BODY`` before anything parses it)."""
+    func.saoy_large_body = True
+    return func
+
+
+def bound_request_body() -> None:
+    """Before every other hook (the CSRF check parses forms): small bodies by default."""
+    from flask import current_app
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    if not getattr(view, "saoy_large_body", False):
+        request.max_content_length = SMALL_BODY
+
+
+class ParamError(DomainError):
+    """A parameter has the wrong type or is out of range; the message names it."""
+
+
+def _digits(value: Any) -> str | None:
+    """ASCII digits only ("１２" and "10³⁰" are digits to str.isdigit, not to us)."""
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(
+        value, bool) else None
+    return text if text and text.isascii() and text.isdigit() else None
+
+
+def as_id(value: Any) -> int | None:
+    """A primary key from a URL, form or JSON value; None when it cannot be one."""
+    digits = _digits(value)
+    if digits is None or len(digits) > 10:
+        return None
+    number = int(digits)
+    return number if 0 < number <= MAX_ID else None
+
+
+def integer(value: Any, name: str, *, low: int = 0, high: int = MAX_ID,
+            default: int | None = None) -> int | None:
+    if value in (None, ""):
+        return default
+    negative = isinstance(value, str) and value.strip().startswith("-")
+    digits = _digits(value.strip()[1:] if negative else value)
+    if digits is None or len(digits) > 12 or not low <= int(digits) * (-1 if negative else 1) \
+            <= high:
+        raise ParamError(_("%(name)s must be a whole number from %(low)s to %(high)s.",
+                           name=name, low=low, high=high))
+    return int(digits) * (-1 if negative else 1)
+
+
+def text(value: Any, name: str, *, max_length: int, required: bool = False) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ParamError(_("%(name)s is required.", name=name))
+        return None
+    if not isinstance(value, str):
+        raise ParamError(_("%(name)s must be text.", name=name))
+    value = value.strip()
+    if len(value) > max_length:
+        raise ParamError(_("%(name)s is longer than %(n)s characters.", name=name,
+                           n=max_length))
+    return value
+
+
+def numbers(value: Any, name: str, *, count: int, low: float, high: float
+            ) -> tuple[float, ...] | None:
+    """``count`` finite numbers in [low, high] (a list, or text "1,2,3,4")."""
+    if value in (None, "", []):
+        return None
+    if isinstance(value, str):
+        value = [v for v in value.replace(";", ",").split(",") if v.strip()]
+    try:
+        items = tuple(float(v) for v in value if not isinstance(v, bool))
+    except (TypeError, ValueError):
+        items = ()
+    if len(items) != count or not all(math.isfinite(v) and low <= v <= high for v in items):
+        raise ParamError(_("%(name)s must be %(count)s numbers from %(low)s to %(high)s.",
+                           name=name, count=count, low=low, high=high))
+    return items
+
+
+def date(value: Any, name: str, default: dt.date | None = None) -> dt.date | None:
+    if value in (None, ""):
+        return default
+    try:
+        day = dt.date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        day = None
+    if day is None or not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ParamError(_("The date %(value)s is not valid (use YYYY-MM-DD, years %(first)s "
+                           "to %(last)s).", value=str(value)[:40], first=FIRST_YEAR,
+                           last=LAST_YEAR))
+    return day
+
+
+def moment(value: Any, name: str) -> dt.datetime:
+    """An ISO time (a datetime passes through) within the sane years."""
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        try:
+            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00")) \
+                if isinstance(value, str) and len(value) < 40 else None
+        except ValueError:
+            parsed = None
+    if parsed is None or not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise ParamError(_("%(name)s is not a valid time.", name=name))
+    return parsed
+
+
+def query_int(name: str, **bounds: Any) -> int | None:
+    return integer(request.args.get(name), name, **bounds)
+
+
+def query_date(name: str, default: dt.date | None = None) -> dt.date | None:
+    return date(request.args.get(name), name, default)
+
+
+def json_object() -> dict[str, Any]:
+    """The request's JSON body, which must be an object (an empty body is ``{}``)."""
+    if not request.get_data(cache=True):
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ParamError(_("Send a JSON object."), 400)
+    return body
+
+
+def check_record(model: Any, columns: Iterable[str], body: Mapping[str, Any]) -> None:
+    """A generic REST body against the model's own columns: types, lengths, id ranges —
+    before FAB's schema or the database sees it."""
+    mapper = inspect(model)
+    for name in columns:
+        if name not in body or body[name] is None:
+            continue
+        value = body[name]
+        if name in mapper.relationships:
+            if mapper.relationships[name].uselist:
+                ok = isinstance(value, list) and all(as_id(v) for v in value)
+            else:
+                ok = as_id(value) is not None
+        elif name in mapper.columns:
+            column_type = mapper.columns[name].type
+            if isinstance(column_type, Boolean):
+                ok = isinstance(value, bool)
+            elif isinstance(column_type, Integer):
+                ok = isinstance(value, int) and not isinstance(value, bool) and \
+                    abs(value) <= MAX_ID
+            elif isinstance(column_type, (Date, DateTime)):
+                ok = isinstance(value, str) and len(value) <= 40
+            elif isinstance(column_type, String):
+                limit = column_type.length or MAX_TEXT
+                ok = isinstance(value, str) and len(value) <= limit
+            elif isinstance(column_type, Text):
+                ok = isinstance(value, str) and len(value) <= MAX_TEXT
+            else:
+                ok = isinstance(value, (str, int, float, bool))
+        else:
+            continue
+        if not ok:
+            raise ParamError(_("The value of %(name)s is not valid.", name=name))
+
+
+def check_lengths(item: Any) -> None:
+    """Text that fits its column (and Text columns a sane size) before the database
+    refuses it — for records from any form."""
+    mapper = inspect(type(item))
+    for column in mapper.columns:
+        value = getattr(item, column.key, None)
+        if not isinstance(value, str):
+            continue
+        limit = column.type.length if isinstance(column.type, String) and \
+            column.type.length else MAX_TEXT
+        if len(value) > limit:
+            raise ParamError(_("%(name)s is longer than %(n)s characters.", name=column.key,
+                               n=limit))

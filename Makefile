@@ -19,12 +19,21 @@ TEST_DEBS := $(RUNTIME_DEBS) chromium chromium-driver softhsm2 opensc \
 OIDC_DIR := $(CURDIR)/.cache/oidc
 OIDC_PROVIDER := oidc-provider@9.13.3
 
-.PHONY: demo test lint bench translations system-deps system-deps-test venv db demo-data serve clean oidc-provider
+.PHONY: demo test lint bench translations system-deps system-deps-test venv db demo-data serve clean oidc-provider deploy-check
 
 demo: system-deps venv translations db demo-data serve
 
 test: system-deps-test venv translations lint oidc-provider
 	SAOY_TEST_OIDC_DIR=$(OIDC_DIR) $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@if command -v nginx >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+	  $(MAKE) --no-print-directory deploy-check; \
+	else echo "deploy-check skipped: it runs when nginx and PostgreSQL are present"; fi
+
+# The deployed stack, for real on loopback (docs/admin.md): installs nginx if missing.
+deploy-check: system-deps-test venv translations
+	$(call install_debs,nginx-light)
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { echo "deploy-check needs PostgreSQL on 127.0.0.1:5432"; exit 1; }
+	$(PY) deploy/check.py
 
 oidc-provider: system-deps-test
 	@test -d $(OIDC_DIR)/node_modules/oidc-provider || \
@@ -48,10 +57,11 @@ system-deps-test:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements-dev.txt -c constraints.txt
+	$(PIP) install -q --no-deps -e .
 	touch $@
 
 translations: venv

@@ -77,6 +77,8 @@ class Config:
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     BASE_URL = _env("SAOY_BASE_URL", f"http://127.0.0.1:{PORT}")
     DEMO_MODE = _env_bool("SAOY_DEMO", False)
+    #: Proxies in front (nginx: 1) whose X-Forwarded-For/Proto/Host are trusted.
+    PROXY_FIX = _env_int("SAOY_PROXY_FIX", 0)
 
     # Flask-AppBuilder
     APP_NAME = "SaoY"

@@ -117,15 +117,32 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     i18n.register(app)
     register_cli(app)
 
-    if app.config.get("SCHEDULER_ENABLED") and _should_run_scheduler(app):
-        from app.jobs import start_scheduler
+    if app.config.get("PROXY_FIX"):  # behind nginx: its X-Forwarded-* are the truth
+        from werkzeug.middleware.proxy_fix import ProxyFix
 
-        start_scheduler(app)
+        hops = app.config["PROXY_FIX"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
+                                x_port=hops)
+    if _serving(app):
+        warm_up(app)
+        if app.config.get("SCHEDULER_ENABLED"):
+            from app.jobs import start_scheduler
+
+            start_scheduler(app)
     return app
 
 
-def _should_run_scheduler(app: Flask) -> bool:
-    """Run jobs in the web server process, not in `flask db …` or tests."""
+def _serving(app: Flask) -> bool:
+    """A web server process (`make demo`, gunicorn), not `flask db …` or tests."""
     if app.config.get("TESTING"):
         return False
     return os.environ.get("SAOY_PROCESS") == "web"
+
+
+def warm_up(app: Flask) -> None:
+    """Each module's one-time work before the first request (with gunicorn's preload, in
+    the master: every worker starts warm)."""
+    with app.app_context():
+        for spec in app.extensions["saoy_modules"]:
+            if spec.warm_up:
+                spec.warm_up()

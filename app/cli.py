@@ -67,7 +67,9 @@ def worker() -> None:
     import threading
 
     from app.jobs import start_scheduler
+    from app.ops import beat
 
+    beat()  # alive from the first second, not after the first interval
     scheduler = start_scheduler(current_app._get_current_object())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -78,6 +80,72 @@ def worker() -> None:
         pass
     if scheduler:
         scheduler.shutdown()
+
+
+@saoy.command("init")
+@click.option("--admin", "admin_username", default=None, help="the first administrator")
+@click.option("--admin-email", default=None)
+@click.option("--admin-password-file", type=click.Path(exists=True, dir_okay=False),
+              default=None)
+def init(admin_username, admin_email, admin_password_file) -> None:
+    """Roles, reference data and (once) the first administrator.  Run after `db upgrade`;
+    the only place permissions are written (web and worker processes never do)."""
+    from pathlib import Path
+
+    from app.ops import init as run_init
+
+    password = Path(admin_password_file).read_text().strip() if admin_password_file else None
+    try:
+        for line in run_init(admin_username, admin_email, password):
+            click.echo(line)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@saoy.command("backup")
+@click.argument("target", type=click.Path(file_okay=False))
+def backup(target) -> None:
+    """A consistent snapshot into TARGET (new folder): database, files, keys, manifest."""
+    from pathlib import Path
+
+    from app.ops import backup as run_backup
+
+    manifest = run_backup(current_app._get_current_object(), Path(target))
+    click.echo(f"backup of {manifest['database']} at revision {manifest['revision']}: "
+               f"{len(manifest['files'])} files, manifest.json written")
+
+
+@saoy.command("restore")
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+def restore(source) -> None:
+    """Rebuild this fresh server (empty database, empty data folder) from SOURCE, then
+    check every file's hash and the audit chain; exit 1 if anything is wrong."""
+    from pathlib import Path
+
+    from app.ops import restore as run_restore
+
+    try:
+        report = run_restore(current_app._get_current_object(), Path(source))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored backup of {report['created_at']} (revision {report['revision']}): "
+               f"{report['files_checked']} files, {report['audit_events']} audit events")
+    if report["files_damaged"] or not report["audit_ok"]:
+        click.echo(f"DAMAGED: files {report['files_damaged']}, audit chain ok: "
+                   f"{report['audit_ok']}", err=True)
+        sys.exit(1)
+
+
+@saoy.command("health")
+def health() -> None:
+    """What /health answers, on the command line (exit 1 when something is down)."""
+    import json
+
+    from app.ops import health as run_health
+
+    report, ok = run_health(current_app._get_current_object())
+    click.echo(json.dumps(report, indent=1))
+    sys.exit(0 if ok else 1)
 
 
 def register_cli(app: Flask) -> None:

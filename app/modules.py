@@ -41,6 +41,9 @@ class ModuleSpec:
     jobs: Sequence[Job] = ()
     cli: Callable[..., None] | None = None  # cli(group): adds commands to `flask saoy`
     demo: Callable[[], int] | None = None  # demo(): adds demo rows, returns how many
+    #: warm_up(): one-time slow work (in an app context) done when a server starts, so
+    #: that no user's first click pays for it.
+    warm_up: Callable[[], None] | None = None
 
 
 def import_spec(dotted: str) -> ModuleSpec:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import g
-from flask_appbuilder import IndexView, ModelView, expose
+from flask_appbuilder import BaseView, IndexView, ModelView, expose
 from flask_babel import lazy_gettext as _l
 
 from app.audit import AuditEvent
@@ -40,6 +40,24 @@ class AuditEventView(ModelView):
     }
 
 
+class HealthView(BaseView):
+    """``/health`` for monitoring: database, file store, worker, outbox, signers; no
+    secrets.  200 when all is well, 503 otherwise."""
+
+    route_base = "/health"
+    default_view = "index"
+
+    @expose("/")
+    def index(self):
+        from flask import current_app, jsonify
+
+        from app.ops import health
+
+        report, ok = health(current_app._get_current_object())
+        return jsonify(report), 200 if ok else 503
+
+
 def register(appbuilder) -> None:
+    appbuilder.add_view_no_menu(HealthView)
     appbuilder.add_view(AuditEventView, "Audit log", label=_l("Audit log"), icon="fa-history",
                         category="Administration", category_label=_l("Administration"))

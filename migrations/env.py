@@ -41,6 +41,11 @@ def run_migrations_online() -> None:
     conf_args.setdefault("compare_type", True)
     conf_args.setdefault("render_as_batch", True)
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch migrations rebuild SQLite tables: foreign keys are checked at the end
+            # (PRAGMA foreign_key_check), not while a referenced table is replaced.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

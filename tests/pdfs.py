@@ -38,29 +38,44 @@ def scan_pdf(pages: int = 1, dpi: int = 200, noise: int = 0, seed: int = 1,
 
 
 def sized_scan_pdf(target_bytes: int, dpi: int = 200) -> bytes:
-    """A colour scan of about ``target_bytes``: A4 pages whose lower part is noisy
-    (noise does not compress, like a dense colour scan), as many pages as needed."""
+    """A colour scan of about ``target_bytes`` (never more): A4 pages whose lower part is
+    noisy (noise does not compress, like a dense colour scan), as many pages as needed."""
+    goal = target_bytes
+    for _ in range(4):  # the PDF wrapping adds a share: aim lower until it fits
+        data = _noisy_scan(goal, dpi)
+        if len(data) <= target_bytes:
+            return data
+        goal = int(goal * target_bytes / len(data) * 0.99)
+    return data
+
+
+def _noisy_scan(target_bytes: int, dpi: int) -> bytes:
     import os
 
     width_px, height_px = int(8.27 * dpi), int(11.69 * dpi)
     out = io.BytesIO()
     c = canvas.Canvas(out, pagesize=A4)
-    written = 0
-    page = 0
+    written, page = 0, 0
     while written < target_bytes * 0.97:
-        img = Image.new("RGB", (width_px, height_px), (250, 246, 235))
-        need = target_bytes - written
+        need = target_bytes * 0.985 - written - 4096  # room for the page's PDF objects
         rows = min(height_px, max(40, int(need / (width_px * 3 * 0.72))))
-        noise = Image.frombytes("RGB", (width_px, rows), os.urandom(width_px * rows * 3))
-        img.paste(noise, (0, height_px - rows))
-        ImageDraw.Draw(img).text((dpi, dpi), f"TRANG {page + 1}", fill=(0, 0, 0))
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=85, dpi=(dpi, dpi))
+        for _ in range(8):  # shrink the noisy band until the page fits what is left
+            img = Image.new("RGB", (width_px, height_px), (250, 246, 235))
+            noise = Image.frombytes("RGB", (width_px, rows), os.urandom(width_px * rows * 3))
+            img.paste(noise, (0, height_px - rows))
+            ImageDraw.Draw(img).text((dpi, dpi), f"TRANG {page + 1}", fill=(0, 0, 0))
+            buf = io.BytesIO()
+            img.save(buf, "JPEG", quality=85, dpi=(dpi, dpi))
+            if buf.tell() <= max(need, 0) or rows <= 40:
+                break
+            rows = max(40, int(rows * need / buf.tell() * 0.97))
         written += buf.tell()
         buf.seek(0)
         c.drawImage(ImageReader(buf), 0, 0, *A4)
         c.showPage()
         page += 1
+        if rows <= 40 and buf.tell() > need:
+            break
     c.save()
     return out.getvalue()
 

@@ -1,9 +1,12 @@
 """HTTP hardening shared by every door: security headers, no server banner, and FAB's
 generic action routes answering unknown action names with 404 (FAB itself fails on
-them with a 500)."""
+them with a 500); and the server's own time of each answer (``Server-Timing``), for
+monitoring and the benchmarks."""
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, request
+import time
+
+from flask import Flask, Response, current_app, g, request
 from flask_babel import gettext as _
 
 from app.errors import DomainError, NotFoundError
@@ -57,9 +60,17 @@ def security_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers["Server"] = "SaoY"  # set here, the server adds no banner of its own
+    started = g.get("saoy_started")
+    if started is not None:  # until the answer is ready (a stream's body comes after)
+        headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response
 
 
+def _start_clock() -> None:
+    g.saoy_started = time.perf_counter()
+
+
 def register(app: Flask) -> None:
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_clock)
     app.before_request(check_generic_doors)
     app.after_request(security_headers)

@@ -59,6 +59,22 @@ def as_id(value: Any) -> int | None:
     return number if 0 < number <= MAX_ID else None
 
 
+def ids(value: Any, name: str, *, max_count: int) -> list[int]:
+    """Distinct primary keys, in order, from a JSON list or text "1,2,3"; at most
+    ``max_count`` of them."""
+    if value in (None, ""):
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ParamError(_("%(name)s must be a list of record numbers.", name=name))
+    found = [as_id(v) for v in items if not (isinstance(v, str) and not v.strip())]
+    if None in found:
+        raise ParamError(_("%(name)s must be a list of record numbers.", name=name))
+    if len(found) > max_count:
+        raise ParamError(_("At most %(n)s records at a time.", n=max_count))
+    return list(dict.fromkeys(found))
+
+
 def integer(value: Any, name: str, *, low: int = 0, high: int = MAX_ID,
             default: int | None = None) -> int | None:
     if value in (None, ""):

@@ -22,14 +22,20 @@ def make_token(directory: Path, label: str, key_pem: Path, cert_pem: Path, key_l
     conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
                     "log.level = ERROR\n")
     env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin,
+                    "--so-pin", "12345678"], check=True, capture_output=True, env=env)
+    add_key(env, label, key_pem, cert_pem, key_label, "01", pin)
+    return {"SOFTHSM2_CONF": str(conf)}
+
+
+def add_key(env: dict[str, str], label: str, key_pem: Path, cert_pem: Path, key_label: str,
+            key_id: str, pin: str = "123456") -> None:
+    """Put one more key and its certificate on a token made by ``make_token``."""
     run = lambda *a: subprocess.run(a, check=True, capture_output=True, env=env)  # noqa: E731
-    run("softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin,
-        "--so-pin", "12345678")
     run("softhsm2-util", "--import", str(key_pem), "--token", label, "--label", key_label,
-        "--id", "01", "--pin", pin)
-    der = directory / "cert.der"
+        "--id", key_id, "--pin", pin)
+    der = Path(str(cert_pem) + ".der")
     subprocess.run(["openssl", "x509", "-in", str(cert_pem), "-outform", "DER", "-out",
                     str(der)], check=True, capture_output=True)
     run("pkcs11-tool", "--module", softhsm_lib(), "--token-label", label, "--login", "--pin",
-        pin, "--write-object", str(der), "--type", "cert", "--label", key_label, "--id", "01")
-    return {"SOFTHSM2_CONF": str(conf)}
+        pin, "--write-object", str(der), "--type", "cert", "--label", key_label, "--id", key_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import re
 import threading
 
@@ -287,7 +288,8 @@ def _stored_files(app) -> set[str]:
     from pathlib import Path
 
     root = Path(app.config["DATA_DIR"]) / "files"
-    return {p.name for p in root.rglob("*") if p.is_file() and "tmp" not in p.parts}
+    return {p.name for p in root.rglob("*")
+            if p.is_file() and "tmp" not in p.relative_to(root).parts}
 
 
 def test_too_large_upload_is_refused_while_streaming(app, api, login, doc_type, monkeypatch):
@@ -503,6 +505,85 @@ def test_failed_seal_keeps_the_state_and_uses_no_number(app, login, db_session, 
     assert state_of(db_session, pk).number == str(before)
 
 
+def _lines(response) -> list[dict]:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "application/x-ndjson"
+    return [json.loads(line) for line in response.get_data(as_text=True).splitlines() if line]
+
+
+def test_batch_signing_opens_the_key_once_and_reports_each_copy(app, api, db_session,
+                                                               doc_type, monkeypatch):
+    """A leader's batch: the key is opened once for all copies (one token login), each copy
+    is signed in its own unit and reported on its own line; a copy of another office,
+    one already signed and an unknown id fail alone."""
+    from modules.copies.models import State
+    from modules.signing import services as signing_services
+
+    opened = []
+    real_open = signing_services.open_signer
+
+    def counting_open(key, config):
+        opened.append(key.id)
+        return real_open(key, config)
+
+    monkeypatch.setattr(signing_services, "open_signer", counting_open)
+    mine = [_submitted(app, db_session, doc_type) for _ in range(3)]
+    theirs = _submitted(app, db_session, doc_type, officer="officer.b")
+    rest, headers = api("leader.a")
+    assert rest.post(f"/api/v1/copy/{mine[0]}/sign", headers=headers).status_code == 200
+    assert len(opened) == 1
+    ids = [*mine, theirs, 99999]
+    lines = _lines(rest.post("/api/v1/copy/sign-batch", headers=headers, json={"ids": ids}))
+    assert [line["id"] for line in lines] == ids
+    assert [line["ok"] for line in lines] == [False, True, True, False, False]
+    assert [line.get("status") for line in lines] == [409, None, None, 404, 404]
+    assert len(opened) == 2  # one opening for the whole batch
+    db_session.expire_all()
+    assert [state_of(db_session, pk).state for pk in mine] == [State.signed] * 3
+    assert state_of(db_session, theirs).state is State.awaiting_signature
+
+
+def test_a_certification_validates_its_file_once_at_delivery(app, api, db_session, doc_type,
+                                                             register_of, monkeypatch):
+    """Signing and sealing make the signatures from stored bytes; the delivery gate
+    validates the whole file once (it used to be validated at sealing too)."""
+    from modules.signing import services as signing_services
+    from modules.signing.models import SignedDocument
+
+    validated = []
+    real_validate = signing_services.validate_pdf
+
+    def counting_validate(data, *args, **kwargs):
+        validated.append(len(data))
+        return real_validate(data, *args, **kwargs)
+
+    monkeypatch.setattr(signing_services, "validate_pdf", counting_validate)
+    pk = _submitted(app, db_session, doc_type)
+    leader, lh = api("leader.a")
+    clerk, ch = api("clerk.a")
+    for client, headers, event, body in (
+            (leader, lh, "sign", {}), (leader, lh, "forward", {}),
+            (clerk, ch, "seal", {"register_id": register_of("A").id}),
+            (clerk, ch, "pay", {"receipt_number": "BL-1"})):
+        assert client.post(f"/api/v1/copy/{pk}/{event}", headers=headers,
+                           json=body).status_code == 200, event
+    assert validated == []
+    assert clerk.post(f"/api/v1/copy/{pk}/deliver", headers=ch).status_code == 200
+    assert len(validated) == 1
+    db_session.expire_all()
+    doc = db_session.get(SignedDocument, state_of(db_session, pk).document_id)
+    assert doc.valid and {s["role"] for s in doc.validation["signatures"]} == {"leader", "seal"}
+
+
+@pytest.mark.parametrize("body", [{"ids": "1,x"}, {"ids": [True]}, {"ids": {"a": 1}},
+                                  {"ids": list(range(1, 202))}, {"ids": []}, {}])
+def test_batch_signing_refuses_bad_lists_with_a_message(api, body):
+    rest, headers = api("leader.a")
+    r = rest.post("/api/v1/copy/sign-batch", headers=headers, json=body,
+                  environ_base={"HTTP_ACCEPT_LANGUAGE": "vi"})
+    assert r.status_code == 422 and r.get_json()["message"], r.get_data(as_text=True)
+
+
 # --- scoping ----------------------------------------------------------------------------
 
 def test_another_office_gets_404_on_every_copy_door(app, login, api, db_session, doc_type,
@@ -528,6 +609,10 @@ def test_another_office_gets_404_on_every_copy_door(app, login, api, db_session,
             assert rest.get(f"/api/v1/copy/{pk}{path}", headers=headers).status_code == 404
         listed = rest.get("/api/v1/copy/", headers=headers).get_json()["result"]
         assert pk not in [row["id"] for row in listed]
+        batch = rest.post("/api/v1/copy/sign-batch", headers=headers, json={"ids": [pk]})
+        assert [(line["id"], line["status"]) for line in _lines(batch)] == [(pk, 404)]
+        assert f'data-id="{pk}"' not in web.get(f"/copies/bulk-sign?ids={pk}").get_data(
+            as_text=True)
         for queue in ("/copies", "/copies-to-sign", "/copies-to-seal", "/copies-returned"):
             html = web.get(f"{queue}/list/").get_data(as_text=True)
             assert f"/copies/request/{pk}\"" not in html

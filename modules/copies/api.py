@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 
-from flask import current_app, jsonify, request, send_file
+from flask import Response, current_app, jsonify, request, send_file, stream_with_context
 from flask_appbuilder import expose
 from flask_appbuilder.api import permission_name, protect
 from flask_babel import gettext as _
@@ -19,8 +21,10 @@ from app.timeutil import VN_TZ, to_local, to_utc
 from app.transactions import atomic
 from modules.copies import services, workflow
 from modules.copies.models import CopyRequest, State
-from modules.copies.views import params_from, read_upload, too_large_message
+from modules.copies.views import BATCH_MAX, params_from, read_upload, too_large_message
 from modules.signing import services as signing
+
+log = logging.getLogger(__name__)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -154,6 +158,40 @@ class CopyApi(ServiceApi):
 
         return self.answer(run)
 
+    @expose("/sign-batch", methods=["POST"])
+    @protect()
+    @permission_name("transition")
+    def sign_batch(self):
+        """Sign many requests with one opening of the leader's key (one token login): each
+        copy is its own unit of work; the answer streams one JSON line per copy, in order,
+        as it is signed (a progress bar reads them).
+        ---
+        post:
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [ids]
+                  properties:
+                    ids: {type: array, items: {type: integer}, maxItems: 200}
+          responses:
+            200:
+              description: "application/x-ndjson: {id, ok, state} or {id, ok: false,
+                status, message} per request"
+            422: {description: "ids is not a list of record numbers, or too many"}
+        """
+        def run():
+            ids = params.ids(params.json_object().get("ids"), "ids", max_count=BATCH_MAX)
+            if not ids:
+                raise params.ParamError(_("Choose the requests to sign."))
+            return Response(stream_with_context(_signed_one_by_one(ids)),
+                            mimetype="application/x-ndjson",
+                            headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"})
+
+        return self.answer(run)
+
     @expose("/", methods=["GET"])
     @protect()
     @permission_name("get")
@@ -255,3 +293,24 @@ class CopyApi(ServiceApi):
                            **result.to_dict()), 200
 
         return self.answer(report)
+
+
+def _signed_one_by_one(ids: list[int]):
+    """Each request signed in its own unit of work (one refusal stops no other), the
+    leader's key opened once for all of them."""
+    user = current_user()
+    with signing.one_signer_session():
+        for pk in ids:
+            try:
+                with atomic(db.session):
+                    copy = workflow.apply(db.session, user, pk, workflow.Event.sign)
+                line = {"id": pk, "ok": True, "state": copy.state.value}
+            except DomainError as exc:  # 404 for another office's request, 409 signed…
+                line = {"id": pk, "ok": False, "status": exc.status, "message": exc.message}
+            except Exception:  # noqa: BLE001 - the answer has begun: say so, then stop
+                log.exception("sign-batch stopped at request %s", pk)
+                yield json.dumps({"id": pk, "ok": False, "status": 500, "message": _(
+                    "Signing stopped because of an error on the server; the copies above "
+                    "are signed.")}, ensure_ascii=False) + "\n"
+                return
+            yield json.dumps(line, ensure_ascii=False) + "\n"

@@ -79,6 +79,10 @@ def placement_from(values) -> signing_pdf.Placement | None:
     return signing_pdf.Placement(page=page - 1 if page else None, rect=box)
 
 
+#: Copies a leader signs in one go (a morning's queue: about a hundred).
+BATCH_MAX = 200
+
+
 def params_from(values) -> workflow.Params:
     """The parameters of a workflow event, typed and bounded (form or JSON object)."""
     reason = params.text(values.get("reason"), _("Reason"), max_length=1000) or ""
@@ -338,7 +342,7 @@ class CopyRequestView(CopyListBase):
     @has_access
     def bulk_sign(self):
         """Sign several at once: one confirmation, each signed separately, progress shown."""
-        ids = [int(v) for v in request.args.get("ids", "").split(",") if v.isdigit()]
+        ids = params.ids(request.args.get("ids"), "ids", max_count=BATCH_MAX)
         items = [c for c in (self._get_or_none(pk) for pk in ids) if c is not None]
         return self.render_template("copies/bulk_sign.html", items=items)
 

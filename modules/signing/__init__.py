@@ -151,6 +151,12 @@ def _key_commands(group) -> None:
         return user
 
 
+def _warm_up() -> None:
+    from modules.signing.services import warm_up
+
+    warm_up()
+
+
 def _demo() -> int:
     from modules.signing.demo import load
 
@@ -173,4 +179,5 @@ MODULE = ModuleSpec(
     },
     demo=_demo,
     cli=_cli,
+    warm_up=_warm_up,
 )

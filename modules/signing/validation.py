@@ -109,7 +109,7 @@ def validate_pdf(data: bytes, roots: tuple[asn1_x509.Certificate, ...],
             status = validate_pdf_signature(sig, validation_context(roots),
                                             key_usage_settings=key_usage)
         except Exception as exc:  # noqa: BLE001
-            reports.append(SignatureReport(sig.field_name, "?", None, None,
+            reports.append(SignatureReport(str(sig.field_name), "?", None, None,
                                            (roles or {}).get(sig.field_name, "other"), False,
                                            False, False, None, None, "unknown", None, None,
                                            f"error:{exc!r}"))
@@ -119,7 +119,7 @@ def validate_pdf(data: bytes, roots: tuple[asn1_x509.Certificate, ...],
         ts = status.timestamp_validity
         ts_time = ts.timestamp.isoformat() if ts is not None and ts.timestamp else None
         reports.append(SignatureReport(
-            field=sig.field_name,
+            field=str(sig.field_name),  # pyHanko's string keeps its whole document alive
             signer=_subject_value(cert, "common_name") or "?",
             organisation=_subject_value(cert, "organization_name"),
             identity=_subject_value(cert, "user_id"),

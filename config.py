@@ -134,6 +134,7 @@ class Config:
         "modules.signing",
         "modules.appointments",
         "modules.copies",
+        "modules.supervision",
     ]
 
     # Jobs
@@ -210,6 +211,9 @@ class Config:
     VERIFY_MAX_RENDERS = _env_int("SAOY_VERIFY_MAX_RENDERS", 60)
     VERIFY_SECONDS = _env_int("SAOY_VERIFY_SECONDS", 20)
     VERIFY_RATE_LIMIT = _env("SAOY_VERIFY_RATE_LIMIT", "30 per 10 minute")
+    #: Exports longer than this are written in the background (progress page, link).
+    EXPORT_INLINE_ROWS = _env_int("SAOY_EXPORT_INLINE_ROWS", 20000)
+    EXPORT_KEEP_HOURS = _env_int("SAOY_EXPORT_KEEP_HOURS", 24)
     #: The hard cap on any request body; bodies without a file are cut at 1 MB.
     MAX_CONTENT_LENGTH = (max(MAX_UPLOAD_MB, VERIFY_MAX_MB) + 1) * 2**20
     BUNDLED_TRUST_DIR = str(BASE_DIR / "trust")  # Vietnamese roots, always trusted

@@ -1,21 +1,31 @@
-"""Streaming Excel exports (openpyxl write-only): memory stays flat whatever the size.
+"""Streaming exports: Excel (openpyxl write-only) and CSV; memory stays flat whatever
+the size.
 
-Rows go straight to a temporary file; the response streams the file and removes it.
-Dates are real Excel dates shown dd/mm/yyyy.
+Excel rows go straight to a temporary file; the response streams the file and removes
+it.  Dates are real Excel dates shown dd/mm/yyyy.  CSV is UTF-8 with a BOM (so Excel
+reads Vietnamese), dates dd/mm/yyyy HH:MM Vietnam time, streamed as it is written.
+Coded values show their labels in both; text a spreadsheet would run as a formula is
+kept as text.
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import enum
+import io
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
+from urllib.parse import quote
 
-from flask import Response, send_file
+from flask import Response, send_file, stream_with_context
+from flask_babel import gettext as _
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 
+from app.labels import label
 from app.timeutil import to_local
 
 DATE_FORMAT = "DD/MM/YYYY"
@@ -31,8 +41,10 @@ def _cell(ws, value: Any, bold: bool = False) -> WriteOnlyCell:
     elif isinstance(value, dt.date):
         cell = WriteOnlyCell(ws, value=value)
         cell.number_format = DATE_FORMAT
-    elif hasattr(value, "value") and not isinstance(value, (int, float, str)):
-        cell = WriteOnlyCell(ws, value=str(value.value))  # enums
+    elif isinstance(value, enum.Enum):
+        cell = WriteOnlyCell(ws, value=label(value))
+    elif isinstance(value, bool):
+        cell = WriteOnlyCell(ws, value=yes_no(value))
     elif isinstance(value, str) and value.startswith(FORMULA_STARTS):
         cell = _text_cell(ws, value)
     else:
@@ -43,7 +55,7 @@ def _cell(ws, value: Any, bold: bool = False) -> WriteOnlyCell:
     return cell
 
 
-_PLAIN = (int, float, bool, type(None))
+_PLAIN = (int, float, type(None))
 #: A cell starting with one of these is a formula to Excel and LibreOffice (=HYPERLINK…).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -60,7 +72,8 @@ def _value(ws, value: Any) -> Any:
     formula need a cell."""
     if isinstance(value, str):
         return _text_cell(ws, value) if value.startswith(FORMULA_STARTS) else value
-    return value if isinstance(value, _PLAIN) else _cell(ws, value)
+    return value if isinstance(value, _PLAIN) and not isinstance(value, bool) else \
+        _cell(ws, value)
 
 
 def write_xlsx(
@@ -115,3 +128,53 @@ def xlsx_response(filename: str, title: str, headers: Sequence[str],
         os.unlink(path)  # the open handle keeps the data until the response closes it
     return send_file(handle, mimetype=XLSX_MIMETYPE, as_attachment=True,
                      download_name=filename, max_age=0)
+
+
+def yes_no(value: bool) -> str:
+    return _("Yes") if value else _("No")
+
+
+def text_value(value: Any) -> str:
+    """A value as a person reads it in a CSV cell."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return to_local(value).strftime("%d/%m/%Y %H:%M")
+    if isinstance(value, dt.date):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, bool):
+        return yes_no(value)
+    if isinstance(value, enum.Enum):
+        return label(value)
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
+    return str(value)
+
+
+def csv_chunks(headers: Sequence[str], rows: Iterable[Sequence[Any]],
+               every: int = 500) -> Iterator[str]:
+    """The BOM, the header row, then the rows in chunks of ``every`` lines."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([str(h) for h in headers])
+    yield "\ufeff" + buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    for count, row in enumerate(rows, start=1):
+        writer.writerow([text_value(value) for value in row])
+        if count % every == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+            "Cache-Control": "no-store"}
+
+
+def csv_response(filename: str, headers: Sequence[str],
+                 rows: Iterable[Sequence[Any]]) -> Response:
+    return Response(stream_with_context(csv_chunks(headers, rows)),
+                    content_type="text/csv; charset=utf-8", headers=attachment(filename))

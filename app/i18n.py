@@ -8,11 +8,20 @@ from flask import Flask, has_request_context, request
 from app.timeutil import VN_TZ, format_date, format_datetime
 
 
+def format_number(value: int | float | None) -> str:
+    """1234567 → "1.234.567" (Vietnamese thousands separator, decimal comma)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+    return f"{int(value):,}".replace(",", ".")
+
+
 def format_money(amount: int | None) -> str:
-    """200000 → "200.000 đ" (Vietnamese thousands separator)."""
+    """200000 → "200.000 đ"."""
     if amount is None:
         return ""
-    return f"{amount:,}".replace(",", ".") + " đ"
+    return format_number(amount) + " đ"
 
 
 def format_instant(iso: str | None, as_written: bool = False) -> str:
@@ -49,3 +58,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["vn_datetime"] = format_datetime
     app.jinja_env.filters["vn_money"] = format_money
     app.jinja_env.filters["vn_instant"] = format_instant
+    app.jinja_env.filters["vn_number"] = format_number
+    from app.labels import label
+
+    app.jinja_env.filters["label"] = label

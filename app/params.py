@@ -120,14 +120,19 @@ def numbers(value: Any, name: str, *, count: int, low: float, high: float
 
 
 def date(value: Any, name: str, default: dt.date | None = None) -> dt.date | None:
+    """dd/mm/yyyy as people write it, or YYYY-MM-DD as forms and APIs send it."""
     if value in (None, ""):
         return default
-    try:
-        day = dt.date.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        day = None
+    day = None
+    if isinstance(value, str) and len(value) <= 10:
+        for form in ("%Y-%m-%d", "%d/%m/%Y"):
+            try:
+                day = dt.datetime.strptime(value.strip(), form).date()
+                break
+            except ValueError:
+                continue
     if day is None or not FIRST_YEAR <= day.year <= LAST_YEAR:
-        raise ParamError(_("The date %(value)s is not valid (use YYYY-MM-DD, years %(first)s "
+        raise ParamError(_("The date %(value)s is not valid (use dd/mm/yyyy, years %(first)s "
                            "to %(last)s).", value=str(value)[:40], first=FIRST_YEAR,
                            last=LAST_YEAR))
     return day

@@ -180,10 +180,12 @@ def attribute_path(item: Any, dotted: str) -> Any:
 
 
 class ScopedModelView(ServiceFormViewMixin, ModelView):
-    """ModelView whose every door — actions and the Excel export included — applies
-    the office scope, and whose writes go through the model's service (its
-    ``Datamodel``), which gives new rows the user's office.  Page size is capped (FAB
-    does not cap ``psize_`` on web lists)."""
+    """ModelView whose every door — actions and the exports included — applies the office
+    scope, and whose writes go through the model's service (its ``Datamodel``), which
+    gives new rows the user's office.  Page size is capped (FAB does not cap ``psize_`` on
+    web lists).  A user who sees several offices gets an office column and filter (the
+    filter offers only their offices); coded values show their labels (``app.labels``),
+    in the list, the filter choices and the exports."""
 
     base_filters = OFFICE_SCOPE
     add_exclude_columns = edit_exclude_columns = ["office"]
@@ -191,15 +193,109 @@ class ScopedModelView(ServiceFormViewMixin, ModelView):
     max_page_size = 100
     list_template = "saoy/list.html"
     export_columns: list[str] | None = None  # default: list_columns
+    office_column = "office"
+
+    def __init__(self, **kwargs):
+        self._prepare_office_and_labels()
+        # An export is the list itself (same scope, same filters): who may see the list
+        # may export it, in either format.
+        self.method_permission_name = {"export_xlsx": "list", "export_csv": "list",
+                                       **(self.method_permission_name or {})}
+        super().__init__(**kwargs)
+
+    def _prepare_office_and_labels(self) -> None:
+        from flask_appbuilder.fieldwidgets import Select2Widget
+        from wtforms import SelectField
+
+        from app.labels import choices, has_labels, label
+
+        self.label_columns = {self.office_column: _l("Office"), **(self.label_columns or {})}
+        if self._has_office() and self.search_columns and \
+                self.office_column not in self.search_columns:
+            self.search_columns = [*self.search_columns, self.office_column]
+        self.search_form_query_rel_fields = {**self._scoped_choices(),
+                                             **(self.search_form_query_rel_fields or {})}
+        extra, formatters = dict(self.search_form_extra_fields or {}), {}
+        for column in set(self.search_columns or []) | set(self.list_columns or []):
+            enum_class = self._enum_class(column)
+            if enum_class is None or not has_labels(enum_class):
+                continue
+            if column in (self.search_columns or []):
+                extra.setdefault(column, SelectField(
+                    self.label_columns.get(column, column), choices=choices(enum_class),
+                    widget=Select2Widget()))
+            formatters[column] = label
+        self.search_form_extra_fields = extra
+        self.formatters_columns = {**formatters, **(self.formatters_columns or {})}
+
+    def _scoped_choices(self) -> dict[str, list]:
+        """A filter's choices of offices, staff, …: only those of the user's offices."""
+        choices = {}
+        for column in self.search_columns or []:
+            if not self.datamodel.is_relation(column):
+                continue
+            related = self.datamodel.get_related_model(column)
+            if getattr(related, "__tablename__", None) == "org_office":
+                choices[column] = [["id", OfficeIdScopeFilter, None]]
+            elif hasattr(related, "office_id"):
+                choices[column] = [["office_id", OfficeScopeFilter, None]]
+        return choices
+
+    def _has_office(self) -> bool:
+        return self.datamodel.is_relation(self.office_column)
+
+    def _enum_class(self, column: str):
+        if not self.datamodel.is_enum(column):
+            return None
+        return getattr(self.datamodel.list_columns[column].type, "enum_class", None)
+
+    def sees_several_offices(self) -> bool:
+        ids = visible_office_ids(current_user())
+        return ids is None or len(ids) > 1
+
+    def shown_columns(self, columns: list[str]) -> list[str]:
+        """``columns`` with the office second when the user sees several offices, and
+        without it when they see one (it would always be theirs)."""
+        if not self._has_office():
+            return list(columns)
+        rest = [c for c in columns if c != self.office_column]
+        if self.sees_several_offices():
+            return [rest[0], self.office_column, *rest[1:]]
+        return rest
 
     def render_template(self, template, **kwargs):
         kwargs.setdefault("view", self)
         return super().render_template(template, **kwargs)
 
-    def _get_list_widget(self, *args, **kwargs):
-        if kwargs.get("page_size") and int(kwargs["page_size"]) > self.max_page_size:
-            kwargs["page_size"] = self.max_page_size
-        return super()._get_list_widget(*args, **kwargs)
+    def _get_list_widget(self, filters, actions=None, order_column="", order_direction="",
+                         page=None, page_size=None, widgets=None, **kwargs):
+        """FAB's list widget with the columns this user should see."""
+        if page_size and int(page_size) > self.max_page_size:
+            page_size = self.max_page_size
+        widgets = widgets or {}
+        page_size = page_size or self.page_size
+        if not order_column and self.base_order:
+            order_column, order_direction = self.base_order
+        count, items = self.datamodel.query(
+            filters.get_joined_filters(self._base_filters), order_column, order_direction,
+            page=page, page_size=page_size)
+        columns = self.shown_columns(self.list_columns)
+        widgets["list"] = self.list_widget(
+            label_columns=self.label_columns, include_columns=columns,
+            value_columns=self.datamodel.get_values(items, columns),
+            order_columns=self.order_columns, formatters_columns=self.formatters_columns,
+            page=page, page_size=page_size, count=count,
+            pks=[self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(items)],
+            actions=actions or self.actions, filters=filters,
+            modelview_name=self.__class__.__name__, **kwargs)
+        return widgets
+
+    def _get_search_widget(self, form=None, exclude_cols=None, widgets=None):
+        exclude_cols = list(exclude_cols or [])
+        if not self.sees_several_offices():
+            exclude_cols.append(self.office_column)
+        return super()._get_search_widget(form=form, exclude_cols=exclude_cols,
+                                          widgets=widgets)
 
     def filtered_query(self):
         """The list's query: office scope + the search filters in the request, ordered."""
@@ -211,20 +307,43 @@ class ScopedModelView(ServiceFormViewMixin, ModelView):
             query, filters.get_joined_filters(self._base_filters), order_column, order_direction
         )
 
+    def export_table(self) -> tuple[list[str], list[str]]:
+        """(columns, headers) of the export: what the list shows, the office included."""
+        columns = self.shown_columns(self.export_columns or self.list_columns)
+        return columns, [str(self.label_columns.get(c, c)) for c in columns]
+
     def export_rows(self, columns: list[str]):
         for item in self.filtered_query().yield_per(500):
             yield [attribute_path(item, column) for column in columns]
+
+    def export_count(self) -> int:
+        return self.filtered_query().order_by(None).count()
 
     @expose("/export.xlsx")
     @has_access
     def export_xlsx(self):
         """Excel export of exactly what the list shows (same scope, same filters)."""
-        from app.exports import xlsx_response
+        return self._export("xlsx")
 
-        columns = self.export_columns or self.list_columns
-        headers = [str(self.label_columns.get(c, c)) for c in columns]
-        return xlsx_response(f"{self.route_base.strip('/')}.xlsx", str(self.list_title),
-                             headers, self.export_rows(columns))
+    @expose("/export.csv")
+    @has_access
+    def export_csv(self):
+        """CSV (UTF-8 with BOM, so Excel reads Vietnamese) of what the list shows."""
+        return self._export("csv")
+
+    def _export(self, fmt: str):
+        """Small exports stream at once; long ones become a background export with a
+        progress page and a download link (``app.export_jobs``)."""
+        from app import export_jobs
+        from app.exports import csv_response, xlsx_response
+
+        if self.export_count() > current_app.config["EXPORT_INLINE_ROWS"]:
+            return redirect(export_jobs.progress_url(export_jobs.queue_export(self, fmt)))
+        columns, headers = self.export_table()
+        rows, name = self.export_rows(columns), f"{self.route_base.strip('/')}.{fmt}"
+        if fmt == "csv":
+            return csv_response(name, headers, rows)
+        return xlsx_response(name, str(self.list_title), headers, rows)
 
     def _scoped_items(self, pks: Iterable[str]) -> list[Any]:
         items = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -45,3 +46,27 @@ def format_datetime(value: dt.datetime | None) -> str:
 def date_in_words(value: dt.date) -> str:
     """The attestation's date: "ngày 27 tháng 11 năm 2026"."""
     return f"ngày {value.day:02d} tháng {value.month:02d} năm {value.year}"
+
+
+@dataclass(frozen=True)
+class Period:
+    """Vietnam calendar days ``first``…``last`` (both included)."""
+
+    first: dt.date
+    last: dt.date
+
+    @property
+    def bounds(self) -> tuple[dt.datetime, dt.datetime]:
+        """[start, end) in stored naive UTC."""
+        start = dt.datetime.combine(self.first, dt.time(), VN_TZ)
+        end = dt.datetime.combine(self.last + dt.timedelta(days=1), dt.time(), VN_TZ)
+        return to_utc(start), to_utc(end)
+
+    @property
+    def days(self) -> list[dt.date]:
+        return [self.first + dt.timedelta(days=i) for i in range((self.last - self.first).days + 1)]
+
+    @classmethod
+    def last_days(cls, count: int, today: dt.date | None = None) -> Period:
+        today = today or to_local(utcnow()).date()
+        return cls(today - dt.timedelta(days=count - 1), today)

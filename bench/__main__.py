@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 BENCHMARKS = ["bench.registers_export", "bench.signing", "bench.appointments",
-              "bench.verification", "bench.http_certification"]
+              "bench.verification", "bench.http_certification", "bench.supervision"]
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or BENCHMARKS

@@ -76,6 +76,9 @@ def main() -> None:
         css = requests.get(f"{stack.base}/static/appbuilder/css/ab.css", verify=False,
                            timeout=10)
         assert css.status_code == 200 and "Expires" in css.headers, css.headers
+        chart = requests.get(f"{stack.base}/static/vendor/chartjs/chart.umd.min.js",
+                             verify=False, timeout=10)
+        assert chart.status_code == 200 and "Expires" in chart.headers, chart.status_code
         step("HTTP → HTTPS, the Vietnamese login page, static files from nginx")
 
         health = requests.get(f"{stack.base}/health/", verify=False, timeout=10).json()

@@ -93,13 +93,12 @@ class Stack:
         site = (ROOT / "deploy" / "nginx" / "saoy.conf").read_text()
         for marker, value in {"__SERVER_NAME__": "127.0.0.1", "__TLS_CERT__": str(cert),
                               "__TLS_KEY__": str(key), "__STATIC__": str(ROOT / "app" / "static"),
+                              "__FAB_STATIC__": str(self.fab_static_folder()),
                               "__ERRORS__": str(ROOT / "deploy" / "errors"),
                               "__UPSTREAM__": f"127.0.0.1:{self.app_port}",
                               "__HTTP_PORT__": str(self.http_port),
                               "__HTTPS_PORT__": str(self.https_port)}.items():
             site = site.replace(marker, value)
-        static = self.static_folder()
-        site = site.replace(str(ROOT / "app" / "static"), str(static))
         (self.work / "site.conf").write_text(site)
         (self.work / "logs").mkdir()
         os.chmod(self.work, 0o711)  # nginx's workers run as www-data: they need their temps
@@ -122,7 +121,7 @@ http {{
         self.start(["nginx", "-p", str(self.work), "-c", str(self.work / "nginx.conf"), "-g",
                     "daemon off;"], os.environ.copy(), "nginx")
 
-    def static_folder(self) -> Path:
+    def fab_static_folder(self) -> Path:
         """FAB's static files live in its package: nginx serves them from there."""
         import flask_appbuilder
 

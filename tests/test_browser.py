@@ -399,3 +399,32 @@ def test_citizen_signs_in_with_the_identity_provider_and_is_verified(
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+# --- supervision: the dashboard's charts draw in Chromium ---------------------------------
+
+#: Screenshots the tests take; the user guide (docs/guide/) shows these very files.
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "guide" / "screenshots"
+
+
+def screenshot(driver, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def test_dashboard_draws_its_charts_for_the_supervisor(browser, live, world):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, live, "supervisor")
+    browser.get(f"{live}/dashboard/?from=2021-03-01&to=2021-03-31")
+    wait_for(browser, lambda d: d.execute_script("return window.saoyChartsDrawn") == 5)
+    painted = browser.execute_script("""
+        return Array.from(document.querySelectorAll('canvas[data-kind]')).map(function (c) {
+          var data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;
+          for (var i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+          return n; });""")
+    assert len(painted) == 5 and all(n > 500 for n in painted), painted
+    assert "Bảng điều khiển" in browser.find_element(By.TAG_NAME, "h2").text
+    assert screenshot(browser, "dashboard").stat().st_size > 20_000

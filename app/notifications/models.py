@@ -5,6 +5,7 @@ import datetime as dt
 import enum
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -19,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.labels import labelled
 from app.timeutil import utcnow
 
 
@@ -34,6 +36,15 @@ class Status(str, enum.Enum):
     sent = "sent"
     failed = "failed"  # will be retried at next_attempt_at
     dead = "dead"  # gave up: permanent error or too many attempts
+
+
+CHANNEL_LABELS = labelled({Channel.sms: _l("SMS"), Channel.email: _l("E-mail"),
+                           Channel.portal: _l("Portal inbox")})
+STATUS_LABELS = labelled({
+    Status.queued: _l("Waiting to be sent"), Status.sending: _l("Sending"),
+    Status.sent: _l("Sent"), Status.failed: _l("Failed, will retry"),
+    Status.dead: _l("Gave up"),
+})
 
 
 def _enum(cls, name):

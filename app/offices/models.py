@@ -7,9 +7,11 @@ from __future__ import annotations
 import enum
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.labels import labelled
 from app.scoping import OfficeOwned
 
 
@@ -19,6 +21,11 @@ class OfficeKind(str, enum.Enum):
     commune = "commune"
 
 
+OFFICE_KIND_LABELS = labelled({
+    OfficeKind.province: _l("Province (Department of Justice)"),
+    OfficeKind.district_justice: _l("District justice division"),
+    OfficeKind.commune: _l("Commune people's committee"),
+})
 OFFICE_KINDS_THAT_CERTIFY = (OfficeKind.commune, OfficeKind.district_justice)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.crud import RecordService
 from app.errors import DomainError
-from app.offices.models import DocumentType, OfficeDocumentType
+from app.offices.models import OFFICE_KINDS_THAT_CERTIFY, DocumentType, Office, OfficeDocumentType
 
 
 def offered_document_types(session: Session, office_id: int) -> list[DocumentType]:
@@ -27,6 +27,22 @@ def offered_document_types(session: Session, office_id: int) -> list[DocumentTyp
             .order_by(DocumentType.name_vi)
         )
     )
+
+
+def certifying_offices(session: Session, user: Any) -> list[Office]:
+    """The offices that certify copies among those the user may see, by name."""
+    from app.scoping import visible_office_ids
+
+    query = select(Office).where(Office.kind.in_(OFFICE_KINDS_THAT_CERTIFY))
+    ids = visible_office_ids(user, session)
+    if ids is not None:
+        query = query.where(Office.id.in_(ids))
+    return list(session.scalars(query.order_by(Office.name)))
+
+
+def document_types(session: Session) -> list[DocumentType]:
+    """The national catalogue, by Vietnamese name."""
+    return list(session.scalars(select(DocumentType).order_by(DocumentType.name_vi)))
 
 
 def is_offered(session: Session, office_id: int, document_type_id: int) -> bool:

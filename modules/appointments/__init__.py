@@ -39,18 +39,18 @@ _CITIZEN = [
 ]
 _HANDLE = [
     ["^PendingAppointmentView$",
-     "^(can_list|can_show|can_export_xlsx|can_change|process|reschedule|cancel)$"],
+     "^(can_list|can_show|can_change|process|reschedule|cancel)$"],
     ["^AppointmentApi$", "^can_(get|cancel|reschedule)$"],
     ["^(Appointments|Appointments pending)$", "^menu_access$"],
 ]
 _READ = [
-    ["^PendingAppointmentView$", "^(can_list|can_show|can_export_xlsx)$"],
+    ["^PendingAppointmentView$", "^(can_list|can_show)$"],
     ["^AppointmentApi$", "^can_get$"],
     ["^(Appointments|Appointments pending)$", "^menu_access$"],
 ]
 _CONFIGURE = _HANDLE + [
     ["^(AppointmentSettingsView|WorkingSessionView|ClosureView)$",
-     "^(can_list|can_show|can_add|can_edit|can_delete|can_export_xlsx)$"],
+     "^(can_list|can_show|can_add|can_edit|can_delete)$"],
     ["^(Appointment settings|Weekly working plan|Closures and holidays)$", "^menu_access$"],
 ]
 

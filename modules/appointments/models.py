@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.citizens.models import Citizen
+from app.labels import labelled
 from app.offices.models import DocumentType
 from app.scoping import OfficeOwned
 from app.timeutil import format_date, to_local, utcnow
@@ -41,11 +42,11 @@ class AppointmentStatus(str, enum.Enum):
 
 
 ACTIVE_STATUSES = (AppointmentStatus.booked, AppointmentStatus.rescheduled)
-STATUS_LABELS = {
+STATUS_LABELS = labelled({
     AppointmentStatus.booked: _l("Booked"), AppointmentStatus.rescheduled: _l("Rescheduled"),
     AppointmentStatus.processed: _l("Processed"), AppointmentStatus.cancelled: _l("Cancelled"),
     AppointmentStatus.no_show: _l("No-show"),
-}
+})
 WEEKDAYS = [_l("Monday"), _l("Tuesday"), _l("Wednesday"), _l("Thursday"), _l("Friday"),
             _l("Saturday"), _l("Sunday")]
 

@@ -237,7 +237,7 @@ class PendingAppointmentView(ScopedModelView):
 
     route_base = "/pendingappointments"
     datamodel = Datamodel(Appointment)
-    base_permissions = ["can_list", "can_show", "can_export_xlsx", "can_change"]
+    base_permissions = ["can_list", "can_show", "can_change"]
     list_title = _l("Appointments pending")
     show_title = _l("Appointment")
     label_columns = LABELS

@@ -14,7 +14,7 @@ def _register(appbuilder):
 
 _LISTS = "(CopyRequestView|AwaitingSignatureView|AwaitingSealView|ReturnedView)"
 _STAFF_PAGES = ["^CopyRequestView$",
-                "^can_(list|export_xlsx|detail|do|slip|document|page_image)$"]
+                "^can_(list|detail|do|slip|document|page_image)$"]
 
 
 def _menus(*names: str) -> list[str]:
@@ -23,27 +23,27 @@ def _menus(*names: str) -> list[str]:
 
 
 _OFFICER = [
-    ["^CopyRequestView$", "^can_(list|export_xlsx|intake|intake_post|detail|do|edit_draft|"
+    ["^CopyRequestView$", "^can_(list|intake|intake_post|detail|do|edit_draft|"
                           "slip|document|page_image|verify_requester)$"],
-    ["^ReturnedView$", "^can_(list|export_xlsx)$"],
+    ["^ReturnedView$", "^can_list$"],
     ["^CopyApi$", "^can_(get|post|transition)$"],
     _menus("New copy from original", "Returned requests"),
 ]
 _LEADER = [
     _STAFF_PAGES,
     ["^CopyRequestView$", "^can_bulk_sign$"],
-    ["^AwaitingSignatureView$", "^(can_list|can_export_xlsx|sign|forward)$"],
+    ["^AwaitingSignatureView$", "^(can_list|sign|forward)$"],
     ["^CopyApi$", "^can_(get|transition)$"],
     _menus("Copies awaiting signature"),
 ]
 _CLERK = [
     _STAFF_PAGES,
-    ["^AwaitingSealView$", "^(can_list|can_export_xlsx|deliver)$"],
+    ["^AwaitingSealView$", "^(can_list|deliver)$"],
     ["^CopyApi$", "^can_(get|transition)$"],
     _menus("Copies awaiting seal"),
 ]
 _READ = [
-    ["^" + _LISTS + "$", "^can_(list|export_xlsx)$"],
+    ["^" + _LISTS + "$", "^can_list$"],
     ["^CopyRequestView$", "^can_(detail|slip|document)$"],
     ["^CopyApi$", "^can_get$"],
     _menus(),

@@ -139,6 +139,8 @@ class CopyApi(ServiceApi):
                   type: object
                   properties:
                     reason: {type: string, description: return / cancel}
+                    ground: {type: integer, minimum: 1, maximum: 6, description: "return:
+                      the Decree 23/2015 art. 22 ground (1–6), before the reason"}
                     register_id: {type: integer, description: seal}
                     page: {type: integer, description: "sign: 1-based page of the attestation"}
                     rect: {type: array, items: {type: number}, description: "sign: x1,y1,x2,y2"}
@@ -227,13 +229,12 @@ class CopyApi(ServiceApi):
         if type_id := params.query_int("document_type_id"):
             stmt = stmt.where(CopyRequest.document_type_id == type_id)
         if q := params.text(request.args.get("q"), "q", max_length=100):
-            like = f"%{q}%"
-            stmt = stmt.where(CopyRequest.requester_identity.like(like)
-                              | CopyRequest.requester_name.ilike(like)
-                              | (CopyRequest.number == q))
+            stmt = stmt.where(_matching(q))
         page = params.query_int("page", default=0, high=100_000)
-        rows = db.session.scalars(stmt.order_by(CopyRequest.id.desc()).offset(page * 100)
-                                  .limit(100)).all()
+        # Newest first, as the lists: (office_id, received_at) serves it.
+        rows = db.session.scalars(stmt.order_by(CopyRequest.received_at.desc(),
+                                                CopyRequest.id.desc())
+                                  .offset(page * 100).limit(100)).all()
         return jsonify(count=len(rows), result=[copy_json(c) for c in rows]), 200
 
     @expose("/<int:pk>", methods=["GET"])
@@ -293,6 +294,16 @@ class CopyApi(ServiceApi):
                            **result.to_dict()), 200
 
         return self.answer(report)
+
+
+def _matching(q: str):
+    """A whole identity number (CMND 9, MST 10/13, CCCD 12 digits) is looked up exactly
+    (by its index); anything else is searched in names, identities and numbers."""
+    if q.isascii() and q.isdigit() and len(q) in (9, 10, 12, 13):
+        return (CopyRequest.requester_identity == q) | (CopyRequest.number == q)
+    like = f"%{q}%"
+    return (CopyRequest.requester_identity.like(like) | CopyRequest.requester_name.ilike(like)
+            | (CopyRequest.number == q))
 
 
 def _signed_one_by_one(ids: list[int]):

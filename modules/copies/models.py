@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.citizens.models import Citizen
+from app.labels import labelled
 from app.offices.models import DocumentType
 from app.scoping import OfficeOwned
 from app.timeutil import format_datetime, utcnow
@@ -39,12 +40,12 @@ class State(str, enum.Enum):
     cancelled = "cancelled"
 
 
-STATE_LABELS = {
+STATE_LABELS = labelled({
     State.draft: _l("Draft"), State.awaiting_signature: _l("Awaiting signature"),
     State.signed: _l("Signed"), State.awaiting_seal: _l("Awaiting seal"),
     State.sealed: _l("Sealed"), State.delivered: _l("Delivered"),
     State.returned: _l("Returned"), State.cancelled: _l("Cancelled"),
-}
+})
 OPEN_STATES = (State.draft, State.awaiting_signature, State.signed, State.awaiting_seal,
                State.sealed, State.returned)
 
@@ -53,6 +54,8 @@ class CopyRequest(OfficeOwned, Model):
     __tablename__ = "copy_request"
     __table_args__ = (
         Index("ix_copy_request_office_state", "office_id", "state"),
+        # The lists' order and the dashboard's periods.
+        Index("ix_copy_request_office_received", "office_id", "received_at"),
         CheckConstraint("copies >= 1", name="ck_copy_request_copies"),
         CheckConstraint("pages >= 1", name="ck_copy_request_pages"),
     )
@@ -82,16 +85,20 @@ class CopyRequest(OfficeOwned, Model):
     fee: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     fee_paid: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     receipt_number: Mapped[str | None] = mapped_column(String(64))
-    paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow,
+                                                     index=True)
     due_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)
     # Numbering and delivery.
     register_entry_id: Mapped[int | None] = mapped_column(ForeignKey("reg_entry.id"))
     number: Mapped[str | None] = mapped_column(String(32), index=True)
     book: Mapped[str | None] = mapped_column(String(64))
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     delivered_to: Mapped[str | None] = mapped_column(String(320))
     reason: Mapped[str | None] = mapped_column(Text)  # last return / cancel reason
+    #: The last return: when, and on which Decree 23 ground (1–6; 0: a reason of its own).
+    returned_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    return_ground: Mapped[int | None] = mapped_column(Integer)
     # Who did what.
     created_by_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"), nullable=False)
     signed_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))

@@ -86,16 +86,17 @@ BATCH_MAX = 200
 def params_from(values) -> workflow.Params:
     """The parameters of a workflow event, typed and bounded (form or JSON object)."""
     reason = params.text(values.get("reason"), _("Reason"), max_length=1000) or ""
-    ground = params.text(values.get("ground"), _("Reason"), max_length=1000)
+    ground = params.integer(values.get("ground"), _("Refusal ground"), low=1,
+                            high=len(workflow.REFUSAL_GROUNDS))
     if ground:
-        reason = f"{ground} {reason}".strip()
+        reason = f"{workflow.REFUSAL_GROUNDS[ground - 1]} {reason}".strip()
     register = values.get("register_id")
     register_id = params.as_id(register)
     if register not in (None, "") and register_id is None:
         raise params.ParamError(_("Choose the register that gives the number."))
     receipt = values.get("receipt_number", values.get("receipt"))
     return workflow.Params(
-        reason=reason, placement=placement_from(values), register_id=register_id,
+        reason=reason, ground=ground, placement=placement_from(values), register_id=register_id,
         receipt_number=params.text(receipt, _("Receipt number"), max_length=64))
 
 
@@ -117,7 +118,7 @@ class CopyListBase(ScopedModelView):
     are highlighted; a row opens the request page."""
 
     datamodel = Datamodel(CopyRequest)
-    base_permissions = ["can_list", "can_export_xlsx"]
+    base_permissions = ["can_list"]
     list_template = "copies/list.html"
     label_columns = LABELS
     list_columns = ["id", "received_text", "requester", "requester_identity", "document_type",
@@ -158,7 +159,7 @@ class CopyRequestView(CopyListBase):
     """All requests of the office, plus the request page and intake."""
 
     route_base = "/copies"
-    base_permissions = ["can_list", "can_export_xlsx", "can_intake", "can_intake_post",
+    base_permissions = ["can_list", "can_intake", "can_intake_post",
                         "can_detail", "can_do", "can_verify_requester",
                         "can_edit_draft", "can_slip", "can_document", "can_bulk_sign",
                         "can_page_image"]

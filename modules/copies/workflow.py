@@ -164,6 +164,7 @@ class Params:
     """What an event may need from the user."""
 
     reason: str | None = None
+    ground: int | None = None  # 1–6: REFUSAL_GROUNDS[ground - 1]; None: a reason of its own
     register_id: int | None = None
     placement: signing_pdf.Placement | None = None
     receipt_number: str | None = None
@@ -301,6 +302,7 @@ def _sign(session, user, request: CopyRequest, params: Params, version) -> dict:
 
 def _return(session, user, request: CopyRequest, params: Params, prepared) -> None:
     signing.cancel_jobs(session, user, request.document_id, "request returned")
+    request.returned_at, request.return_ground = utcnow(), params.ground or 0
     context = _context(request, reason=params.reason)
     notify(session, Recipient(user_id=request.created_by_id), "copy_returned", context,
            office_id=request.office_id, related=request, channels=(Channel.portal,))

@@ -19,15 +19,15 @@ def _demo() -> int:
 
 
 _CLERK = [
-    ["^RegisterView$", "^(can_list|can_show|can_add|can_edit|can_delete|can_export_xlsx|"
+    ["^RegisterView$", "^(can_list|can_show|can_add|can_edit|can_delete|"
                        "close_register|export_book)$"],
-    ["^RegisterEntryView$", "^(can_list|can_show|can_export_xlsx)$"],
+    ["^RegisterEntryView$", "^(can_list|can_show)$"],
     ["^RegisterApi$", "^can_(get|post|put|info|close|export)$"],
     ["^(Registers)$", "^menu_access$"],
 ]
 _READ = [
-    ["^RegisterView$", "^(can_list|can_show|can_export_xlsx|export_book)$"],
-    ["^RegisterEntryView$", "^(can_list|can_show|can_export_xlsx)$"],
+    ["^RegisterView$", "^(can_list|can_show|export_book)$"],
+    ["^RegisterEntryView$", "^(can_list|can_show)$"],
     ["^RegisterApi$", "^can_(get|info|export)$"],
     ["^(Registers)$", "^menu_access$"],
 ]

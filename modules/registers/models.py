@@ -9,6 +9,7 @@ import datetime as dt
 import enum
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     CheckConstraint,
     Date,
@@ -24,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.labels import labelled
 from app.scoping import OfficeOwned
 from app.timeutil import utcnow
 from app.users import StaffUser
@@ -37,6 +39,11 @@ class RegisterStatus(str, enum.Enum):
 class EntryStatus(str, enum.Enum):
     issued = "issued"
     void = "void"  # sealing failed: the number stays, marked void with the reason
+
+
+REGISTER_STATUS_LABELS = labelled({RegisterStatus.open: _l("Open"),
+                                   RegisterStatus.closed: _l("Closed")})
+ENTRY_STATUS_LABELS = labelled({EntryStatus.issued: _l("Issued"), EntryStatus.void: _l("Void")})
 
 
 class Register(OfficeOwned, Model):
@@ -94,6 +101,7 @@ class RegisterEntry(OfficeOwned, Model):
         # One issued number per request and office; a voided number frees the request.
         Index("uq_reg_entry_issued_request", "office_id", "request_key", unique=True,
               postgresql_where=text("status = 'issued'"), sqlite_where=text("status = 'issued'")),
+        Index("ix_reg_entry_office_issued_on", "office_id", "issued_on"),  # statistics
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -59,7 +59,7 @@ class RegisterEntryView(ScopedModelView):
     """The certified copies entered in a register (read-only: numbers are never edited)."""
 
     datamodel = Datamodel(RegisterEntry)
-    base_permissions = ["can_list", "can_show", "can_export_xlsx"]
+    base_permissions = ["can_list", "can_show"]
     list_title = _l("Entries")
     show_title = _l("Entry")
     label_columns = LABELS

@@ -5,6 +5,7 @@ import datetime as dt
 import enum
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -18,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.labels import labelled
 from app.scoping import OfficeOwned
 from app.timeutil import utcnow
 from app.users import StaffUser
@@ -27,6 +29,11 @@ class Stage(str, enum.Enum):
     scanned = "scanned"
     leader_signed = "leader_signed"
     sealed = "sealed"
+
+
+STAGE_LABELS = labelled({Stage.scanned: _l("Scanned"),
+                         Stage.leader_signed: _l("Signed by the leader"),
+                         Stage.sealed: _l("Sealed")})
 
 
 class SignedDocument(OfficeOwned, Model):
@@ -65,6 +72,13 @@ class KeyKind(str, enum.Enum):
     pkcs12 = "pkcs12"  # a PKCS#12 file imported into the keystore (outside the database)
     pkcs11 = "pkcs11"  # a key on a token or HSM declared in configuration
     agent = "agent"  # on the leader's own token: the signing agent signs, SaoY holds the cert
+
+
+KEY_KIND_LABELS = labelled({
+    KeyKind.pkcs12: _l("Key file (PKCS#12) on the server"),
+    KeyKind.pkcs11: _l("Token or HSM (PKCS#11) on the server"),
+    KeyKind.agent: _l("The leader's own token (signing agent)"),
+})
 
 
 class SigningKey(OfficeOwned, Model):
@@ -141,6 +155,12 @@ class JobState(str, enum.Enum):
     done = "done"
     failed = "failed"
     cancelled = "cancelled"  # its request was returned, cancelled or signed again
+
+
+JOB_STATE_LABELS = labelled({
+    JobState.pending: _l("Waiting for the agent"), JobState.done: _l("Signed"),
+    JobState.failed: _l("Failed"), JobState.cancelled: _l("Cancelled"),
+})
 
 
 class ExternalSigningJob(OfficeOwned, Model):

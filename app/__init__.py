@@ -68,9 +68,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         app.config["KEYSTORE_DIR"] = str(data_dir / "keystore")
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
+    else:  # a restarted server or a killed connection: the next checkout reconnects
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
 
     # Platform models first, then modules (the registry checks table ownership).
-    from app import audit, security  # noqa: F401
+    from app import audit, export_jobs, security  # noqa: F401
     from app.citizens import models as _citizens  # noqa: F401
     from app.notifications import models as _notifications  # noqa: F401
     from app.offices import models as _offices  # noqa: F401
@@ -98,6 +100,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         appbuilder.init_app(app, db.session)
         register_offices(appbuilder)
         register_notifications(appbuilder, app)
+        export_jobs.register(appbuilder, app)
         register_citizens(appbuilder)
         for spec in specs:
             if spec.register:

@@ -136,6 +136,19 @@ def restore(source) -> None:
         sys.exit(1)
 
 
+@saoy.command("files-sweep")
+@click.option("--older-than-hours", type=float, default=24, show_default=True)
+def files_sweep(older_than_hours: float) -> None:
+    """Move files no row refers to (left by rolled-back work) to DATA_DIR/orphans."""
+    from flask import current_app
+
+    from app.ops import sweep_files
+
+    moved, removed = sweep_files(current_app._get_current_object(), older_than_hours)
+    click.echo(f"{len(moved)} orphan file(s) moved to orphans/, {removed} temporary "
+               f"file(s) removed")
+
+
 @saoy.command("health")
 def health() -> None:
     """What /health answers, on the command line (exit 1 when something is down)."""

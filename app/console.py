@@ -10,7 +10,7 @@ ALIASES = {
     "restore": ["saoy", "restore"], "keys": ["saoy", "keys"],
     "sign-agent": ["saoy", "sign-agent"], "seed": ["saoy", "seed"],
     "demo-data": ["saoy", "demo-data"], "dispatch-outbox": ["saoy", "dispatch-outbox"],
-    "health": ["saoy", "health"],
+    "health": ["saoy", "health"], "files-sweep": ["saoy", "files-sweep"],
 }
 
 

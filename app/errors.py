@@ -9,6 +9,8 @@ import logging
 from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import escape
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,11 @@ def _messages() -> dict[int, str]:
         429: _("Too many attempts. Please wait a few minutes and try again."),
         500: _("Something went wrong on our side. The error has been logged."),
     }
+
+
+def database_message() -> str:
+    return _("The database is not answering right now. Nothing was changed; please try "
+             "again in a moment.")
 
 
 def storage_message() -> str:
@@ -105,7 +112,45 @@ def register_error_handlers(app: Flask) -> None:
         log.error("storage failed on %s %s: %s", request.method, request.path, exc)
         return _respond(503, storage_message())
 
+    @app.errorhandler(SQLAlchemyError)
+    def database_failed(exc: SQLAlchemyError):
+        """The database went away (restarted, connection killed): the unit of work rolled
+        back, the pool reconnects on the next request (pre-ping).  A 503 that says so."""
+        if not _is_outage(exc):
+            log.exception("database error on %s %s", request.method, request.path)
+            return _respond_safely(500)
+        log.error("database unavailable on %s %s: %s", request.method, request.path,
+                  str(exc).splitlines()[0][:300])
+        return _respond_safely(503, database_message())
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _respond(500)
+
+
+def _is_outage(exc: Exception) -> bool:
+    from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+def _respond_safely(code: int, message: str | None = None):
+    """The error page, after forgetting the failed transaction; if drawing it needs the
+    database that is gone (the menu reads the user's roles), a plain page instead."""
+    from app.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection is gone: nothing to roll back
+        pass
+    try:
+        return _respond(code, message)
+    except Exception:  # noqa: BLE001
+        db.session.rollback()
+        text = message or _messages()[500]
+        if request.path.startswith("/api/"):
+            return jsonify(message=text), code
+        return (f"<!doctype html><html lang=\"vi\"><meta charset=\"utf-8\"><title>SaoY</title>"
+                f"<p>{escape(text)}</p></html>", code, {"Content-Type": "text/html; charset=utf-8"})

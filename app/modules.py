@@ -44,6 +44,9 @@ class ModuleSpec:
     #: warm_up(): one-time slow work (in an app context) done when a server starts, so
     #: that no user's first click pays for it.
     warm_up: Callable[[], None] | None = None
+    #: file_refs(session, prefix): the file-store hashes starting with ``prefix`` that
+    #: the module's rows refer to (a file no module refers to is an orphan).
+    file_refs: Callable[..., Iterable[str]] | None = None
 
 
 def import_spec(dotted: str) -> ModuleSpec:

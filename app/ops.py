@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -24,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from app.timeutil import utcnow
 
+log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 30
 #: What is copied from the data folder (the database file apart): files, keys, secrets.
 DATA_PARTS = ("files", "keystore", "pki", "secret_key")
@@ -236,3 +238,39 @@ def restore(app: Flask, source: Path) -> dict[str, Any]:
     return {"files_checked": sum(1 for k in manifest["files"] if k.startswith("data/files/")),
             "files_damaged": bad, "audit_events": chain.checked, "audit_ok": chain.ok,
             "revision": manifest["revision"], "created_at": manifest["created_at"]}
+
+
+def referenced_files(app: Flask, session, prefix: str) -> set[str]:
+    """The hashes starting with ``prefix`` that any row refers to: each module's, and the
+    audit log's (a replaced scan stays: its history names it)."""
+    from sqlalchemy import select
+
+    from app.audit import AuditEvent
+
+    found = set(session.scalars(select(AuditEvent.file_sha256).where(
+        AuditEvent.file_sha256.like(f"{prefix}%"))))
+    for spec in app.extensions["saoy_modules"]:
+        if spec.file_refs:
+            found.update(spec.file_refs(session, prefix))
+    return found
+
+
+def sweep_files(app: Flask, older_than_hours: float = 24) -> tuple[list[str], int]:
+    """Orphans (written by units of work that rolled back) to DATA_DIR/orphans; stale
+    temporary files removed.  Nothing is deleted that a row refers to."""
+    from app.extensions import db
+    from app.storage import file_store
+
+    with app.app_context():
+        quarantine = Path(app.config["DATA_DIR"]) / "orphans"
+        return file_store().sweep(lambda prefix: referenced_files(app, db.session, prefix),
+                                  quarantine, older_than_hours * 3600)
+
+
+def sweep_job() -> None:
+    from flask import current_app
+
+    moved, removed = sweep_files(current_app._get_current_object())
+    if moved or removed:
+        log.warning("file store: %s orphan(s) moved to orphans/, %s temporary file(s) removed",
+                    len(moved), removed)

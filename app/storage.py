@@ -2,14 +2,17 @@
 
 Files are named by their sha256 and written atomically (temporary file, fsync,
 rename), so a crash never leaves a half-written file under a real name and the
-database can refer to files by hash alone.  Files are never modified in place.
+database can refer to files by hash alone.  Files are never modified in place.  A file
+written by a unit of work that then rolled back is referred to by no row: ``sweep``
+moves such files aside once they are old (``saoy files sweep``, daily).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -61,6 +64,7 @@ class FileStore:
             final = self.path(sha)
             if final.exists():
                 os.unlink(tmp_name)
+                os.utime(final)  # in use again: young for ``sweep`` until its unit commits
             else:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp_name, final)
@@ -70,6 +74,41 @@ class FileStore:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
             raise
+
+    def orphans(self, referenced: Callable[[str], set[str]],
+                older_than_seconds: float) -> Iterator[Path]:
+        """Files no row refers to (``referenced(prefix)``: the hashes with that two-digit
+        prefix that rows hold), untouched for ``older_than_seconds`` — what a unit of
+        work wrote before it rolled back, never a file a unit is using (it is young)."""
+        cutoff = time.time() - older_than_seconds
+        for bucket in sorted(p for p in self.root.iterdir() if p.is_dir() and p != self.tmp):
+            wanted = referenced(bucket.name)
+            for path in bucket.rglob("*"):
+                if path.is_file() and path.name not in wanted and path.stat().st_mtime < cutoff:
+                    yield path
+
+    def sweep(self, referenced: Callable[[str], set[str]], quarantine: Path,
+              older_than_seconds: float) -> tuple[list[str], int]:
+        """Move the ``orphans`` into ``quarantine`` (kept, not deleted) and remove the
+        temporary files a crash left behind.  Returns (hashes moved, temporaries removed)."""
+        moved: list[str] = []
+        for path in list(self.orphans(referenced, older_than_seconds)):
+            quarantine.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(path, quarantine / path.name)
+            except FileNotFoundError:
+                continue  # another process swept it first
+            moved.append(path.name)
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for path in self.tmp.iterdir():
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return moved, removed
 
     def read_bytes(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()

@@ -2,13 +2,15 @@
 is set, on a PostgreSQL database created for this run and dropped afterwards."""
 from __future__ import annotations
 
+import datetime as dt
 import os
+import secrets
 import uuid
 import warnings
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -175,3 +177,124 @@ def office(db_session):
         return db_session.scalars(select(Office).where(Office.code == code)).one()
 
     return get
+
+
+@pytest.fixture()
+def doc_type(db_session, office):
+    from app.offices.services import offered_document_types
+
+    return offered_document_types(db_session, office("A").id)[0]
+
+
+@pytest.fixture()
+def register_of(db_session, office):
+    """The open demo register of an office (``register_of("A")``)."""
+    from modules.registers.models import Register, RegisterStatus
+
+    def get(letter="A"):
+        return db_session.scalars(select(Register).where(
+            Register.office_id == office(letter).id, Register.status == RegisterStatus.open)
+            .order_by(Register.id)).first()
+
+    return get
+
+
+# --- a month of supervision data (dashboard, statistics, exports) ----------------------
+
+#: The tests' own month, far from the other tests' rows (they are made today).
+MARCH_2021 = {"from": "2021-03-01", "to": "2021-03-31"}
+
+
+def _vn(day: int, hour: int = 9) -> dt.datetime:
+    from app.timeutil import to_utc
+
+    return to_utc(dt.datetime(2021, 3, day, hour))
+
+
+@pytest.fixture()
+def world(app, db_session, office):
+    """Requests in March 2021 in offices A and B (under the supervisor) and in office C of
+    another province; register entries of the same month; appointments."""
+    from app.offices.models import DocumentType, Office, OfficeKind
+    from modules.appointments.models import Appointment, AppointmentStatus
+    from modules.copies.models import CopyRequest, State
+    from modules.registers.models import EntryStatus, Register, RegisterEntry, RegisterStatus
+    from modules.signing.models import SignedDocument, Stage
+
+    session = db_session
+    other = Office(kind=OfficeKind.commune, code="TEST-OTHER-PROVINCE", name="UBND Xã Ngoài Tỉnh")
+    session.add(other)
+    session.flush()
+    types = session.scalars(select(DocumentType).order_by(DocumentType.id)).all()
+    officer = user_named(session, "officer.a")
+    made: dict[str, list[int]] = {"A": [], "B": [], "C": []}
+
+    def request(where: Office, letter: str, *, day: int, state=State.delivered,
+                delivered_hours: float | None = 24, fee: int = 4000, ground=None, kind=0):
+        doc = SignedDocument(office_id=where.id, verify_code=secrets.token_hex(8),
+                             access_code="x", stage=Stage.sealed, scan_sha256="0" * 64,
+                             current_sha256="0" * 64)
+        session.add(doc)
+        session.flush()
+        received = _vn(day)
+        row = CopyRequest(
+            office_id=where.id, state=state, document_type_id=types[kind].id, copies=2,
+            pages=3, document_id=doc.id, fee=fee, fee_paid=fee > 0,
+            paid_at=received if fee else None, received_at=received,
+            due_at=received + dt.timedelta(days=1), created_by_id=officer.id,
+            requester_name="Nguyễn Thị Thống Kê",
+            delivered_at=received + dt.timedelta(hours=delivered_hours)
+            if delivered_hours is not None else None,
+            returned_at=received if ground is not None else None, return_ground=ground)
+        session.add(row)
+        session.flush()
+        made[letter].append(row.id)
+
+    a, b = office("A"), office("B")
+    for hours in (2, 4, 6, 8, 100):  # office A: five delivered, 2 h … 100 h
+        request(a, "A", day=3, delivered_hours=hours)
+    request(a, "A", day=4, state=State.returned, delivered_hours=None, fee=0, ground=2)
+    request(a, "A", day=4, state=State.returned, delivered_hours=None, fee=0, ground=0, kind=1)
+    for _ in range(3):
+        request(b, "B", day=5, kind=1)
+    for _ in range(7):
+        request(other, "C", day=5)
+
+    for where, count in ((a, 4), (b, 2), (other, 9)):
+        register = Register(office_id=where.id, name="Sổ thống kê 2021", book_number="99/2021",
+                            type_symbol="SCTĐT/BS", year=2021, start_number=1,
+                            next_number=count + 1, opening_date=dt.date(2021, 1, 1),
+                            status=RegisterStatus.closed)
+        session.add(register)
+        session.flush()
+        for number in range(1, count + 1):
+            session.add(RegisterEntry(
+                office_id=where.id, register_id=register.id, number=number,
+                request_key=f"stat:{register.id}:{number}", status=EntryStatus.issued,
+                issued_on=dt.date(2021, 3, 10), issued_at=_vn(10), pages=3, copies=2,
+                fee=4000, document_type=types[0].name_vi))
+    citizen = user_named(session, "citizen")
+    from app.citizens.models import Citizen
+
+    account = session.scalars(select(Citizen).where(Citizen.user_id == citizen.id)).one()
+    for status, count in ((AppointmentStatus.processed, 2), (AppointmentStatus.no_show, 1)):
+        for _ in range(count):
+            start = _vn(8)
+            session.add(Appointment(
+                office_id=a.id, code=secrets.token_hex(4).upper(), citizen_id=account.id,
+                full_name="Trần Văn Hẹn", identity_number=account.identity_number,
+                document_type_id=types[0].id, start=start,
+                end=start + dt.timedelta(minutes=15), status=status))
+    session.commit()
+    yield made
+    ids = [pk for rows in made.values() for pk in rows]
+    documents = session.scalars(select(CopyRequest.document_id).where(
+        CopyRequest.id.in_(ids))).all()
+    session.execute(CopyRequest.__table__.delete().where(CopyRequest.id.in_(ids)))
+    session.execute(SignedDocument.__table__.delete().where(SignedDocument.id.in_(documents)))
+    session.execute(RegisterEntry.__table__.delete().where(
+        RegisterEntry.request_key.like("stat:%")))
+    session.execute(Register.__table__.delete().where(Register.book_number == "99/2021"))
+    session.execute(Appointment.__table__.delete().where(Appointment.full_name == "Trần Văn Hẹn"))
+    session.execute(Office.__table__.delete().where(Office.code == "TEST-OTHER-PROVINCE"))
+    session.commit()

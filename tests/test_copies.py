@@ -20,26 +20,6 @@ from tests.pdfs import pdfsig, scan_pdf
 CITIZEN_IDENTITY = "079203001234"
 
 
-@pytest.fixture()
-def doc_type(db_session, office):
-    from app.offices.services import offered_document_types
-
-    return offered_document_types(db_session, office("A").id)[0]
-
-
-@pytest.fixture()
-def register_of(db_session, office):
-    """The open demo register of an office (``register_of("A")``)."""
-    from modules.registers.models import Register, RegisterStatus
-
-    def get(letter="A"):
-        return db_session.scalars(select(Register).where(
-            Register.office_id == office(letter).id, Register.status == RegisterStatus.open)
-            .order_by(Register.id)).first()
-
-    return get
-
-
 def upload(data: bytes, name="scan.pdf"):
     return (io.BytesIO(data), name)
 
@@ -130,11 +110,11 @@ def test_returned_request_is_continued_with_a_new_scan_and_resubmitted(
 
     officer, leader = login("officer.a"), login("leader.a")
     pk = request_id_from(intake_web(officer, doc_type, pages=1, copies=1))
-    r = do(leader, pk, "return", ground="Bản chính bị hư hỏng, mờ không đọc được nội dung.",
-           reason="Trang 1 mờ")
+    r = do(leader, pk, "return", ground="2", reason="Trang 1 mờ")
     assert r.status_code == 302
     copy = state_of(db_session, pk)
     assert copy.state is State.returned and "Trang 1 mờ" in copy.reason
+    assert copy.reason.startswith("Bản chính bị hư hỏng") and copy.return_ground == 2
     returned = officer.get("/copies-returned/list/").get_data(as_text=True)
     assert "Trang 1 mờ" in returned
     officer_id = user_named(db_session, "officer.a").id

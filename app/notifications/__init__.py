@@ -33,10 +33,11 @@ def register(appbuilder, app) -> None:
                         category_label=_l("Administration"))
     appbuilder.add_view(InboxView, "Inbox", label=_l("Notifications"), icon="fa-bell")
     app.jinja_env.globals["saoy_unread"] = unread_for_current_user
-    from app.ops import HEARTBEAT_SECONDS, beat
+    from app.ops import HEARTBEAT_SECONDS, beat, sweep_job
 
     app.extensions.setdefault("saoy_platform_jobs", []).extend([
         Job("notifications.dispatch", dispatch_job,
             seconds=app.config["OUTBOX_INTERVAL_SECONDS"]),
         Job("platform.heartbeat", beat, seconds=HEARTBEAT_SECONDS),
+        Job("platform.files_sweep", sweep_job, cron={"hour": "3", "minute": "17"}),
     ])

@@ -157,6 +157,12 @@ def _warm_up() -> None:
     warm_up()
 
 
+def _file_refs(session, prefix):
+    from modules.signing.services import file_refs
+
+    return file_refs(session, prefix)
+
+
 def _demo() -> int:
     from modules.signing.demo import load
 
@@ -180,4 +186,5 @@ MODULE = ModuleSpec(
     demo=_demo,
     cli=_cli,
     warm_up=_warm_up,
+    file_refs=_file_refs,
 )

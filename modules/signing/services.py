@@ -580,3 +580,18 @@ def set_signer_image(session: Session, user: Any, profile_id: int, png: bytes) -
     audit.record(session, user, "signer_image_uploaded", obj=profile,
                  file_sha256=profile.image_sha256)
     return profile
+
+
+def file_refs(session: Session, prefix: str) -> set[str]:
+    """Every file-store hash starting with ``prefix`` that signing's rows refer to: each
+    version of each document, signature images, prepared files of agent jobs, the
+    certificates of registered keys."""
+    from modules.signing.models import ExternalSigningJob
+
+    columns = (SignedDocument.scan_sha256, SignedDocument.leader_sha256,
+               SignedDocument.current_sha256, SignerProfile.image_sha256,
+               ExternalSigningJob.prepared_sha256, SigningKey.fingerprint)
+    found: set[str] = set()
+    for column in columns:
+        found.update(session.scalars(select(column).where(column.like(f"{prefix}%"))))
+    return found

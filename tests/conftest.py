@@ -199,6 +199,28 @@ def register_of(db_session, office):
     return get
 
 
+@pytest.fixture(scope="session")
+def hsm(tmp_path_factory):
+    """One SoftHSM2 store for the whole run, its tokens made before any PKCS#11 use:
+    the library reads its configuration once per process.  Its certificates come from
+    a PKI of their own, whose root the tests add as an extra trust anchor."""
+    from modules.signing.pki import DemoPki
+    from tests.softhsm import make_token, softhsm_lib
+
+    if softhsm_lib() is None:
+        pytest.skip("SoftHSM2 is not installed")
+    directory = tmp_path_factory.mktemp("softhsm")
+    pki = DemoPki(directory / "pki")
+    leader = pki.issue("hsm-leader", "Lê Thị Token", "UBND Phường Sài Gòn", "CCCD:079190000099")
+    agent = pki.issue("agent-leader", "Vũ Thị Giang", "UBND Phường Tân Định",
+                      "CCCD:079185000022")
+    env = make_token(directory, "saoy-test", leader.key_pem_path, leader.cert_pem_path,
+                     "leader-key")
+    make_token(directory, "agent-token", agent.key_pem_path, agent.cert_pem_path, "sign-key")
+    os.environ["SOFTHSM2_CONF"] = env["SOFTHSM2_CONF"]
+    return {**env, "root": str(pki.root_pem)}
+
+
 # --- a month of supervision data (dashboard, statistics, exports) ----------------------
 
 #: The tests' own month, far from the other tests' rows (they are made today).

@@ -213,6 +213,34 @@ def test_timestamp_service_down_or_slow_refuses_and_keeps_the_number(
     assert sealed.status_code == 200 and sealed.get_json()["number"] == str(next_number)
 
 
+# --- the token ---------------------------------------------------------------------------
+
+def test_a_pulled_token_is_a_clear_refusal_then_signs_once_it_is_back(tmp_path):
+    """The leader's key is on a token that is pulled out.  SoftHSM discovers tokens only
+    when its library starts, and a pulled token disturbs every later session of the
+    process, so each phase runs in a server process of its own (``tests.token_fault``):
+    pulled — a clear refusal, nothing changed; put back and restarted — it signs."""
+    import json
+
+    from tests.softhsm import softhsm_lib
+
+    if softhsm_lib() is None:
+        pytest.skip("SoftHSM2 is installed by `make test`")
+
+    def phase(name: str) -> dict:
+        done = subprocess.run([sys.executable, "-m", "tests.token_fault", str(tmp_path), name],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    pulled = phase("pull")
+    assert 400 <= pulled["status"] < 500 or pulled["status"] == 503, pulled
+    assert "chưa được kết nối" in pulled["message"] and "/" not in pulled["message"]
+    assert pulled["state"] == "awaiting_signature" and pulled["chain_ok"]
+    back = phase("back")
+    assert back["status"] == 200 and back["state"] == "signed" and back["chain_ok"], back
+
+
 # --- the disk ---------------------------------------------------------------------------
 
 @pytest.fixture()

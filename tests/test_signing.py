@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import subprocess
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from sqlalchemy import select
 from app.transactions import atomic
 from tests.conftest import user_named
 from tests.pdfs import pdfsig, scan_pdf
-from tests.softhsm import make_token, softhsm_lib
+from tests.softhsm import softhsm_lib
 
 
 def sign_leader(session, user, doc_id, placement=None):
@@ -57,27 +56,6 @@ def sealed_copy(app, scan):
             return doc.verify_code, doc.access_code, leader_version, sealed
 
     return make
-
-
-@pytest.fixture(scope="session")
-def hsm(tmp_path_factory):
-    """One SoftHSM2 store for the whole run, both tokens made before any PKCS#11 use:
-    the library reads its configuration once per process.  Its certificates come from
-    a PKI of their own, whose root the tests add as an extra trust anchor."""
-    from modules.signing.pki import DemoPki
-
-    if softhsm_lib() is None:
-        pytest.skip("SoftHSM2 is not installed")
-    directory = tmp_path_factory.mktemp("softhsm")
-    pki = DemoPki(directory / "pki")
-    leader = pki.issue("hsm-leader", "Lê Thị Token", "UBND Phường Sài Gòn", "CCCD:079190000099")
-    agent = pki.issue("agent-leader", "Vũ Thị Giang", "UBND Phường Tân Định",
-                      "CCCD:079185000022")
-    env = make_token(directory, "saoy-test", leader.key_pem_path, leader.cert_pem_path,
-                     "leader-key")
-    make_token(directory, "agent-token", agent.key_pem_path, agent.cert_pem_path, "sign-key")
-    os.environ["SOFTHSM2_CONF"] = env["SOFTHSM2_CONF"]
-    return {**env, "root": str(pki.root_pem)}
 
 
 @pytest.fixture(scope="module")

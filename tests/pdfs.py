@@ -83,16 +83,17 @@ def _noisy_scan(target_bytes: int, dpi: int) -> bytes:
 def pdfsig(app, tmp_path, pdf: bytes) -> str:
     """poppler's pdfsig on ``pdf`` with an NSS database that trusts the demo root."""
     import subprocess
+    import tempfile
     from pathlib import Path
 
-    nss = tmp_path / "nss"
-    nss.mkdir(exist_ok=True)
+    # A new database each call: certutil -N on an existing one prompts for ever.
+    nss = Path(tempfile.mkdtemp(prefix="nss-", dir=tmp_path))
     subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True,
-                   capture_output=True)
+                   capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
     root = Path(app.config["DATA_DIR"]) / "pki" / "demo-root.pem"
     subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", "saoy-demo-root", "-t",
                     "C,C,C", "-i", str(root)], check=True, capture_output=True)
-    path = tmp_path / "copy.pdf"
+    path = nss / "copy.pdf"
     path.write_bytes(pdf)
     return subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(path)], capture_output=True,
                           text=True).stdout

@@ -170,6 +170,8 @@ class Config:
     APPOINTMENT_MAX_ACTIVE = _env_int("SAOY_APPOINTMENT_MAX_ACTIVE", 3)
     #: Reminders go out from this hour (Vietnam time) on the day before.
     APPOINTMENT_REMINDER_HOUR = _env_int("SAOY_APPOINTMENT_REMINDER_HOUR", 8)
+    #: How often the reminder and no-show jobs look (seconds).
+    APPOINTMENT_JOBS_SECONDS = _env_int("SAOY_APPOINTMENT_JOBS_SECONDS", 900)
 
     # Copy requests: fees (Thông tư 226/2016/TT-BTC) and time limits, in đồng and hours.
     FEE_FIRST_PAGES = _env_int("SAOY_FEE_FIRST_PAGES", 2)

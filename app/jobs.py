@@ -39,8 +39,10 @@ def _in_context(app: Flask, job: Job):
 def build_scheduler(app: Flask, jobs: Sequence[Job]) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="Asia/Ho_Chi_Minh")
     for job in jobs:
-        trigger_args = {"seconds": job.seconds} if job.seconds else dict(job.cron or {})
-        trigger = "interval" if job.seconds else "cron"
+        seconds = app.config.get(job.seconds_setting) if job.seconds_setting else None
+        seconds = seconds or job.seconds
+        trigger_args = {"seconds": seconds} if seconds else dict(job.cron or {})
+        trigger = "interval" if seconds else "cron"
         scheduler.add_job(
             _in_context(app, job), trigger, id=job.id, max_instances=1, coalesce=True,
             **trigger_args,

@@ -27,6 +27,8 @@ class Job:
     func: Callable[[], None]
     seconds: int | None = None
     cron: Mapping[str, str] | None = None
+    #: A setting that overrides ``seconds`` (e.g. APPOINTMENT_JOBS_SECONDS).
+    seconds_setting: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ import subprocess
 import sys
 
 BENCHMARKS = ["bench.registers_export", "bench.signing", "bench.appointments",
-              "bench.verification", "bench.http_certification", "bench.supervision"]
+              "bench.verification", "bench.http_certification", "bench.supervision",
+              "bench.load", "bench.scaleout", "bench.soak"]
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or BENCHMARKS

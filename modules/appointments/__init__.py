@@ -61,7 +61,9 @@ MODULE = ModuleSpec(
     register=_register,
     roles={"Citizen": _CITIZEN, "Officer": _HANDLE, "OfficeAdmin": _CONFIGURE,
            "Leader": _READ, "Clerk": _READ, "Supervisor": _READ},
-    jobs=(Job("appointment_reminders", _reminders, seconds=900),
-          Job("appointment_no_shows", _no_shows, seconds=900)),
+    jobs=(Job("appointment_reminders", _reminders, seconds=900,
+              seconds_setting="APPOINTMENT_JOBS_SECONDS"),
+          Job("appointment_no_shows", _no_shows, seconds=900,
+              seconds_setting="APPOINTMENT_JOBS_SECONDS")),
     demo=_demo,
 )

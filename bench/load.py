@@ -1,0 +1,63 @@
+"""50 staff and citizens for 5 minutes against gunicorn (4 sync workers) and a jobs worker
+on PostgreSQL, as deployed (``deploy/``): the working day's mix of ``bench.loadmix``,
+booking and numbering contention included.  Reports p50/p95/p99 per page and checks the
+invariants (numbers gap-free, no slot overbooked, every message sent exactly once).
+
+    python -m bench.load [minutes] [users]
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from bench.common import ROOT, machine
+
+sys.path.insert(0, str(ROOT))
+
+from bench import loadmix  # noqa: E402
+from deploy.stack import Stack  # noqa: E402
+
+
+def app_for(env: dict[str, str]):
+    """An app of the bench's own on the same database and data folder (setup, checks)."""
+    from app import create_app
+
+    return create_app({"TESTING": True, "SCHEDULER_ENABLED": False,
+                       "SQLALCHEMY_DATABASE_URI": env["SAOY_DATABASE_URL"],
+                       "DATA_DIR": env["SAOY_DATA_DIR"]})
+
+
+def deployed(stack: Stack, sinks: loadmix.Sinks, workers: int = 4, **extra: str) -> dict:
+    url, data = stack.database(), stack.work / "data"
+    env = {**stack.env(url, data), **sinks.env(), "SAOY_WORKERS": str(workers),
+           "SAOY_BASE_URL": f"http://127.0.0.1:{stack.app_port}", "SAOY_PROXY_FIX": "0",
+           "SAOY_LOGIN_RATE_LIMIT": "100000 per minute",
+           "SAOY_VERIFY_RATE_LIMIT": "100000 per minute", **extra}
+    stack.install(env)
+    return env
+
+
+def main() -> None:
+    minutes = float(sys.argv[1]) if len(sys.argv) > 1 else 5
+    users = int(sys.argv[2]) if len(sys.argv) > 2 else len(loadmix.PEOPLE)
+    stack, sinks = Stack(prefix="saoy-bench-load-"), loadmix.Sinks()
+    try:
+        env = deployed(stack, sinks)
+        stack.serve(env)
+        base = f"http://127.0.0.1:{stack.app_port}"
+        stack.wait(f"{base}/health/", 120)
+        app = app_for(env)
+        world = loadmix.prepare(app, [base])
+        print(f"load: {users} people for {minutes:g} min, gunicorn 4 sync workers + a jobs "
+              f"worker, PostgreSQL — {machine()}", flush=True)
+        started = time.time()
+        recorder = loadmix.run(world, minutes * 60, loadmix.PEOPLE[:users])
+        elapsed = time.time() - started
+        loadmix.print_report("load", recorder, loadmix.invariants(app, sinks), elapsed)
+    finally:
+        stack.stop()
+        sinks.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -92,6 +92,11 @@ class Config:
     FAB_UPDATE_PERMS = _env_bool("SAOY_UPDATE_PERMS", False)
     FAB_API_SWAGGER_UI = True
     FAB_ADD_SECURITY_API = False
+    # Roles and their permissions live in code (FAB_ROLES): FAB's pages that would edit
+    # permissions by hand are not offered.
+    FAB_ADD_SECURITY_PERMISSION_VIEW = False
+    FAB_ADD_SECURITY_VIEW_MENU_VIEW = False
+    FAB_ADD_SECURITY_PERMISSION_VIEWS_VIEW = False
     FAB_API_MAX_PAGE_SIZE = 100
     FAB_PASSWORD_HASH_METHOD = "scrypt"
     PAGE_SIZE_MAX = 100

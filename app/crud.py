@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from flask import flash, jsonify, request
+from flask import flash, jsonify, request, url_for
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -171,9 +171,100 @@ def refusal_text(exc: Exception) -> str:
     return getattr(exc, "message", None) or str(exc)
 
 
-class ServiceFormViewMixin:
+def _labelled_enum_field(enum_class, label: Any, *, required: bool):
+    """FAB's enum select with the labels (it shows the codes)."""
+    from flask_appbuilder.fields import EnumField
+    from flask_appbuilder.fieldwidgets import Select2Widget
+    from wtforms import validators
+
+    from app.labels import choices
+
+    class LabelledEnumField(EnumField):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.choices = choices(enum_class)
+
+    return LabelledEnumField(
+        enum_class=enum_class, enums=list(enum_class.__members__), label=label,
+        validators=[validators.DataRequired() if required else validators.Optional()],
+        widget=Select2Widget())
+
+
+class ReadableViewMixin:
+    """Every column of a list or a record page shows what a person reads (``display``:
+    no "None", "True", codes or ISO dates), unless the view formats it itself; a coded
+    column (an enum: FAB hands its formatter the bare code) shows its label, and its
+    search filter offers the labels."""
+
+    def __init__(self, **kwargs):
+        self._label_search_choices()
+        super().__init__(**kwargs)
+        from app.labels import display
+
+        columns = set(self.list_columns or []) | set(self.show_columns or [])
+        shown = {c: self._labelled(c) or display for c in columns}
+        self.formatters_columns = {**shown, **(self.formatters_columns or {})}
+
+    def _enum_class(self, column: str):
+        from app.labels import has_labels
+
+        if not self.datamodel.is_enum(column):
+            return None
+        found = getattr(self.datamodel.list_columns[column].type, "enum_class", None)
+        return found if found is not None and has_labels(found) else None
+
+    def _labelled(self, column: str):
+        from app.labels import label
+
+        enum_class = self._enum_class(column)
+        if enum_class is None:
+            return None
+        def show(value):
+            if isinstance(value, str):
+                try:
+                    value = enum_class(value)
+                except ValueError:
+                    return value
+            return label(value)
+
+        return show
+
+    def _label_search_choices(self) -> None:
+        from flask_appbuilder.fieldwidgets import Select2Widget
+        from wtforms import SelectField
+
+        from app.labels import choices
+
+        extra = dict(self.search_form_extra_fields or {})
+        for column in self.search_columns or []:
+            enum_class = self._enum_class(column)
+            if enum_class is not None:
+                extra.setdefault(column, SelectField(
+                    (self.label_columns or {}).get(column, column),
+                    choices=choices(enum_class), widget=Select2Widget()))
+        self.search_form_extra_fields = extra
+        for name in ("add_form_extra_fields", "edit_form_extra_fields"):
+            fields = dict(getattr(self, name, None) or {})
+            for column in self.datamodel.get_columns_list():
+                enum_class = self._enum_class(column)
+                if enum_class is not None and column not in fields:
+                    fields[column] = _labelled_enum_field(
+                        enum_class, (self.label_columns or {}).get(column, column),
+                        required=not self.datamodel.is_nullable(column))
+            setattr(self, name, fields)
+
+
+class ServiceFormViewMixin(ReadableViewMixin):
     """For ModelViews on a ``Datamodel``: a refused add or edit shows the form again with
-    what was typed and the reason (FAB redirects to the list and loses the input)."""
+    what was typed and the reason (FAB redirects to the list and loses the input); after
+    an action, a save or a (refused) delete the user is back on the list they came from,
+    its filters kept (FAB follows its page history, which may be another page)."""
+
+    def get_redirect(self) -> str:
+        here = url_for(f"{type(self).__name__}.list")
+        referrer = request.referrer or ""
+        path = "/" + referrer.split("//", 1)[-1].partition("/")[2]
+        return path if referrer and path.startswith(here) else here
 
     def _add(self):
         get_filter_args(self._filters, disallow_if_not_in_search=False)

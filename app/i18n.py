@@ -51,7 +51,18 @@ def _api_aware(page_selector):
     return select
 
 
+def _wtforms_translations():
+    """WTForms' messages ("Not a valid integer value.") from our catalog: it ships no
+    Vietnamese, so its strings are extracted into ours (translations/catalog.py)."""
+    from flask_babel import get_translations
+
+    return get_translations() if has_request_context() else None
+
+
 def register(app: Flask) -> None:
+    import flask_wtf.i18n
+
+    flask_wtf.i18n._get_translations = _wtforms_translations
     babel = app.extensions["babel"]
     babel.locale_selector = _api_aware(babel.locale_selector)
     app.jinja_env.filters["vn_date"] = format_date

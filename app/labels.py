@@ -6,11 +6,14 @@ shows a value asks ``label(value)``.
 """
 from __future__ import annotations
 
+import datetime as dt
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _REGISTRY: dict[type[enum.Enum], Mapping[enum.Enum, Any]] = {}
+_CODES: dict[str, Any] = {}  # stored codes (audit states, event names, message kinds)
+_SHOWN: dict[type, Callable[[Any], str]] = {}
 
 
 def labelled(labels: Mapping[enum.Enum, Any]) -> Mapping[enum.Enum, Any]:
@@ -20,7 +23,28 @@ def labelled(labels: Mapping[enum.Enum, Any]) -> Mapping[enum.Enum, Any]:
     if missing:
         raise ValueError(f"{enum_class.__name__}: no label for {missing}")
     _REGISTRY[enum_class] = labels
+    for member, text in labels.items():
+        _CODES.setdefault(member.value, text)
     return labels
+
+
+def code_labels(labels: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Labels of codes stored as plain text: event names, message kinds."""
+    _CODES.update(labels)
+    return labels
+
+
+def code(value: str | None) -> str:
+    """A stored code as a person reads it (the code itself when nobody labelled it)."""
+    if not value:
+        return ""
+    text = _CODES.get(value)
+    return str(text) if text is not None else value
+
+
+def shown_as(cls: type, show: Callable[[Any], str]) -> None:
+    """How objects of ``cls`` (another package's model: FAB's roles) are shown."""
+    _SHOWN[cls] = show
 
 
 def has_labels(enum_class: Any) -> bool:
@@ -41,3 +65,26 @@ def label(value: Any) -> str:
 def choices(enum_class: type[enum.Enum]) -> list[tuple[str, str]]:
     """(member name, label) pairs for a select box, in declaration order."""
     return [(member.name, label(member)) for member in enum_class]
+
+
+def display(value: Any) -> Any:
+    """A value as a list or a record page shows it: nothing for None, Có/Không, labels
+    for codes, dd/mm/yyyy (HH:MM Vietnam time), lists joined."""
+    from flask_babel import gettext as _
+
+    from app.timeutil import format_date, format_datetime
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if isinstance(value, enum.Enum):
+        return label(value)
+    if isinstance(value, dt.datetime):
+        return format_datetime(value)
+    if isinstance(value, dt.date):
+        return format_date(value)
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(str(display(item)) for item in value)
+    show = _SHOWN.get(type(value))
+    return show(value) if show else value

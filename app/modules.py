@@ -49,6 +49,8 @@ class ModuleSpec:
     #: file_refs(session, prefix): the file-store hashes starting with ``prefix`` that
     #: the module's rows refer to (a file no module refers to is an orphan).
     file_refs: Callable[..., Iterable[str]] | None = None
+    #: role → the endpoint that is its home (a leader lands on the copies to sign).
+    landing: Mapping[str, str] = field(default_factory=dict)
 
 
 def import_spec(dotted: str) -> ModuleSpec:

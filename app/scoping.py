@@ -204,29 +204,12 @@ class ScopedModelView(ServiceFormViewMixin, ModelView):
         super().__init__(**kwargs)
 
     def _prepare_office_and_labels(self) -> None:
-        from flask_appbuilder.fieldwidgets import Select2Widget
-        from wtforms import SelectField
-
-        from app.labels import choices, has_labels, label
-
         self.label_columns = {self.office_column: _l("Office"), **(self.label_columns or {})}
         if self._has_office() and self.search_columns and \
                 self.office_column not in self.search_columns:
             self.search_columns = [*self.search_columns, self.office_column]
         self.search_form_query_rel_fields = {**self._scoped_choices(),
                                              **(self.search_form_query_rel_fields or {})}
-        extra, formatters = dict(self.search_form_extra_fields or {}), {}
-        for column in set(self.search_columns or []) | set(self.list_columns or []):
-            enum_class = self._enum_class(column)
-            if enum_class is None or not has_labels(enum_class):
-                continue
-            if column in (self.search_columns or []):
-                extra.setdefault(column, SelectField(
-                    self.label_columns.get(column, column), choices=choices(enum_class),
-                    widget=Select2Widget()))
-            formatters[column] = label
-        self.search_form_extra_fields = extra
-        self.formatters_columns = {**formatters, **(self.formatters_columns or {})}
 
     def _scoped_choices(self) -> dict[str, list]:
         """A filter's choices of offices, staff, …: only those of the user's offices."""
@@ -243,11 +226,6 @@ class ScopedModelView(ServiceFormViewMixin, ModelView):
 
     def _has_office(self) -> bool:
         return self.datamodel.is_relation(self.office_column)
-
-    def _enum_class(self, column: str):
-        if not self.datamodel.is_enum(column):
-            return None
-        return getattr(self.datamodel.list_columns[column].type, "enum_class", None)
 
     def sees_several_offices(self) -> bool:
         ids = visible_office_ids(current_user())

@@ -14,13 +14,20 @@ from flask import current_app, g, request, session
 from flask_appbuilder import expose
 from flask_appbuilder.models.sqla.filters import FilterInFunction
 from flask_appbuilder.security.sqla.manager import SecurityManager
-from flask_appbuilder.security.views import AuthDBView, ResetPasswordView, UserDBModelView
+from flask_appbuilder.security.views import (
+    AuthDBView,
+    ResetPasswordView,
+    RoleModelView,
+    UserDBModelView,
+    UserGroupModelView,
+)
+from flask_appbuilder.widgets import ListWidget, ShowWidget
 from flask_babel import lazy_gettext as _l
 from flask_login import user_logged_in
 from sqlalchemy import inspect
 
 from app import audit
-from app.crud import Datamodel, RecordService, ServiceFormViewMixin
+from app.crud import Datamodel, ReadableViewMixin, RecordService, ServiceFormViewMixin
 from app.errors import NotFoundError
 from app.params import as_id
 from app.scoping import (
@@ -37,6 +44,28 @@ from app.users import StaffUser
 STAFF_ROLES = ("OfficeAdmin", "Officer", "Leader", "Clerk", "Supervisor")
 CITIZEN_ROLE = "Citizen"
 ALL_ROLES = (ADMIN_ROLE, *STAFF_ROLES, CITIZEN_ROLE)
+#: What each role is called on the screens (the names stay in English in code and data).
+ROLE_LABELS = {
+    ADMIN_ROLE: _l("System administrator"), "OfficeAdmin": _l("Office administrator"),
+    "Officer": _l("Intake officer"), "Leader": _l("Leader (signs)"),
+    "Clerk": _l("Clerk (numbers and seals)"), "Supervisor": _l("Supervisor"),
+    CITIZEN_ROLE: _l("Citizen"), "Public": _l("Visitor"),
+}
+
+
+def _show_role(role: Any) -> str:
+    return str(ROLE_LABELS.get(role.name, role.name))
+
+
+def _label_roles() -> None:
+    from flask_appbuilder.security.sqla.models import Role
+
+    from app.labels import shown_as
+
+    shown_as(Role, _show_role)
+
+
+_label_roles()
 
 _SELF_SERVICE = [
     ["^StaffUserView$", "^(can_userinfo|resetmypassword|userinfoedit)$"],
@@ -47,7 +76,8 @@ _SELF_SERVICE = [
 ]
 _OUTBOX = [
     ["^OutboxView$", "^(can_list|can_show|resend)$"],
-    ["^(Outbox|Office settings)$", "^menu_access$"],
+    ["^DemoMailboxView$", "^can_(index|attachment)$"],
+    ["^(Outbox|Demo mailbox|Office settings)$", "^menu_access$"],
 ]
 
 #: The platform's part of FAB_ROLES; modules merge their fragments into it.
@@ -182,10 +212,30 @@ class SaoyAuthDBView(AuthDBView):
         return super().logout()
 
 
+class RoleView(ReadableViewMixin, RoleModelView):
+    """Roles are declared in code (FAB_ROLES) and written by ``saoy init``: here they are
+    read, by their Vietnamese names, with who holds them."""
+
+    list_widget, show_widget = ListWidget, ShowWidget
+    base_permissions = ["can_list", "can_show"]
+    list_columns = ["name"]
+    show_columns = ["name", "user"]
+    label_columns = {"name": _l("Role"), "user": _l("Users")}
+    formatters_columns = {"name": lambda name: str(ROLE_LABELS.get(name, name))}
+
+
+class GroupView(ReadableViewMixin, UserGroupModelView):
+    label_columns = {"name": _l("Group name"), "label": _l("Label"),
+                     "description": _l("Description"), "users": _l("Users"),
+                     "roles": _l("Roles")}
+
+
 class SaoySecurityManager(SecurityManager):
     user_model = StaffUser
     userdbmodelview = StaffUserView
     resetpasswordview = ScopedResetPasswordView
+    rolemodelview = RoleView
+    groupmodelview = GroupView
 
     authdbview = SaoyAuthDBView
 

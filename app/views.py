@@ -6,20 +6,60 @@ from flask_appbuilder import BaseView, IndexView, ModelView, expose
 from flask_babel import lazy_gettext as _l
 
 from app.audit import AuditEvent
-from app.crud import Datamodel
+from app.crud import Datamodel, ReadableViewMixin
+from app.labels import code, code_labels
 from app.scoping import OFFICE_SCOPE
+
+#: What each audit event and object kind is called (modules add theirs).
+code_labels({
+    "citizen_registered": _l("Citizen account registered"),
+    "citizen_verified": _l("Citizen account verified"),
+    "message_resent": _l("Message sent again"), "user_locked": _l("Account locked"),
+    "user_password_reset": _l("Password reset"),
+    "document_type_offered": _l("Document type offered"),
+    "StaffUser": _l("User"), "Citizen": _l("Citizen account"), "Office": _l("Office"),
+    "DocumentType": _l("Document type"), "OfficeDocumentType": _l("Document type of the office"),
+    "Message": _l("Message"), "MessageTemplate": _l("Message template"),
+})
+
+
+def event_text(event: str | None) -> str:
+    """An audit event as a person reads it; generic record changes by their verb."""
+    if not event:
+        return ""
+    for suffix, verb in (("_created", _l("Created")), ("_updated", _l("Changed")),
+                         ("_deleted", _l("Deleted"))):
+        if event.endswith(suffix) and code(event) == event:
+            return str(verb)
+    return code(event)
 
 
 class HomeView(IndexView):
     index_template = "saoy/index.html"
 
+    #: Whose home is a queue, in this order when a user has several roles.
+    LANDING_ORDER = ("Leader", "Clerk", "Officer", "Supervisor")
+
     @expose("/")
     def index(self):
+        """Staff land on their work (a leader on the copies to sign); others on the page."""
+        from flask import current_app, redirect, url_for
+
+        from app.scoping import role_names
+
         user = getattr(g, "user", None)
+        if user is not None and getattr(user, "is_authenticated", False):
+            landing: dict[str, str] = {}
+            for spec in current_app.extensions["saoy_modules"]:
+                landing.update(spec.landing)
+            roles = role_names(user)
+            for role in self.LANDING_ORDER:
+                if role in roles and role in landing:
+                    return redirect(url_for(landing[role]))
         return self.render_template(self.index_template, appbuilder=self.appbuilder, user=user)
 
 
-class AuditEventView(ModelView):
+class AuditEventView(ReadableViewMixin, ModelView):
     """Read-only audit log; scoped like everything else (Admin sees all)."""
 
     datamodel = Datamodel(AuditEvent)
@@ -31,8 +71,10 @@ class AuditEventView(ModelView):
                     "event", "from_state", "to_state"]
     search_columns = ["event", "object_type", "created_at"]
     base_order = ("seq", "desc")
+    formatters_columns = {"event": event_text, "object_type": code, "from_state": code,
+                          "to_state": code}
     label_columns = {
-        "seq": _l("No."), "created_at": _l("Time (UTC)"), "user_id": _l("User"),
+        "seq": _l("No."), "created_at": _l("Time"), "user_id": _l("User"),
         "office_id": _l("Office"), "object_type": _l("Object"), "object_id": _l("Object id"),
         "event": _l("Event"), "from_state": _l("From state"), "to_state": _l("To state"),
         "reason": _l("Reason"), "file_sha256": _l("File SHA-256"),

@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
+pytest_plugins = ["tests.browser"]  # the live app and Chromium, for the browser tests
+
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 os.environ.setdefault("SAOY_DATA_DIR", str(Path("/tmp") / f"saoy-test-{os.getpid()}"))
 

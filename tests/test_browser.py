@@ -13,99 +13,20 @@ import pytest
 from pypdf import PdfReader
 from werkzeug.serving import make_server
 
+from tests.browser import (
+    CONTENT_SUBMIT,
+    _stale,
+    click,
+    requires_chromium,
+    screenshot,
+    sign_in,
+    timed_click,
+    wait_for,
+)
 from tests.pdfs import pdfsig, sized_scan_pdf
 from tests.servers import free_port
 
-pytestmark = pytest.mark.skipif(not shutil.which("chromedriver"),
-                                reason="chromium-driver is installed by `make test`")
-
-
-@pytest.fixture(scope="module")
-def live(app):
-    """The test app served over HTTP on a free port (SQLite and PostgreSQL alike), warmed
-    up as a server process is when it starts."""
-    from app import warm_up
-
-    warm_up(app)
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
-
-
-@pytest.fixture()
-def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1280,1000", "--lang=vi"):
-        options.add_argument(arg)
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    options.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads), "download.prompt_for_download": False,
-        "plugins.always_open_pdf_externally": True})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    driver.implicitly_wait(5)
-    driver.downloads = downloads
-    yield driver
-    driver.quit()
-
-
-#: The page's own submit button (the navigation bar's logout is a form too).
-CONTENT_SUBMIT = "form:not(#logout-form) [type=submit]"
-
-
-def sign_in(driver, live, username, password="saoy-demo"):
-    from selenium.webdriver.common.by import By
-
-    driver.delete_all_cookies()
-    driver.get(f"{live}/login/")
-    driver.find_element(By.ID, "username").send_keys(username)
-    driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, CONTENT_SUBMIT).click()
-    wait_for(driver, lambda d: "/login" not in d.current_url)
-
-
-def wait_for(driver, condition, seconds: float = 15):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, seconds).until(condition)
-
-
-def click(driver, css):
-    """Click and wait for the next page (every button here submits a form)."""
-    from selenium.webdriver.common.by import By
-
-    old = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.CSS_SELECTOR, css).click()
-    wait_for(driver, lambda d: _stale(old))
-
-
-def timed_click(driver, css) -> float:
-    """``click``, and the seconds from pressing the button to the next page loaded (the
-    POST, its redirect and the page), as the browser's navigation timing reports them."""
-    click(driver, css)
-    wait_for(driver, lambda d: d.execute_script(
-        "var n = performance.getEntriesByType('navigation')[0];"
-        "return document.readyState === 'complete' && n && n.loadEventEnd > 0;"))
-    return driver.execute_script(
-        "return performance.getEntriesByType('navigation')[0].loadEventEnd;") / 1000
-
-
-def _stale(element) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    try:
-        element.tag_name  # noqa: B018 - raises once the page has changed
-        return False
-    except StaleElementReferenceException:
-        return True
+pytestmark = requires_chromium
 
 
 def test_citizen_registers_and_books_and_officer_reschedules(browser, live, app):
@@ -130,7 +51,8 @@ def test_citizen_registers_and_books_and_officer_reschedules(browser, live, app)
     assert browser.find_element(By.ID, "documents").get_attribute("value") == "1"
     click(browser, "#confirm [type=submit]")
     code = browser.find_element(By.ID, "appointment-code").text
-    when = browser.find_element(By.ID, "appointment-time").text
+    when = (browser.find_element(By.ID, "appointment-time").text,
+            browser.find_element(By.ID, "appointment-date").text)
     assert len(code) == 9 and "Đặt lịch hẹn thành công" in browser.page_source
 
     sign_in(browser, live, "officer.b")
@@ -143,9 +65,13 @@ def test_citizen_registers_and_books_and_officer_reschedules(browser, live, app)
                                           "'/pendingappointments/show/')]").get_attribute("href")
     pk = link.rstrip("/").split("/")[-1]
     browser.get(f"{live}/pendingappointments/change/reschedule/{pk}")
-    choice = Select(browser.find_element(By.ID, "start"))
-    choice.select_by_index(5)
-    new_label = choice.first_selected_option.text
+    day = Select(browser.find_element(By.ID, "day"))
+    day.select_by_index(1)  # a date, then one of its times
+    new_date = day.first_selected_option.text.split(" ")[0]
+    choice = next(o for o in Select(browser.find_element(By.ID, "start")).options
+                  if o.is_enabled())
+    new_time = choice.text.split(" ")[0]
+    Select(browser.find_element(By.ID, "start")).select_by_value(choice.get_attribute("value"))
     browser.find_element(By.ID, "reason").send_keys("Cán bộ tiếp nhận đi tập huấn")
     click(browser, CONTENT_SUBMIT)
     assert "alert-success" in browser.page_source
@@ -155,9 +81,9 @@ def test_citizen_registers_and_books_and_officer_reschedules(browser, live, app)
     dispatcher_for_app(app).drain()  # every due message, as `make demo` does every few seconds
     sign_in(browser, live, identity, "mat-khau-123")
     browser.get(f"{live}/appointments/{pk}")
-    new_time = browser.find_element(By.ID, "appointment-time").text
-    new_date = browser.find_element(By.ID, "appointment-date").text
-    assert new_label.startswith(f"{new_time} {new_date}") and new_time != when
+    shown = (browser.find_element(By.ID, "appointment-time").text,
+             browser.find_element(By.ID, "appointment-date").text)
+    assert shown == (new_time, new_date) and shown != when
     browser.get(f"{live}/inbox/")
     assert "Cán bộ tiếp nhận đi tập huấn" in browser.page_source
 
@@ -243,8 +169,7 @@ def test_leader_signs_several_requests_at_once_with_progress(browser, live, app,
     wait_for(browser, lambda d: d.find_element(By.ID, "modal-confirm-ok").is_displayed())
     click(browser, "#modal-confirm-ok")
     assert "/copies/bulk-sign" in browser.current_url
-    browser.find_element(By.ID, "bulk-start").click()
-    browser.switch_to.alert.accept()
+    browser.find_element(By.ID, "bulk-start").click()  # asked once, in the list
     wait_for(browser, lambda d: d.find_element(By.ID, "bulk-progress").text == "3 / 3", 60)
     statuses = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#bulk-items .status")]
     assert statuses == ["đã ký"] * 3, statuses
@@ -261,14 +186,19 @@ def _office_a(session) -> int:
     return session.scalars(select(Office.id).where(Office.code == OFFICE_A)).one()
 
 
-def test_leader_places_the_attestation_by_clicking_on_the_page(browser, live, app, db_session):
-    """Page 1 chosen, a click in its lower half: the block lands there, no page is added."""
-    from pypdf import PdfReader
+def test_leader_drags_and_resizes_the_attestation_inside_the_page(browser, live, app,
+                                                                  db_session, tmp_path):
+    """Page 1 chosen: the block appears inside the page; dragged far past the left edge it
+    stops at the edge, and resized it keeps at least its minimum size; the signed copy has
+    the block there (no page added) with the leader's name under the title."""
+    import subprocess
+
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
     from app.offices.services import offered_document_types
     from modules.copies.models import CopyRequest, State
+    from modules.signing.pdf import BLOCK_MIN_HEIGHT, BLOCK_MIN_WIDTH
     from modules.signing.services import read_current
     from tests.test_copies import _submitted
 
@@ -276,18 +206,37 @@ def test_leader_places_the_attestation_by_clicking_on_the_page(browser, live, ap
     pk = _submitted(app, db_session, doc_type)
     sign_in(browser, live, "leader.a")
     browser.get(f"{live}/copies/request/{pk}")
-    browser.find_element(By.CSS_SELECTOR, "#placement summary").click()
+    summary = browser.find_element(By.CSS_SELECTOR, "#placement summary")
+    assert summary.find_elements(By.CSS_SELECTOR, "i.fa-caret-right")  # looks openable
+    summary.click()
     field = browser.find_element(By.ID, "place-page")
     field.send_keys("1")
     field.send_keys("\t")  # change event: the page preview loads
-    image = browser.find_element(By.ID, "place-image")
-    wait_for(browser, lambda d: d.execute_script("return arguments[0].naturalWidth", image) > 0)
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", image)
-    height = image.size["height"]  # offsets count from the centre of the image
-    ActionChains(browser).move_to_element_with_offset(image, 0, int(height * 0.3)).click().perform()
-    x1, y1, x2, y2 = (float(v) for v in browser.find_element(By.ID, "place-rect")
-                      .get_attribute("value").split(","))
-    assert x2 - x1 == 380 and y2 - y1 == 250 and y1 < 842 / 2  # lower half of an A4 page
+    mark = browser.find_element(By.ID, "place-mark")
+    wait_for(browser, lambda d: mark.is_displayed())
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", mark)
+
+    def rect():
+        return [float(v) for v in browser.find_element(By.ID, "place-rect")
+                .get_attribute("value").split(",")]
+
+    x1, y1, x2, y2 = rect()
+    assert (x2 - x1, y2 - y1) == (BLOCK_MIN_WIDTH, BLOCK_MIN_HEIGHT) and x1 > 100 and y1 < 100
+    centre = browser.execute_script(
+        "var r = arguments[0].getBoundingClientRect(); return r.left + r.width / 2;", mark)
+    # to the window's left edge, past the page's: the block stops at the page's edge
+    ActionChains(browser).drag_and_drop_by_offset(mark, 2 - int(centre), -150).perform()
+    x1, y1, x2, y2 = rect()
+    assert x1 == 0 and y1 > 100  # stopped at the left edge, moved up
+    handle = browser.find_element(By.ID, "place-handle")
+    top = browser.execute_script(
+        "var r = arguments[0].getBoundingClientRect(); return r.top + r.height / 2;", handle)
+    # up to the window's top: far more than the block's height, which stays the minimum
+    ActionChains(browser).drag_and_drop_by_offset(handle, 40, 2 - int(top)).perform()
+    x1, y1, x2, y2 = rect()
+    assert x2 - x1 > BLOCK_MIN_WIDTH and y2 - y1 == BLOCK_MIN_HEIGHT  # never below the minimum
+    assert 0 <= x1 and x2 <= 596 and 0 <= y1 and y2 <= 842  # inside the A4 page
+    screenshot(browser, "leader-place-attestation")
     click(browser, "#do-sign")
     db_session.expire_all()
     copy = db_session.get(CopyRequest, pk)
@@ -300,6 +249,11 @@ def test_leader_places_the_attestation_by_clicking_on_the_page(browser, live, ap
     rects = [[float(v) for v in w["/Rect"]] for w in widgets if w.get("/FT") == "/Sig"
              or w.get("/Parent", {}).get("/FT") == "/Sig"]
     assert rects and all(y1 - 1 <= r[1] and r[3] <= y2 + 1 for r in rects)
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(signed)
+    text = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(path), "-"],
+                          capture_output=True, text=True).stdout
+    assert "Phó Chủ tịch" in text and "Trần Thị Bình" in text.split("Phó Chủ tịch", 1)[1]
 
 
 # --- sign-in through a national identity provider (OpenID Connect, real provider) -------
@@ -402,17 +356,6 @@ def test_citizen_signs_in_with_the_identity_provider_and_is_verified(
 
 
 # --- supervision: the dashboard's charts draw in Chromium ---------------------------------
-
-#: Screenshots the tests take; the user guide (docs/guide/) shows these very files.
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "guide" / "screenshots"
-
-
-def screenshot(driver, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    driver.save_screenshot(str(path))
-    return path
-
 
 def test_dashboard_draws_its_charts_for_the_supervisor(browser, live, world):
     from selenium.webdriver.common.by import By

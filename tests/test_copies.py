@@ -187,7 +187,7 @@ def test_rest_api_path_with_email_requester_return_resume_and_delivery(
     assert officer.post(f"/api/v1/copy/{pk}/resume", headers=oh).get_json()["state"] == "draft"
     officer.post(f"/api/v1/copy/{pk}/submit", headers=oh)
     r = leader.post(f"/api/v1/copy/{pk}/sign", headers=lh, json={"page": 1,
-                                                                  "rect": [40, 40, 560, 330]})
+                                                                  "rect": [40, 40, 560, 380]})
     assert r.status_code == 200, r.get_json()
     assert leader.post(f"/api/v1/copy/{pk}/forward", headers=lh).get_json()["state"] == \
         "awaiting_seal"

@@ -1,4 +1,5 @@
-"""Build messages.pot from our code *and* Flask-AppBuilder's (FAB ships no Vietnamese).
+"""Build messages.pot from our code *and* Flask-AppBuilder's and WTForms' (neither ships
+Vietnamese): one catalog for every string a page shows.
 
     python translations/catalog.py extract   # write messages.pot
     python translations/catalog.py update    # merge into vi/en .po files
@@ -13,12 +14,14 @@ import sys
 from pathlib import Path
 
 import flask_appbuilder
+import wtforms
 from babel.messages.pofile import read_po
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 POT = HERE / "messages.pot"
 FAB_DIR = Path(flask_appbuilder.__file__).resolve().parent
+WTFORMS_POT = Path(wtforms.__file__).resolve().parent / "locale" / "wtforms.pot"
 LOCALES = ("vi", "en")
 KEYWORDS = ["-k", "lazy_gettext", "-k", "_l", "-k", "lazy_formatter_gettext"]
 
@@ -36,10 +39,11 @@ def extract() -> None:
              "--project", "SaoY", "-o", str(fab), str(FAB_DIR))
     with ours.open("rb") as fh:
         catalog = read_po(fh)
-    with fab.open("rb") as fh:
-        for message in read_po(fh):
-            if message.id and message.id not in catalog:
-                catalog[message.id] = message
+    for pot in (fab, WTFORMS_POT):
+        with pot.open("rb") as fh:
+            for message in read_po(fh):
+                if message.id and message.id not in catalog:
+                    catalog[message.id] = message
     from babel.messages.pofile import write_po
 
     with POT.open("wb") as fh:
@@ -93,7 +97,8 @@ def fill(path: str, locale: str = "vi") -> int:
     for msgid, text in json.loads(Path(path).read_text(encoding="utf-8")).items():
         entry = catalog.get(msgid)
         if entry is not None:
-            entry.string, entry.flags = text, set(entry.flags) - {"fuzzy"}
+            entry.string = (text,) * catalog.num_plurals if entry.pluralizable else text
+            entry.flags = set(entry.flags) - {"fuzzy"}
             done += 1
     with po.open("wb") as fh:
         write_po(fh, catalog, width=100)

@@ -20,6 +20,7 @@ def dispatch_job() -> None:
 
 def register(appbuilder, app) -> None:
     from app.notifications.views import (
+        DemoMailboxView,
         InboxView,
         MessageTemplateView,
         OutboxView,
@@ -32,6 +33,10 @@ def register(appbuilder, app) -> None:
                         icon="fa-file-text", category="Administration",
                         category_label=_l("Administration"))
     appbuilder.add_view(InboxView, "Inbox", label=_l("Notifications"), icon="fa-bell")
+    if not app.config.get("SMTP_HOST"):  # e-mails go to the log: show them to the staff
+        appbuilder.add_view(DemoMailboxView, "Demo mailbox", label=_l("Demo mailbox"),
+                            icon="fa-inbox", category="Office settings",
+                            category_label=_l("Office settings"))
     app.jinja_env.globals["saoy_unread"] = unread_for_current_user
     from app.ops import HEARTBEAT_SECONDS, beat, sweep_job
 

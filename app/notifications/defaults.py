@@ -88,29 +88,34 @@ DEFAULT_TEMPLATES: dict[str, tuple[str, Texts]] = {
         },
     ),
     "copy_delivered": (
-        "office, document_type, number, book, verify_url, link",
+        "office, document_type, number, book, verify_url, access_code, requester, link",
         {
             (Channel.portal, "vi"): ("Bản sao điện tử đã được chứng thực",
                                      "{{ document_type }} — số chứng thực {{ number }}, quyển số "
-                                     "{{ book }}, {{ office }}. Tra cứu: {{ verify_url }}", None),
+                                     "{{ book }}, {{ office }}. Tra cứu: {{ verify_url }} (mã "
+                                     "truy cập {{ access_code }})", None),
             (Channel.portal, "en"): ("Your certified copy is ready",
                                      "{{ document_type }} — certification no. {{ number }}, book "
-                                     "{{ book }}, {{ office }}. Verify: {{ verify_url }}", None),
+                                     "{{ book }}, {{ office }}. Verify: {{ verify_url }} "
+                                     "(access code {{ access_code }})", None),
             (Channel.email, "vi"): (
                 "Bản sao điện tử chứng thực từ bản chính — số {{ number }}",
-                "Kính gửi Ông/Bà,\n\n{{ office }} gửi kèm bản sao điện tử {{ document_type }} đã "
-                "được chứng thực (số chứng thực {{ number }}, quyển số {{ book }}).\n"
-                "Kiểm tra tính hợp lệ tại: {{ verify_url }}\n\nTrân trọng,\n{{ office }}",
-                "<p>Kính gửi Ông/Bà,</p><p><b>{{ office }}</b> gửi kèm bản sao điện tử "
-                "<b>{{ document_type }}</b> đã được chứng thực (số chứng thực {{ number }}, "
-                "quyển số {{ book }}).</p><p>Kiểm tra tính hợp lệ tại: "
-                "<a href=\"{{ verify_url }}\">{{ verify_url }}</a></p><p>Trân trọng,<br>"
+                "Kính gửi Ông/Bà {{ requester }},\n\n{{ office }} gửi kèm bản sao điện tử "
+                "{{ document_type }} đã được chứng thực (số chứng thực {{ number }}, quyển số "
+                "{{ book }}).\nKiểm tra tính hợp lệ tại: {{ verify_url }}\nMã truy cập (để tải "
+                "bản sao từ trang kiểm tra): {{ access_code }}\n\nTrân trọng,\n{{ office }}",
+                "<p>Kính gửi Ông/Bà {{ requester }},</p><p><b>{{ office }}</b> gửi kèm bản sao "
+                "điện tử <b>{{ document_type }}</b> đã được chứng thực (số chứng thực "
+                "{{ number }}, quyển số {{ book }}).</p><p>Kiểm tra tính hợp lệ tại: "
+                "<a href=\"{{ verify_url }}\">{{ verify_url }}</a><br>Mã truy cập (để tải bản "
+                "sao từ trang kiểm tra): <b>{{ access_code }}</b></p><p>Trân trọng,<br>"
                 "{{ office }}</p>"),
             (Channel.email, "en"): (
                 "Certified electronic copy — no. {{ number }}",
-                "Dear Sir or Madam,\n\n{{ office }} sends the certified electronic copy of "
-                "{{ document_type }} (certification no. {{ number }}, book {{ book }}).\n"
-                "Verify it at: {{ verify_url }}\n\nKind regards,\n{{ office }}",
+                "Dear {{ requester or 'Sir or Madam' }},\n\n{{ office }} sends the certified "
+                "electronic copy of {{ document_type }} (certification no. {{ number }}, book "
+                "{{ book }}).\nVerify it at: {{ verify_url }}\nAccess code (to download the copy "
+                "from that page): {{ access_code }}\n\nKind regards,\n{{ office }}",
                 None),
         },
     ),

@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.labels import labelled
+from app.labels import code_labels, labelled
 from app.timeutil import utcnow
 
 
@@ -45,6 +45,10 @@ STATUS_LABELS = labelled({
     Status.sent: _l("Sent"), Status.failed: _l("Failed, will retry"),
     Status.dead: _l("Gave up"),
 })
+
+
+code_labels({"copy_returned": _l("Request returned"), "copy_delivered": _l("Copy delivered"),
+             "test_message": _l("Test message")})
 
 
 def _enum(cls, name):

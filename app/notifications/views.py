@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from app.crud import Datamodel, RecordService, ServiceFormViewMixin
 from app.errors import DomainError
 from app.extensions import db
+from app.labels import code, code_labels
 from app.notifications import services
 from app.notifications.models import Message, MessageTemplate
 from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user
@@ -25,6 +26,11 @@ MESSAGE_LABELS = {
     "related_type": _l("Related to"), "related_id": _l("Related id"),
     "body": _l("Text"), "variables": _l("Variables"), "active": _l("Active"),
 }
+
+
+code_labels({"console": _l("Server log (no gateway configured)"), "sms-gateway": _l("SMS gateway"),
+             "smtp": _l("Mail server"), "portal": _l("Portal inbox"), "vi": _l("Vietnamese"),
+             "en": _l("English")})
 
 
 class OutboxView(ScopedModelView):
@@ -43,6 +49,7 @@ class OutboxView(ScopedModelView):
                     "provider_message_id", "idempotency_key", "related_type", "related_id",
                     "created_at", "sent_at"]
     search_columns = ["status", "channel", "kind", "recipient", "created_at"]
+    formatters_columns = {"kind": code, "transport": code}
     order_columns = ["created_at", "status", "attempts", "next_attempt_at"]
     base_order = ("created_at", "desc")
 
@@ -76,6 +83,7 @@ class MessageTemplateView(ServiceFormViewMixin, ModelView):
                     "active"]
     edit_columns = ["subject", "body", "body_html", "active"]
     search_columns = ["kind", "channel", "locale"]
+    formatters_columns = {"kind": code, "locale": code}
     description_columns = {"body": _l("Jinja template, e.g. {{ code }}; see the variables.")}
 
 
@@ -104,3 +112,51 @@ def unread_for_current_user() -> int:
     if user is None or not getattr(user, "is_authenticated", False):
         return 0
     return services.unread_count(db.session, user.id)
+
+
+class DemoMailboxView(BaseView):
+    """Without a mail server (the demo, a test office) e-mails only reach the server's log:
+    this page shows each one as the requester would receive it, attachments included —
+    the messages of the user's offices only."""
+
+    route_base = "/demo-mailbox"
+    default_view = "index"
+
+    def _visible(self):
+        from sqlalchemy import select
+
+        from app.notifications.models import Channel, Message
+        from app.scoping import visible_office_ids
+
+        query = select(Message).where(Message.channel == Channel.email,
+                                      Message.transport == "console")
+        ids = visible_office_ids(current_user(), db.session)
+        if ids is not None:
+            query = query.where(Message.office_id.in_(ids))
+        return query
+
+    @expose("/")
+    @has_access
+    def index(self):
+        from app.notifications.models import Message
+
+        mails = db.session.scalars(self._visible().order_by(Message.id.desc()).limit(50))
+        return self.render_template("saoy/demo_mailbox.html", mails=list(mails))
+
+    @expose("/<int:pk>/attachment/<int:n>")
+    @has_access
+    def attachment(self, pk: int, n: int):
+        from flask import send_file
+
+        from app.errors import NotFoundError
+        from app.notifications.models import Message
+        from app.storage import file_store
+
+        mail = db.session.scalars(self._visible().where(Message.id == pk)).first()
+        files = (mail.attachments or []) if mail is not None else []
+        if not 0 <= n < len(files):
+            raise NotFoundError()
+        found = files[n]
+        return send_file(file_store().open(found["sha256"]), as_attachment=True,
+                         download_name=found.get("filename") or "tep-dinh-kem.pdf",
+                         mimetype=found.get("mimetype") or "application/pdf", max_age=0)

@@ -28,6 +28,7 @@ OFFICE_LABELS = {
     "name_vi": _l("Vietnamese name"),
     "name_en": _l("English name"),
     "document_type": _l("Document type"),
+    "note": _l("Note"),
     "office": _l("Office"),
 }
 

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.citizens.models import Citizen
-from app.labels import labelled
+from app.labels import code_labels, labelled
 from app.offices.models import DocumentType
 from app.scoping import OfficeOwned
 from app.timeutil import format_date, to_local, utcnow
@@ -46,6 +46,15 @@ STATUS_LABELS = labelled({
     AppointmentStatus.booked: _l("Booked"), AppointmentStatus.rescheduled: _l("Rescheduled"),
     AppointmentStatus.processed: _l("Processed"), AppointmentStatus.cancelled: _l("Cancelled"),
     AppointmentStatus.no_show: _l("No-show"),
+})
+code_labels({
+    "Appointment": _l("Appointment"), "AppointmentSettings": _l("Appointment settings"),
+    "WorkingSession": _l("Working session"), "Closure": _l("Day off"),
+    "appointment_booked": _l("Appointment booked"),
+    "appointment_cancelled": _l("Appointment cancelled"),
+    "appointment_no_show": _l("Did not come"), "appointment_processed": _l("Appointment processed"),
+    "appointment_rescheduled": _l("Appointment rescheduled"),
+    "appointment_reminder": _l("Appointment reminder"),
 })
 WEEKDAYS = [_l("Monday"), _l("Tuesday"), _l("Wednesday"), _l("Thursday"), _l("Friday"),
             _l("Saturday"), _l("Sunday")]

@@ -254,7 +254,9 @@ class PendingAppointmentView(ScopedModelView):
     order_columns = ["code", "start", "full_name"]
     base_order = ("start", "asc")
 
-    @action("process", _l("Process"), "", "fa-check", multiple=False)
+    # The buttons are in each active row (row_buttons): a processed, cancelled or missed
+    # appointment offers none, so FAB draws no action icons of its own (single=False).
+    @action("process", _l("Process"), "", "fa-check", multiple=False, single=False)
     def process(self, item):
         for handler in services.PROCESS_HANDLERS:
             target = handler(item)
@@ -269,11 +271,12 @@ class PendingAppointmentView(ScopedModelView):
             _fail(exc)
         return redirect(self.get_redirect())
 
-    @action("reschedule", _l("Reschedule appointment"), "", "fa-calendar", multiple=False)
+    @action("reschedule", _l("Reschedule appointment"), "", "fa-calendar", multiple=False,
+            single=False)
     def reschedule(self, item):
         return redirect(url_for(".change", pk=item.id, what="reschedule"))
 
-    @action("cancel", _l("Cancel"), "", "fa-times", multiple=False)
+    @action("cancel", _l("Cancel"), "", "fa-times", multiple=False, single=False)
     def cancel(self, item):
         return redirect(url_for(".change", pk=item.id, what="cancel"))
 

@@ -23,7 +23,7 @@ def _menus(*names: str) -> list[str]:
 
 
 _OFFICER = [
-    ["^CopyRequestView$", "^can_(list|intake|intake_post|detail|do|edit_draft|"
+    ["^CopyRequestView$", "^can_(list|intake|intake_post|intake_account|detail|do|edit_draft|"
                           "slip|document|page_image|verify_requester)$"],
     ["^ReturnedView$", "^can_list$"],
     ["^CopyApi$", "^can_(get|post|transition)$"],
@@ -58,6 +58,8 @@ MODULE = ModuleSpec(
     depends=("platform", "registers", "signing", "appointments"),
     models="modules.copies.models",
     register=_register,
+    landing={"Leader": "AwaitingSignatureView.list", "Clerk": "AwaitingSealView.list",
+             "Officer": "CopyRequestView.list"},
     roles={"Officer": _OFFICER, "Leader": _LEADER, "Clerk": _CLERK, "Supervisor": _READ,
            "OfficeAdmin": _READ, "Citizen": _CITIZEN},
 )

@@ -142,6 +142,8 @@ class CopyApi(ServiceApi):
                     ground: {type: integer, minimum: 1, maximum: 6, description: "return:
                       the Decree 23/2015 art. 22 ground (1–6), before the reason"}
                     register_id: {type: integer, description: seal}
+                    seal_key_id: {type: integer, description: "seal: another of the office's seal
+                      certificates (default: the seal's own)"}
                     page: {type: integer, description: "sign: 1-based page of the attestation"}
                     rect: {type: array, items: {type: number}, description: "sign: x1,y1,x2,y2"}
                     receipt_number: {type: string, description: pay}

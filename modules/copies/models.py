@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.citizens.models import Citizen
-from app.labels import labelled
+from app.labels import code_labels, labelled
 from app.offices.models import DocumentType
 from app.scoping import OfficeOwned
 from app.timeutil import format_datetime, utcnow
@@ -46,6 +46,14 @@ STATE_LABELS = labelled({
     State.sealed: _l("Sealed"), State.delivered: _l("Delivered"),
     State.returned: _l("Returned"), State.cancelled: _l("Cancelled"),
 })
+code_labels({"CopyRequest": _l("Copy request"), "copy_created": _l("Received"),
+             "copy_edited": _l("Edited"), "copy_fee_paid": _l("Fee paid"),
+             "copy_sign_requested": _l("Sent to the signing agent"),
+             "copy_submit": _l("Submit for signature"), "copy_sign": _l("Sign digitally"),
+             "copy_return": _l("Return"), "copy_forward": _l("Forward for numbering and seal"),
+             "copy_seal": _l("Assign number and seal"),
+             "copy_deliver": _l("Complete and deliver the e-certified copy"),
+             "copy_cancel": _l("Cancel request"), "copy_resume": _l("Continue processing")})
 OPEN_STATES = (State.draft, State.awaiting_signature, State.signed, State.awaiting_seal,
                State.sealed, State.returned)
 

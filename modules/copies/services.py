@@ -124,6 +124,20 @@ def _intake_email(value: str | None, required: bool) -> str | None:
     return email
 
 
+def account_summary(session: Session, user: Any, identity_number: Any) -> dict[str, Any] | None:
+    """What the intake form shows of the account of exactly this identity number: the
+    name, whether it is verified and the end of its phone number (for the counter check)."""
+    staff_office_id(user)  # staff of an office only
+    identity = identity_number.strip() if isinstance(identity_number, str) else ""
+    if identity_error(identity):
+        return None
+    citizen = by_identity(session, identity)
+    if citizen is None:
+        return None
+    return {"found": True, "name": citizen.full_name, "verified": citizen.verified,
+            "phone_end": (citizen.phone or "")[-3:]}
+
+
 def resolve_requester(session: Session, user: Any, requester: Requester) -> dict[str, Any]:
     """A citizen account found by identity number, or an e-mail for one without.
 

@@ -3,7 +3,7 @@ queues (awaiting signature, awaiting seal, returned), the slip, and the citizen'
 "Giấy tờ của tôi".  Thin: ``services`` and ``workflow`` decide everything."""
 from __future__ import annotations
 
-from flask import Response, current_app, flash, redirect, request, send_file, url_for
+from flask import Response, current_app, flash, jsonify, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterInFunction
@@ -97,6 +97,7 @@ def params_from(values) -> workflow.Params:
     receipt = values.get("receipt_number", values.get("receipt"))
     return workflow.Params(
         reason=reason, ground=ground, placement=placement_from(values), register_id=register_id,
+        seal_key_id=params.as_id(values.get("seal_key_id")),
         receipt_number=params.text(receipt, _("Receipt number"), max_length=64))
 
 
@@ -159,7 +160,7 @@ class CopyRequestView(CopyListBase):
     """All requests of the office, plus the request page and intake."""
 
     route_base = "/copies"
-    base_permissions = ["can_list", "can_intake", "can_intake_post",
+    base_permissions = ["can_list", "can_intake", "can_intake_post", "can_intake_account",
                         "can_detail", "can_do", "can_verify_requester",
                         "can_edit_draft", "can_slip", "can_document", "can_bulk_sign",
                         "can_page_image"]
@@ -169,13 +170,19 @@ class CopyRequestView(CopyListBase):
     @has_access
     def intake(self):
         """Thêm mới bản sao từ bản chính; from an appointment, its data is filled in."""
-        values = {"copies": 1}
-        appointment_id = request.args.get("appointment", type=int)
+        return self._intake_form(self._from_appointment())
+
+    def _from_appointment(self) -> dict:
+        """The intake form's values, filled in from ``?appointment=`` when there is one
+        (kept in the form's address, so a refused upload still has them)."""
+        values: dict = {"copies": 1}
+        appointment_id = params.as_id(request.args.get("appointment"))
         if appointment_id:
             a = appointments.get_visible(db.session, current_user(), appointment_id)
             values.update(identity_number=a.identity_number, document_type_id=a.document_type_id,
-                          copies=1, appointment_code=a.code, note=a.note or "")
-        return self._intake_form(values)
+                          copies=a.documents, appointment_code=a.code, note=a.note or "",
+                          appointment=a.id)
+        return values
 
     def _intake_form(self, values, status=200):
         office_id = current_user().office_id
@@ -184,6 +191,15 @@ class CopyRequestView(CopyListBase):
             types=offered_document_types(db.session, office_id) if office_id else [],
             max_mb=current_app.config["MAX_UPLOAD_MB"]), status
 
+    @expose("/intake/account", methods=["GET"])
+    @has_access
+    def intake_account(self):
+        """The account of one identity number, for the intake form's search step: exactly
+        that number (never a search by prefix), its name, whether it is verified."""
+        found = services.account_summary(db.session, current_user(),
+                                         request.args.get("identity_number"))
+        return jsonify(found or {"found": False})
+
     @expose("/intake", methods=["POST"])
     @has_access
     @large_body
@@ -191,13 +207,13 @@ class CopyRequestView(CopyListBase):
         try:
             upload = read_upload()
             check_csrf()  # after the size limit is set: the body is parsed once, bounded
-        except RequestEntityTooLarge:
+        except RequestEntityTooLarge:  # the fields after the file were never read
             flash(too_large_message(), "danger")
-            return self._intake_form({}, 413)
+            return self._intake_form(self._from_appointment(), 413)
         form = request.form
         if upload is None:
             flash(_("Attach the scanned PDF of the original."), "danger")
-            return self._intake_form(form.to_dict(), 422)
+            return self._intake_form({**self._from_appointment(), **form.to_dict()}, 422)
         try:
             with atomic(db.session):  # received and submitted together, or neither
                 copy, info = services.intake(
@@ -214,7 +230,7 @@ class CopyRequestView(CopyListBase):
             raise
         except DomainError as exc:
             flash(exc.message, "danger")
-            return self._intake_form(form.to_dict(), exc.status)
+            return self._intake_form({**self._from_appointment(), **form.to_dict()}, exc.status)
         self._scan_warning(info)
         flash(_("Request #%(id)s submitted for signature. Fee: %(fee)s.", id=copy.id,
                 fee=format_money(copy.fee)), "success")
@@ -240,6 +256,9 @@ class CopyRequestView(CopyListBase):
                                                    STATE_LABELS.items()},
             registers=open_registers(db.session, current_user())
             if workflow.Event.seal in events else [],
+            seal_keys=signing.seal_keys(db.session, current_user(), copy.office_id)
+            if workflow.Event.seal in events else [],
+            min_block=(signing_pdf.BLOCK_MIN_WIDTH, signing_pdf.BLOCK_MIN_HEIGHT),
             can_verify="Officer" in role_names(current_user()))
 
     @expose("/request/<int:pk>/do/<event>", methods=["POST"])
@@ -319,7 +338,9 @@ class CopyRequestView(CopyListBase):
     @has_access
     def slip(self, pk: int):
         """Phiếu hẹn: printable return-date slip."""
-        return self.render_template("copies/slip.html", c=self._get(pk))
+        copy = self._get(pk)
+        return self.render_template("copies/slip.html", c=copy,
+                                    verify_url=signing.verify_url(copy.document.verify_code))
 
     @expose("/request/<int:pk>/document")
     @has_access

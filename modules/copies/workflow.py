@@ -166,6 +166,7 @@ class Params:
     reason: str | None = None
     ground: int | None = None  # 1–6: REFUSAL_GROUNDS[ground - 1]; None: a reason of its own
     register_id: int | None = None
+    seal_key_id: int | None = None  # another seal certificate of the office (seal)
     placement: signing_pdf.Placement | None = None
     receipt_number: str | None = None
     draft: DraftChanges | None = None
@@ -327,7 +328,7 @@ def _prepare_seal(session, user, request: CopyRequest, params: Params) -> _Seali
         raise WorkflowError(_("Choose the register that gives the number."), 422)
     offer = registers.offer_number(session, user, params.register_id, f"copy:{request.id}")
     version = signing.prepare_seal(session, user, request.document_id, str(offer.number),
-                                   offer.book)
+                                   offer.book, params.seal_key_id)
     return _Sealing(offer, version)
 
 
@@ -363,7 +364,8 @@ def _deliver(session, user, request: CopyRequest, params: Params, report) -> Non
     signing.record_delivery_check(session, user, request.document_id, report)
     doc = request.document
     context = _context(request, number=request.number, book=request.book,
-                       verify_url=signing.verify_url(doc.verify_code))
+                       verify_url=signing.verify_url(doc.verify_code),
+                       access_code=doc.access_code, requester=request.requester_name or "")
     target = destination(request)
     if target == "portal":
         notify(session, Recipient(user_id=request.citizen.user_id), "copy_delivered", context,

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.labels import labelled
+from app.labels import code_labels, labelled
 from app.scoping import OfficeOwned
 from app.timeutil import utcnow
 from app.users import StaffUser
@@ -44,6 +44,10 @@ class EntryStatus(str, enum.Enum):
 REGISTER_STATUS_LABELS = labelled({RegisterStatus.open: _l("Open"),
                                    RegisterStatus.closed: _l("Closed")})
 ENTRY_STATUS_LABELS = labelled({EntryStatus.issued: _l("Issued"), EntryStatus.void: _l("Void")})
+
+
+code_labels({"Register": _l("Certification register"), "RegisterEntry": _l("Register entry"),
+             "number_issued": _l("Number issued"), "register_closed": _l("Register closed")})
 
 
 class Register(OfficeOwned, Model):

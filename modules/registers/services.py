@@ -84,6 +84,16 @@ def _validate_register(session, register, had_entries, old_year, old_start) -> N
     if register.closing_date and register.opening_date and \
             register.closing_date < register.opening_date:
         raise RegisterError(_("The closing date cannot be before the opening date."))
+    twin = session.scalars(select(Register.id).where(
+        Register.office_id == register.office_id, Register.year == register.year,
+        Register.type_symbol == register.type_symbol,
+        func.lower(Register.book_number) == (register.book_number or "").strip().lower(),
+        Register.id != (register.id or 0))).first()
+    if twin is not None:  # Circular 01/2020: one book number per office, year and symbol
+        raise RegisterError(_("Book %(book)s of %(year)s (%(symbol)s) already exists in your "
+                              "office: choose the next book number.",
+                              book=register.book_number, year=register.year,
+                              symbol=register.type_symbol))
     if had_entries and (register.year != old_year or register.start_number != old_start):
         raise RegisterError(_("Numbers were already issued from this register: its start "
                               "number and year can no longer change."))

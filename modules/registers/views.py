@@ -106,7 +106,8 @@ class RegisterView(ScopedModelView):
             form.year.data = form.year.data or today.year
             form.type_symbol.data = form.type_symbol.data or symbol
             form.opening_date.data = form.opening_date.data or today
-            form.start_number.data = form.start_number.data or services.suggested_start_number(
+            # never the column's default 1: mid-year, a new book goes on from the last one
+            form.start_number.data = services.suggested_start_number(
                 db.session, office_id, today.year, symbol)
         return super()._get_add_widget(form, *args, **kwargs)
 

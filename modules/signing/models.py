@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.labels import labelled
+from app.labels import code_labels, labelled
 from app.scoping import OfficeOwned
 from app.timeutil import utcnow
 from app.users import StaffUser
@@ -78,6 +78,21 @@ KEY_KIND_LABELS = labelled({
     KeyKind.pkcs12: _l("Key file (PKCS#12) on the server"),
     KeyKind.pkcs11: _l("Token or HSM (PKCS#11) on the server"),
     KeyKind.agent: _l("The leader's own token (signing agent)"),
+})
+
+
+code_labels({
+    "SignedDocument": _l("Electronic copy"), "SignerProfile": _l("Signer"),
+    "SigningKey": _l("Signing key"), "ExternalSigningJob": _l("Signing agent job"),
+    "document_signed": _l("Signed by the leader"), "document_sealed": _l("Sealed"),
+    "external_signature_requested": _l("Sent to the signing agent"),
+    "external_signature_cancelled": _l("Signing agent job cancelled"),
+    "external_signature_refused": _l("Late signature refused"),
+    "signer_image_uploaded": _l("Signature image uploaded"),
+    "signer_profile_key_bound": _l("Key chosen for the signer"),
+    "signing_key_registered": _l("Signing key registered"),
+    "signing_key_approved": _l("Signing key approved"),
+    "signing_key_activated": _l("Signing key activated"),
 })
 
 

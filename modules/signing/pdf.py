@@ -22,7 +22,7 @@ from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.generic import pdf_name, pdf_string
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, SimpleBoxLayoutRule
+from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, Margins, SimpleBoxLayoutRule
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
@@ -45,7 +45,7 @@ FIELD_SEAL = "DauCoQuan"
 FIELD_NUMBER = "SoChungThuc"
 FIELD_BOOK = "QuyenSo"
 
-BLOCK_MIN_WIDTH, BLOCK_MIN_HEIGHT = 380, 250
+BLOCK_MIN_WIDTH, BLOCK_MIN_HEIGHT = 380, 300
 RESERVED, RESERVED_WITH_TSA = 12 * 1024, 24 * 1024  # CMS sizes (hex doubles them)
 DEFAULT_MARGIN = 50
 
@@ -66,6 +66,7 @@ class Attestation:
     verify_code: str
     sentence: str = "Chứng thực bản sao đúng với bản chính."
     place: str = ""  # e.g. "Phường Sài Gòn" (before the date)
+    access_code: str = ""  # printed for whoever holds the paper: it opens the e-copy
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,9 @@ class FieldBoxes:
     book: tuple[float, float, float, float]
 
     def shifted(self, dx: float, dy: float) -> FieldBoxes:
-        move = lambda b: (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)  # noqa: E731
+        """Moved by (dx, dy), in whole points (pyHanko lays stamps out in whole units)."""
+        move = lambda b: (round(b[0] + dx), round(b[1] + dy),  # noqa: E731
+                          round(b[2] + dx), round(b[3] + dy))
         return FieldBoxes(move(self.leader), move(self.seal), move(self.number), move(self.book))
 
 
@@ -144,11 +147,13 @@ def render_block(
     base = y - line_h + 5
     c.drawString(x, base, label_num)
     x += pdfmetrics.stringWidth(label_num, "SaoY-Serif", 11.5) + 4
-    number_box = (x, base - 4, x + num_w, base + 12)
+    # The filled value's baseline on the label's (pyHanko sets text a little below the
+    # top of the field): the field box starts a little above the line.
+    number_box = (x, base - 1, x + num_w, base + 15)
     x += num_w + 16
     c.drawString(x, base, label_book)
     x += pdfmetrics.stringWidth(label_book, "SaoY-Serif", 11.5) + 4
-    book_box = (x, base - 4, x + book_w, base + 12)
+    book_box = (x, base - 1, x + book_w, base + 15)
     y -= line_h + 6
     date_text = f"ngày {att.date.day:02d} tháng {att.date.month:02d} năm {att.date.year}"
     date_line = f"{att.place}, {date_text}" if att.place else date_text[0].upper() + date_text[1:]
@@ -171,7 +176,7 @@ def render_block(
     seal_box = (seal_x0, seal_y0, seal_x0 + seal_size, seal_y0 + seal_size)
     y = sig_y0 - 4
     y = para(att.certifier_title, "SaoY-Serif", 10.5, x=right_x, w=right_w, top=y)
-    para(att.certifier_name, "SaoY-Serif-Bold", 11.5, x=right_x, w=right_w, top=y)
+    lowest = para(att.certifier_name, "SaoY-Serif-Bold", 11.5, x=right_x, w=right_w, top=y)
     # QR code with the public verification URL (an opaque code, not the number).
     qr_size = min(96.0, right_x - 2 * pad)
     widget = QrCodeWidget(att.verify_url, barLevel="M")
@@ -183,12 +188,17 @@ def render_block(
     renderPDF.draw(drawing, c, pad, qr_y)
     caption = ParagraphStyle("q", fontName="SaoY-Serif", fontSize=7.5, leading=9,
                              alignment=TA_LEFT)
-    p = Paragraph(nfc(f"Kiểm tra bản sao tại:<br/>{att.verify_url}"), caption)
+    lines = f"Kiểm tra bản sao tại:<br/>{att.verify_url}"
+    if att.access_code:
+        lines += f"<br/>Mã truy cập: {att.access_code}"
+    p = Paragraph(nfc(lines), caption)
     _, ph = p.wrap(right_x - pad, 40)
     p.drawOn(c, pad, qr_y - ph - 2)
+    if min(lowest, qr_y - ph - 2) < 2:  # the name (or the link) would fall off the block
+        raise PlacementError(f"block too small for its content: {width:.0f}×{height:.0f}")
     c.showPage()
     c.save()
-    return out.getvalue(), FieldBoxes(leader_box, seal_box, number_box, book_box)
+    return out.getvalue(), FieldBoxes(leader_box, seal_box, number_box, book_box).shifted(0, 0)
 
 
 def _text_field(writer: IncrementalPdfFileWriter, name: str, page_ref, box) -> None:
@@ -223,6 +233,21 @@ def _ensure_acroform(writer: IncrementalPdfFileWriter) -> None:
         writer.update_container(form)
 
 
+def _visible_box(writer: IncrementalPdfFileWriter, index: int) -> tuple[float, ...]:
+    """The page's CropBox (else MediaBox), inherited from the page tree when needed."""
+    page_ref, _resources = writer.find_page_for_modification(index)
+    node = page_ref.get_object()
+    found = {}
+    while node is not None and len(found) < 2:
+        for key in ("/CropBox", "/MediaBox"):
+            if key in node and key not in found:
+                found[key] = [float(v) for v in node[key]]
+        node = node.get("/Parent")
+        node = node.get_object() if node is not None else None
+    box = found.get("/CropBox") or found.get("/MediaBox") or [0, 0, *A4]
+    return min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]), max(box[1], box[3])
+
+
 def add_attestation(writer: IncrementalPdfFileWriter, att: Attestation, fonts: Fonts,
                     placement: Placement) -> int:
     """Draw the attestation and create the four fields; returns the page index used."""
@@ -250,6 +275,9 @@ def add_attestation(writer: IncrementalPdfFileWriter, att: Attestation, fonts: F
         if not 0 <= placement.page < pages or placement.rect is None:
             raise PlacementError("page out of range")
         x1, y1, x2, y2 = placement.rect
+        bx0, by0, bx1, by1 = _visible_box(writer, placement.page)
+        if min(x1, x2) < bx0 or min(y1, y2) < by0 or max(x1, x2) > bx1 or max(y1, y2) > by1:
+            raise PlacementError("the block runs past the page's edge")
         block, boxes = render_block(att, fonts, abs(x2 - x1), abs(y2 - y1))
         origin = (min(x1, x2), min(y1, y2))
         xobj = writer.import_page_as_xobject(PdfFileReader(io.BytesIO(block)))
@@ -302,14 +330,21 @@ def _stamp_style(fonts: Fonts, look: SignatureLook):
     if not look.text:  # the seal: the image alone (no text, no font to embed)
         return StaticStampStyle(background=background, background_opacity=1.0,
                                 border_width=0, background_layout=layout_rule)
+    # The leader's field: the signature image above, "Ký bởi / Ngày ký" below on the right
+    # — the seal overlaps the field's left third and must not cover the text.
     return TextStampStyle(
         stamp_text=look.text,
         text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(fonts.regular), font_size=7),
         background=background,
         background_opacity=1.0,
         border_width=0,
-        timestamp_format="%d/%m/%Y %H:%M:%S (GMT%z)",
-        background_layout=layout_rule,
+        timestamp_format="%d/%m/%Y %H:%M",
+        background_layout=SimpleBoxLayoutRule(
+            x_align=AxisAlignment.ALIGN_MID, y_align=AxisAlignment.ALIGN_MAX,
+            margins=Margins(bottom=20), inner_content_scaling=InnerScaling.SHRINK_TO_FIT),
+        inner_content_layout=SimpleBoxLayoutRule(
+            x_align=AxisAlignment.ALIGN_MAX, y_align=AxisAlignment.ALIGN_MIN,
+            margins=Margins(right=2, bottom=1), inner_content_scaling=InnerScaling.NO_SCALING),
     )
 
 

@@ -176,7 +176,7 @@ def _attestation(doc: SignedDocument, user: Any, profile: SignerProfile) -> pdf.
         office_name=doc.office.name, certifier_name=_full_name(user),
         certifier_title=profile.title or _("Certifier"),
         date=dt.datetime.now(VN_TZ).date(), verify_url=verify_url(doc.verify_code),
-        verify_code=doc.verify_code,
+        verify_code=doc.verify_code, access_code=doc.access_code,
         place=doc.office.name.replace("UBND ", "").replace("Phòng Tư pháp ", ""),
     )
 
@@ -198,8 +198,9 @@ def _signing_failure(exc: Exception) -> SigningError:
     from modules.signing.tsa import TIMESTAMP_ERRORS
 
     if isinstance(exc, pdf.PlacementError):
-        return SigningError(_("The chosen area cannot hold the attestation (at least "
-                              "380 × 250 points on an existing page)."), 422)
+        return SigningError(_("The chosen area cannot hold the attestation: it must lie "
+                              "inside the page and measure at least %(w)s × %(h)s points.",
+                              w=pdf.BLOCK_MIN_WIDTH, h=pdf.BLOCK_MIN_HEIGHT), 422)
     if isinstance(exc, TIMESTAMP_ERRORS):
         return SigningError(_("The timestamp service does not answer: nothing was signed. "
                               "Try again in a few minutes."), 503)
@@ -236,13 +237,29 @@ def one_signer_session() -> Iterator[None]:
             _HELD.reset(token)
 
 
-def _sign_with(profile: SignerProfile, office_id: int, user_id: int | None, make):
-    """Run ``make(signer, timestamper)`` with the profile's registered key, checked (office,
-    person, approval, validity, fingerprint) right before it signs."""
+def seal_keys(session: Session, user: Any, office_id: int) -> list[SigningKey]:
+    """The seal certificates the clerk may choose from: those the system administrator
+    bound to this office's seal, usable now; the seal profile's own first."""
+    profile = profile_for(session, office_id, None)
+    found = []
+    for key in scoped(session, user, SigningKey).all(SigningKey.office_id == office_id,
+                                                      SigningKey.user_id.is_(None)):
+        try:
+            found.append(keys.check_usable(key, office_id, None))
+        except SignerUnavailableError:
+            continue
+    return sorted(found, key=lambda k: (k.id != profile.key_id, k.name or ""))
+
+
+def _sign_with(profile: SignerProfile, office_id: int, user_id: int | None, make,
+               key: SigningKey | None = None):
+    """Run ``make(signer, timestamper)`` with the profile's registered key (or ``key``,
+    another one bound to the same signer), checked (office, person, approval, validity,
+    fingerprint) right before it signs."""
     from modules.signing.tsa import TIMESTAMP_ERRORS
 
     try:
-        key = keys.check_usable(profile.key, office_id, user_id)
+        key = keys.check_usable(key or profile.key, office_id, user_id)
         timestamper = _timestamper(profile)
         held = _HELD.get()
         if held is not None:
@@ -287,7 +304,7 @@ def record_leader_signature(session: Session, user: Any, document_id: int,
 
 
 def prepare_seal(session: Session, user: Any, document_id: int, number: str,
-                 book: str) -> NewVersion:
+                 book: str, key_id: int | None = None) -> NewVersion:
     """Fill number and book, sign the seal field with the office certificate — in memory,
     before any row is locked.  Not validated here: both signatures were just made by
     this server from stored bytes, and delivery validates the whole file once."""
@@ -295,9 +312,15 @@ def prepare_seal(session: Session, user: Any, document_id: int, number: str,
     if doc.stage is not Stage.leader_signed:
         raise SigningError(_("Only a document signed by the leader can be sealed."))
     profile = profile_for(session, doc.office_id, None)
+    key = None
+    if key_id is not None:  # the clerk chose another of the office's seal certificates
+        key = scoped(session, user, SigningKey).get(key_id)
+        if key is None or key.office_id != doc.office_id or key.user_id is not None:
+            raise NotFoundError()
     sealed = _sign_with(profile, doc.office_id, None, lambda signer, timestamper: (
         pdf.seal_with_number(file_store().read_bytes(doc.current_sha256), str(number), book,
-                             fonts(), signer, _look(profile, ""), timestamper=timestamper)))
+                             fonts(), signer, _look(profile, ""), timestamper=timestamper)),
+        key=key)
     return NewVersion(sealed)
 
 

@@ -22,6 +22,7 @@ from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.params import large_body
 from app.scoping import OfficeScopeFilter, ScopedModelView, scoped
+from app.timeutil import to_local
 from app.transactions import atomic
 from modules.signing import keys, services
 from modules.signing.explain import Explanation
@@ -74,7 +75,8 @@ def copy_summary(doc: SignedDocument | None) -> dict | None:
         return None
     return {
         "office": doc.office.name, "number": doc.number, "book": doc.book,
-        "date": doc.sealed_at.date().isoformat() if doc.sealed_at else None,
+        # The day of sealing in Vietnam, as the signatures and the attestation say it.
+        "date": to_local(doc.sealed_at).date().isoformat() if doc.sealed_at else None,
         "document_type": doc.document_type, "pages": doc.pages,
         "verify_code": doc.verify_code,
     }

@@ -17,4 +17,5 @@ MODULE = ModuleSpec(
     depends=("platform", "copies", "appointments", "registers"),
     register=_register,
     roles={"Supervisor": _SEE, "Leader": _SEE, "OfficeAdmin": _SEE},
+    landing={"Supervisor": "DashboardView.index"},
 )

@@ -654,3 +654,40 @@ def test_a_leader_with_a_signing_agent_signs_and_the_request_moves_on(app, db_se
     with app.app_context():
         report = signing.validate_bytes(signing.read_current(copy.document))
     assert [s.role for s in report.signatures if s.intact] == ["leader"]
+
+
+def test_first_signatures_at_once_make_whole_fonts(app, tmp_path, monkeypatch):
+    """Several first signatures of a fresh server at once (threaded server, empty font
+    cache): each block comes out whole.  They once wrote the Vietnamese font subset into
+    one temporary file together and renamed a half-written font into place (a concurrent
+    sign answered IndexError in reportlab's subsetting)."""
+    import concurrent.futures
+
+    from fontTools.ttLib import TTFont
+    from pypdf import PdfReader
+
+    from modules.signing import pdf
+
+    names = ["Trần Thị Bình", "Lê Văn Cường", "Nguyễn Thị Mai", "Phạm Quốc Hùng"]
+    barrier = threading.Barrier(4)
+
+    monkeypatch.setitem(app.config, "DATA_DIR", str(tmp_path))  # a fresh server's cache
+
+    def first_signature(n: int) -> str:
+        from modules.signing.services import fonts
+
+        with app.app_context():
+            barrier.wait(timeout=30)
+            faces = fonts()
+        att = pdf.Attestation("UBND Phường Sài Gòn", names[n], "Phó Chủ tịch",
+                              dt.date(2026, 12, 2), "https://saoy.example/verify/X", "X")
+        block, _boxes = pdf.render_block(att, faces, pdf.BLOCK_MIN_WIDTH, pdf.BLOCK_MIN_HEIGHT)
+        return PdfReader(io.BytesIO(block)).pages[0].extract_text()
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        texts = list(pool.map(first_signature, range(4)))
+    assert all(name in text for name, text in zip(names, texts, strict=True))
+    made = sorted((tmp_path / "fonts").glob("*.ttf"))
+    assert len(made) == 3 and not list((tmp_path / "fonts").glob("*.tmp"))
+    for path in made:
+        TTFont(str(path))["glyf"]  # noqa: B018 - a whole font parses

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 from fontTools import subset
@@ -48,7 +50,10 @@ def subset_font(source: str, cache_dir: str) -> str:
         subsetter = subset.Subsetter(options)
         subsetter.populate(unicodes=_codepoints())
         subsetter.subset(font)
-        tmp = target.with_suffix(".tmp")
-        font.save(str(tmp))
-        tmp.replace(target)
+        # A name of its own: two first signatures at once must not write one file
+        # together (the loser renamed a half-written font into place).
+        fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        font.save(tmp)
+        os.replace(tmp, target)
     return str(target)

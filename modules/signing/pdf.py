@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -108,13 +109,25 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+#: reportlab's font registry and TrueType faces are process-wide and not made for threads
+#: (a face registered twice at once, subset state per document); a block renders in
+#: milliseconds, so threaded servers render one at a time.
+_REPORTLAB = threading.Lock()
+
+
 def render_block(
     att: Attestation, fonts: Fonts, width: float, height: float
 ) -> tuple[bytes, FieldBoxes]:
     """One PDF page of ``width``×``height`` with the attestation; field boxes relative to it."""
     if width < BLOCK_MIN_WIDTH or height < BLOCK_MIN_HEIGHT:
         raise PlacementError(f"block too small: {width:.0f}×{height:.0f}")
-    fonts.register_for_reportlab()
+    with _REPORTLAB:
+        fonts.register_for_reportlab()
+        return _render_block(att, fonts, width, height)
+
+
+def _render_block(att: Attestation, fonts: Fonts, width: float,
+                  height: float) -> tuple[bytes, FieldBoxes]:
     out = io.BytesIO()
     c = canvas.Canvas(out, pagesize=(width, height), pageCompression=1)
     c.setTitle("Lời chứng")

@@ -18,7 +18,7 @@ from bench.common import ROOT, machine
 sys.path.insert(0, str(ROOT))
 
 from bench import loadmix  # noqa: E402
-from bench.load import app_for, deployed  # noqa: E402
+from bench.load import serving  # noqa: E402
 from deploy.stack import Stack  # noqa: E402
 
 EVERY = 15
@@ -99,14 +99,7 @@ def plot(samples: list[tuple[float, dict[str, float]]], path: Path) -> None:
 
 def main() -> None:
     minutes = float(sys.argv[1]) if len(sys.argv) > 1 else 30
-    stack, sinks = Stack(prefix="saoy-bench-soak-"), loadmix.Sinks()
-    try:
-        env = deployed(stack, sinks)
-        stack.serve(env)
-        base = f"http://127.0.0.1:{stack.app_port}"
-        stack.wait(f"{base}/health/", 120)
-        app = app_for(env)
-        world = loadmix.prepare(app, [base])
+    with serving("saoy-bench-soak-") as (stack, sinks, env, app, world):
         world.think *= 4  # a quarter of the load's rate
         print(f"soak: {len(loadmix.PEOPLE)} people at a quarter of the load's rate for "
               f"{minutes:g} min — {machine()}", flush=True)
@@ -140,9 +133,6 @@ def main() -> None:
             series = [v[name] for v in warm if name in v]
             print(f"    {name:<20} {series[0]:7.1f} → {series[-1]:7.1f}  (max {max(series):.1f})")
         print(f"  temporary files before → after: {temps_before} → {temps_after}")
-    finally:
-        stack.stop()
-        sinks.close()
 
 
 if __name__ == "__main__":

@@ -174,6 +174,7 @@ def test_the_procedure_through_the_pages(browser, live, app, db_session, tmp_pat
         screenshot(browser, "leader-2-sign")
         click(browser, "#do-sign")
         assert _state(browser) == "Đã ký"
+        assert not browser.find_elements(By.ID, "request-reason")  # the return is history
         click(browser, "#do-forward")
         assert _state(browser) == "Chờ đóng dấu"
 
@@ -277,8 +278,8 @@ def test_the_procedure_through_the_pages(browser, live, app, db_session, tmp_pat
         browser.delete_all_cookies()
         browser.get(verify_link.replace(verify_link.split("/verify/")[0], live))
         assert browser.find_element(By.ID, "verdict").get_attribute("data-verdict") == "valid"
-        browser.find_element(By.ID, "access_code").send_keys(doc.access_code)
         screenshot(browser, "verify-1-qr")
+        browser.find_element(By.ID, "access_code").send_keys(doc.access_code)
         click(browser, "#access-form [type=submit]")
         screenshot(browser, "verify-2-with-code")
 
@@ -308,3 +309,25 @@ def _downloaded(browser, seconds: float = 20) -> bytes:
             return files[0].read_bytes()
         time.sleep(0.2)
     pytest.fail("the PDF was not downloaded")
+
+
+def test_the_office_admin_sees_the_office_settings_in_vietnamese(browser, live):
+    """What the office administrator configures (appointments, working plan, signers and
+    keys, staff), each page in Vietnamese with the office's own rows: the guide's shots."""
+    By = _by()  # noqa: N806 - selenium's name
+    sign_in(browser, live, "officeadmin.a")
+    pages = (("appointmentsettingsview", "Cấu hình lịch hẹn",
+              "officeadmin-1-appointmentsettings"),
+             ("workingsessionview", "Lịch làm việc trong tuần", "officeadmin-2-workingsession"),
+             ("signerprofileview", "Người ký", "officeadmin-3-signerprofile"),
+             ("signingkeyview", "Khóa ký số", "officeadmin-4-signingkey"),
+             ("staff", "Cán bộ", "officeadmin-5-staff"))
+    for view, heading, shot in pages:
+        browser.get(f"{live}/{view}/list/")
+        title = browser.find_element(By.CSS_SELECTOR, ".panel-title, h2, h3").text
+        assert heading.lower() in title.lower(), (view, title)
+        rows = browser.find_elements(By.CSS_SELECTOR, "table tr td")
+        assert rows, view  # the office's own rows (no office column: it sees one office)
+        body = browser.find_element(By.TAG_NAME, "body").text
+        assert "UBND Phường Tân Định" not in body and "None" not in body, view
+        screenshot(browser, shot)

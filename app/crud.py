@@ -219,6 +219,7 @@ class ReadableViewMixin:
         enum_class = self._enum_class(column)
         if enum_class is None:
             return None
+
         def show(value):
             if isinstance(value, str):
                 try:

@@ -215,3 +215,32 @@ def mark_read(session: Session, user_id: int, item_id: int | None = None) -> Non
     now = utcnow()
     for item in session.scalars(stmt):
         item.read_at = now
+
+
+def _console_emails(session: Session, user: Any):
+    """E-mails that only reached the server's log (no mail server configured), of the
+    offices ``user`` sees."""
+    from app.scoping import visible_office_ids
+
+    query = select(Message).where(Message.channel == Channel.email,
+                                  Message.transport == "console")
+    ids = visible_office_ids(user, session)
+    return query if ids is None else query.where(Message.office_id.in_(ids))
+
+
+def console_emails(session: Session, user: Any, limit: int = 50) -> list[Message]:
+    """The demo mailbox: the newest such e-mails, as their recipients would read them."""
+    query = _console_emails(session, user).order_by(Message.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def console_attachment(session: Session, user: Any, message_id: int, n: int) -> dict:
+    """The ``n``-th attachment of one of those e-mails (NotFoundError when not visible)."""
+    from app.errors import NotFoundError
+
+    mail = session.scalars(_console_emails(session, user).where(Message.id == message_id)).first()
+    files = (mail.attachments or []) if mail is not None else []
+    if not 0 <= n < len(files):
+        raise NotFoundError()
+    return files[n]
+

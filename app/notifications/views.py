@@ -1,7 +1,7 @@
 """Staff outbox, Admin's template editor and the citizen's portal inbox (thin views)."""
 from __future__ import annotations
 
-from flask import flash, g, redirect, url_for
+from flask import flash, g, redirect, send_file, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_babel import gettext as _
@@ -14,6 +14,7 @@ from app.labels import code, code_labels
 from app.notifications import services
 from app.notifications.models import Message, MessageTemplate
 from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user
+from app.storage import file_store
 from app.transactions import atomic
 
 MESSAGE_LABELS = {
@@ -122,41 +123,16 @@ class DemoMailboxView(BaseView):
     route_base = "/demo-mailbox"
     default_view = "index"
 
-    def _visible(self):
-        from sqlalchemy import select
-
-        from app.notifications.models import Channel, Message
-        from app.scoping import visible_office_ids
-
-        query = select(Message).where(Message.channel == Channel.email,
-                                      Message.transport == "console")
-        ids = visible_office_ids(current_user(), db.session)
-        if ids is not None:
-            query = query.where(Message.office_id.in_(ids))
-        return query
-
     @expose("/")
     @has_access
     def index(self):
-        from app.notifications.models import Message
-
-        mails = db.session.scalars(self._visible().order_by(Message.id.desc()).limit(50))
-        return self.render_template("saoy/demo_mailbox.html", mails=list(mails))
+        return self.render_template("saoy/demo_mailbox.html",
+                                    mails=services.console_emails(db.session, current_user()))
 
     @expose("/<int:pk>/attachment/<int:n>")
     @has_access
     def attachment(self, pk: int, n: int):
-        from flask import send_file
-
-        from app.errors import NotFoundError
-        from app.notifications.models import Message
-        from app.storage import file_store
-
-        mail = db.session.scalars(self._visible().where(Message.id == pk)).first()
-        files = (mail.attachments or []) if mail is not None else []
-        if not 0 <= n < len(files):
-            raise NotFoundError()
-        found = files[n]
+        found = services.console_attachment(db.session, current_user(), pk, n)
         return send_file(file_store().open(found["sha256"]), as_attachment=True,
                          download_name=found.get("filename") or "tep-dinh-kem.pdf",
                          mimetype=found.get("mimetype") or "application/pdf", max_age=0)

@@ -184,6 +184,10 @@ class CopyRequestView(CopyListBase):
                           appointment=a.id)
         return values
 
+    def _typed_again(self, form) -> dict:
+        """A refused intake's form: what was typed, over what the appointment filled in."""
+        return {**self._from_appointment(), **form.to_dict()}
+
     def _intake_form(self, values, status=200):
         office_id = current_user().office_id
         return self.render_template(
@@ -213,7 +217,7 @@ class CopyRequestView(CopyListBase):
         form = request.form
         if upload is None:
             flash(_("Attach the scanned PDF of the original."), "danger")
-            return self._intake_form({**self._from_appointment(), **form.to_dict()}, 422)
+            return self._intake_form(self._typed_again(form), 422)
         try:
             with atomic(db.session):  # received and submitted together, or neither
                 copy, info = services.intake(
@@ -230,7 +234,7 @@ class CopyRequestView(CopyListBase):
             raise
         except DomainError as exc:
             flash(exc.message, "danger")
-            return self._intake_form({**self._from_appointment(), **form.to_dict()}, exc.status)
+            return self._intake_form(self._typed_again(form), exc.status)
         self._scan_warning(info)
         flash(_("Request #%(id)s submitted for signature. Fee: %(fee)s.", id=copy.id,
                 fee=format_money(copy.fee)), "success")

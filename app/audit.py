@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from app.ownership import Owner
 from app.sql import insert_ignore
 from app.timeutil import utcnow
 
@@ -53,6 +54,7 @@ class AuditHead(Model):
 
 class AuditEvent(Model):
     __tablename__ = "audit_event"
+    __owner__ = Owner(office="office_id")
     __table_args__ = (UniqueConstraint("chain", "seq", name="uq_audit_event_chain_seq"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,20 +1,23 @@
 """FAB's generic add/edit/delete, made to go the one way every change goes.
 
-``Datamodel`` is FAB's data interface whose writes call a ``RecordService`` inside one
-unit of work: the service validates, writes and records the audit event, and the
-commit takes all of it or nothing.  Errors are plain translated sentences (FAB would
-flash ``str(exception)``, i.e. SQL).  ``ServiceFormViewMixin`` re-shows a refused form
-with what was typed instead of FAB's redirect to the list.
+``Datamodel`` is FAB's data interface whose writes call a ``RecordService``
+(``app.records``) inside one unit of work: the service validates, writes and records
+the audit event, and the commit takes all of it or nothing.  Without a service it is
+read-only: nothing can write around a model's own rules through FAB's generic doors.
+Errors are plain translated sentences (FAB would flash ``str(exception)``, i.e. SQL).
+``ServiceFormViewMixin`` re-shows a refused form with what was typed instead of FAB's
+redirect to the list.
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
 from flask import flash, jsonify, request, url_for
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.exceptions import DatabaseException
+from flask_appbuilder.fields import EnumField
+from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.urltools import (
     get_filter_args,
@@ -23,118 +26,31 @@ from flask_appbuilder.urltools import (
     get_page_size_args,
 )
 from flask_babel import gettext as _
-from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from wtforms import SelectField, validators
 
-from app import audit
-from app.errors import DomainError
-from app.params import as_id, check_lengths, check_record, json_object
+from app.errors import DomainError, NotFoundError
+from app.labels import choices, display, has_labels, label
+from app.params import as_id, check_record, json_object
+from app.records import READ_ONLY, RecordService
 from app.transactions import atomic
+from app.web import current_user
 
 log = logging.getLogger(__name__)
-_SECRET_FIELDS = {"password"}
 
 
 class FriendlyDatabaseError(DomainError):
     """str() is a sentence for the user; the cause is in the log."""
 
 
-def describe_changes(item: Any) -> str | None:
-    """``field: old → new; …`` of the pending changes of ``item`` (secrets masked)."""
-    state = inspect(item)
-    parts = []
-    for attr in state.mapper.column_attrs.keys() + state.mapper.relationships.keys():
-        history = state.attrs[attr].history
-        if not history.has_changes():
-            continue
-        if attr in _SECRET_FIELDS:
-            parts.append(f"{attr}: ***")
-            continue
-        old = ", ".join(_plain(v) for v in history.deleted) or "∅"
-        new = ", ".join(_plain(v) for v in history.added) or "∅"
-        if attr in state.mapper.relationships.keys() and state.mapper.relationships[
-                attr].uselist:
-            old = ", ".join(_plain(v) for v in (history.unchanged + history.deleted)) or "∅"
-            new = ", ".join(_plain(v) for v in (history.unchanged + history.added)) or "∅"
-        parts.append(f"{attr}: {old} → {new}")
-    return "; ".join(parts)[:4000] or None
-
-
-def _plain(value: Any) -> str:
-    if hasattr(value, "value") and not isinstance(value, (int, float, str)):
-        value = value.value  # enums
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return str(value)
-
-
-class RecordService:
-    """Create, change and delete one kind of record: validate, write, audit.
-
-    Never commits (the caller's unit of work does).  Subclasses add the rules of their
-    model in ``validate`` and ``check_delete``; office-owned rows take the acting user's
-    office and can never be moved to another one.
-    """
-
-    def __init__(self, event_prefix: str | None = None):
-        self.event_prefix = event_prefix
-
-    def prefix(self, item: Any) -> str:
-        return self.event_prefix or type(item).__name__.lower()
-
-    def validate(self, session: Session, user: Any, item: Any, *, created: bool) -> None:
-        """Raise DomainError when ``item`` (with its unsaved edits) breaks a rule."""
-
-    def check_delete(self, session: Session, user: Any, item: Any) -> None:
-        """Raise DomainError when ``item`` may not be deleted."""
-
-    def create(self, session: Session, user: Any, item: Any) -> Any:
-        from app.scoping import OfficeOwned, staff_office_id
-
-        if isinstance(item, OfficeOwned):
-            item.office_id = staff_office_id(user)
-        check_lengths(item)
-        with session.no_autoflush:
-            self.validate(session, user, item, created=True)
-        session.add(item)
-        session.flush()
-        audit.record(session, user, f"{self.prefix(item)}_created", obj=item,
-                     reason=describe_changes(item))
-        return item
-
-    def update(self, session: Session, user: Any, item: Any) -> Any:
-        from app.scoping import OfficeOwned
-
-        state = inspect(item)
-        if isinstance(item, OfficeOwned) and state.attrs.office_id.history.deleted:
-            raise DomainError(_("A record cannot be moved to another office."), 403)
-        changes = describe_changes(item)
-        check_lengths(item)
-        with session.no_autoflush:
-            self.validate(session, user, item, created=False)
-        session.flush()
-        audit.record(session, user, f"{self.prefix(item)}_updated", obj=item, reason=changes)
-        return item
-
-    def delete(self, session: Session, user: Any, item: Any) -> None:
-        self.check_delete(session, user, item)
-        audit.record(session, user, f"{self.prefix(item)}_deleted", obj=item,
-                     office_id=getattr(item, "office_id", None), reason=repr(item)[:4000])
-        session.delete(item)
-        session.flush()
-
-
 class Datamodel(SQLAInterface):
     """FAB's data interface whose every write is the model's service in one unit of work."""
 
-    def __init__(self, obj, session=None, service: RecordService | None = None):
+    def __init__(self, obj, session=None, service: RecordService = READ_ONLY):
         super().__init__(obj, session)
-        self.service = service or RecordService()
+        self.service = service
 
     def _write(self, operation, item) -> None:
-        from app.scoping import current_user
-
         try:
             with atomic(self.session):
                 operation(self.session, current_user(), item)
@@ -171,13 +87,8 @@ def refusal_text(exc: Exception) -> str:
     return getattr(exc, "message", None) or str(exc)
 
 
-def _labelled_enum_field(enum_class, label: Any, *, required: bool):
+def _labelled_enum_field(enum_class, text: Any, *, required: bool):
     """FAB's enum select with the labels (it shows the codes)."""
-    from flask_appbuilder.fields import EnumField
-    from flask_appbuilder.fieldwidgets import Select2Widget
-    from wtforms import validators
-
-    from app.labels import choices
 
     class LabelledEnumField(EnumField):
         def __init__(self, *args, **kwargs):
@@ -185,7 +96,7 @@ def _labelled_enum_field(enum_class, label: Any, *, required: bool):
             self.choices = choices(enum_class)
 
     return LabelledEnumField(
-        enum_class=enum_class, enums=list(enum_class.__members__), label=label,
+        enum_class=enum_class, enums=list(enum_class.__members__), label=text,
         validators=[validators.DataRequired() if required else validators.Optional()],
         widget=Select2Widget())
 
@@ -199,23 +110,17 @@ class ReadableViewMixin:
     def __init__(self, **kwargs):
         self._label_search_choices()
         super().__init__(**kwargs)
-        from app.labels import display
-
         columns = set(self.list_columns or []) | set(self.show_columns or [])
         shown = {c: self._labelled(c) or display for c in columns}
         self.formatters_columns = {**shown, **(self.formatters_columns or {})}
 
     def _enum_class(self, column: str):
-        from app.labels import has_labels
-
         if not self.datamodel.is_enum(column):
             return None
         found = getattr(self.datamodel.list_columns[column].type, "enum_class", None)
         return found if found is not None and has_labels(found) else None
 
     def _labelled(self, column: str):
-        from app.labels import label
-
         enum_class = self._enum_class(column)
         if enum_class is None:
             return None
@@ -231,11 +136,6 @@ class ReadableViewMixin:
         return show
 
     def _label_search_choices(self) -> None:
-        from flask_appbuilder.fieldwidgets import Select2Widget
-        from wtforms import SelectField
-
-        from app.labels import choices
-
         extra = dict(self.search_form_extra_fields or {})
         for column in self.search_columns or []:
             enum_class = self._enum_class(column)
@@ -292,8 +192,6 @@ class ServiceFormViewMixin(ReadableViewMixin):
         return self._get_add_widget(form=form, exclude_cols=exclude_cols)
 
     def _edit(self, pk):
-        from app.errors import NotFoundError
-
         pages, page_sizes, orders = get_page_args(), get_page_size_args(), get_order_args()
         get_filter_args(self._filters, disallow_if_not_in_search=False)
         exclude_cols = self._filters.get_relation_cols()
@@ -327,8 +225,6 @@ class ServiceFormViewMixin(ReadableViewMixin):
                                                page_sizes=page_sizes, widgets=widgets)
 
     def _delete(self, pk):
-        from app.errors import NotFoundError
-
         item = self.datamodel.get(pk, self._base_filters)
         if not item:
             raise NotFoundError()

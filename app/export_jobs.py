@@ -16,15 +16,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, current_app, g, jsonify, redirect, request, send_file, url_for
+from flask import Flask, abort, current_app, jsonify, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, Model, expose
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import DateTime, Enum, ForeignKey, Integer, String, Text, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.labels import labelled
+from app.ownership import Owner
+from app.scope import scope, scoped
 from app.timeutil import utcnow
 from app.transactions import atomic
+from app.web import acting_as, current_user
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 2000
@@ -45,7 +48,10 @@ EXPORT_STATE_LABELS = labelled({
 
 
 class ExportJob(Model):
+    """A background export; private to the user who asked (administrators included)."""
+
     __tablename__ = "export_job"
+    __owner__ = Owner(user="user_id")
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"), index=True, nullable=False)
@@ -86,7 +92,6 @@ def file_path(job: ExportJob, app: Flask | None = None) -> Path:
 def queue_export(view: Any, fmt: str) -> ExportJob:
     """A background export of ``view``'s current filtered list, for the current user."""
     from app.extensions import db
-    from app.scoping import current_user
 
     user = current_user()
     with atomic(db.session):
@@ -152,8 +157,8 @@ def _progress(app: Flask, job_id: int, **values: Any) -> None:
 
 
 def _write(app: Flask, job_id: int) -> None:
-    from flask_login import login_user
-
+    """Replay the list as its owner sees it: the list's own query with the scope and the
+    permissions of the user who asked (``acting_as``), no one signed in."""
     from app.exports import csv_chunks, write_xlsx
     from app.extensions import db
     from app.users import StaffUser
@@ -165,11 +170,10 @@ def _write(app: Flask, job_id: int) -> None:
     try:
         if view is None or user is None or not user.is_active:
             raise PermissionError("the list or the user is gone")
-        with app.test_request_context(f"{view.route_base}/list/?{job.query_string}"):
-            g.user = user
-            login_user(user)
-            if not app.appbuilder.sm.has_access("can_list", view.class_permission_name):
-                raise PermissionError("the user may no longer export this list")
+        if not app.appbuilder.sm._has_view_access(user, "can_list", view.class_permission_name):
+            raise PermissionError("the user may no longer export this list")
+        with app.test_request_context(f"{view.route_base}/list/?{job.query_string}"), \
+                acting_as(user):
             columns, headers = view.export_table()
             _progress(app, job_id, rows_total=view.export_count())
             rows = _counted(app, job_id, view.export_rows(columns))
@@ -227,29 +231,21 @@ class ExportJobView(BaseView):
 
     def _mine(self, pk: int) -> ExportJob:
         from app.extensions import db
-        from app.scoping import current_user
 
-        user = current_user()
-        job = db.session.get(ExportJob, pk) if user is not None else None
-        if job is None or job.user_id != getattr(user, "id", None):
-            abort(404)
-        return job
+        return scoped(db.session, current_user(), ExportJob).get_or_404(pk)
 
     def _signed_in(self) -> bool:
-        from app.scoping import current_user
-
         user = current_user()
         return bool(user is not None and getattr(user, "is_authenticated", False))
 
     @expose("/")
     def mine(self):
         from app.extensions import db
-        from app.scoping import current_user
 
         if not self._signed_in():
             return redirect(url_for("AuthDBView.login"))
         jobs = db.session.scalars(select(ExportJob).where(
-            ExportJob.user_id == current_user().id).order_by(ExportJob.id.desc()).limit(20))
+            scope(current_user(), ExportJob)).order_by(ExportJob.id.desc()).limit(20))
         return self.render_template("saoy/exports.html", jobs=list(jobs), job=None)
 
     @expose("/<int:pk>")

@@ -219,3 +219,17 @@ def check_lengths(item: Any) -> None:
         if len(value) > limit:
             raise ParamError(_("%(name)s is longer than %(n)s characters.", name=column.key,
                                n=limit))
+
+
+#: Rows a list API answers per page.
+API_PAGE_SIZE = 100
+
+
+def query_page() -> int:
+    """``?page=`` of a list API: 0 (the first) when absent."""
+    return integer(request.args.get("page"), "page", low=0, high=100_000, default=0)
+
+
+def page_of(session: Any, stmt: Any, page: int) -> list[Any]:
+    """One page of a list API's statement (already scoped and ordered)."""
+    return list(session.scalars(stmt.offset(page * API_PAGE_SIZE).limit(API_PAGE_SIZE)))

@@ -1,174 +1,52 @@
-"""Office scoping: the one mechanism that decides which rows a user may see.
+"""The scope rule on FAB's doors: a thin web layer over ``app.scope``.
 
-Every office-owned model mixes in ``OfficeOwned``.  Every door — web list, show,
-edit, delete, ``@action``, ``action_post``, REST, exports, file downloads and our
-own pages — asks the same question, ``visible_office_ids(user)``, through
-``OFFICE_SCOPE`` (FAB base filter) or ``scoped(...)`` (service lookups).
-Another office's row is answered with 404, never 403, so ids leak nothing.
+``OfficeScopeFilter`` puts ``scope(user, Model)`` on every FAB query of a view (list,
+show, edit, delete, REST get/put/delete/list); ``ScopedModelView`` re-fetches the rows
+of ``@action`` and ``action_post`` through it (FAB does not) and exports exactly its
+list.  Nothing here decides who sees what: ``app.scope`` does.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from flask import abort, current_app, flash, g, has_request_context, redirect, request
+from flask import abort, current_app, flash, g, redirect, request
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.urltools import get_filter_args
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ForeignKey, select
-from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
 
+from app import export_jobs
 from app.crud import DomainErrorResponses, ServiceFormViewMixin
 from app.errors import NotFoundError
-from app.params import as_id
-
-ADMIN_ROLE = "Admin"
-SUPERVISOR_ROLE = "Supervisor"
-
-T = TypeVar("T")
-
-
-class OfficeOwned:
-    """Mixin for rows that belong to one office (indexed ``office_id``)."""
-
-    @declared_attr
-    def office_id(cls) -> Mapped[int]:  # noqa: N805 - SQLAlchemy declared_attr
-        return mapped_column(ForeignKey("org_office.id"), index=True, nullable=False)
-
-    @declared_attr
-    def office(cls):  # noqa: N805
-        # Imported here, not by name: the model must resolve whatever the import order.
-        from app.offices.models import Office
-
-        return relationship(Office, lazy="joined")
-
-
-def role_names(user: Any) -> set[str]:
-    return {role.name for role in getattr(user, "roles", None) or ()}
-
-
-def is_admin(user: Any) -> bool:
-    return ADMIN_ROLE in role_names(user)
-
-
-def _office_tree(session: Session) -> dict[int | None, list[int]]:
-    from app.offices.models import Office
-
-    children: dict[int | None, list[int]] = {}
-    for office_id, parent_id in session.execute(select(Office.id, Office.parent_id)):
-        children.setdefault(parent_id, []).append(office_id)
-    return children
-
-
-def descendants(session: Session, office_id: int) -> list[int]:
-    """The office and every office under it, depth first."""
-    tree = _office_tree(session)
-    found, stack = [], [office_id]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(tree.get(current, ()))
-    return found
-
-
-def visible_office_ids(user: Any, session: Session | None = None) -> list[int] | None:
-    """Offices whose rows ``user`` may see; ``None`` means every office (Admin).
-
-    Staff see their own office; Supervisors also every office under it; a user
-    without an office (a citizen, the anonymous user) sees none.  Cached per request.
-    """
-    if user is None or not getattr(user, "is_authenticated", False):
-        return []
-    cache_key = "_saoy_visible_offices"
-    if has_request_context() and getattr(g, "user", None) is user:
-        cached = getattr(g, cache_key, False)
-        if cached is not False:
-            return cached
-    if is_admin(user):
-        ids = None
-    elif not getattr(user, "office_id", None):
-        ids = []
-    elif SUPERVISOR_ROLE in role_names(user):
-        ids = descendants(session or current_app.appbuilder.session, user.office_id)
-    else:
-        ids = [user.office_id]
-    if has_request_context() and getattr(g, "user", None) is user:
-        setattr(g, cache_key, ids)
-    return ids
-
-
-def current_user() -> Any:
-    return getattr(g, "user", None)
+from app.exports import csv_response, xlsx_response
+from app.ownership import owner_of
+from app.scope import scope, visible_office_ids
+from app.web import current_user
 
 
 class OfficeScopeFilter(BaseFilter):
-    """FAB base filter: rows of the offices the current user may see."""
+    """FAB base filter: the rows of the model the current user may see (``app.scope``)."""
 
     name = "Office scope"
     arg_name = "office_scope"
 
-    def apply(self, query, value):  # value unused: scope comes from the user
-        ids = visible_office_ids(current_user())
-        if ids is None:
-            return query
-        return query.filter(self.model.office_id.in_(ids))
+    def apply(self, query, value):  # value unused: the scope comes from the user
+        return query.filter(scope(current_user(), self.model))
 
 
-class OfficeIdScopeFilter(OfficeScopeFilter):
-    """The same scope for the Office table itself (its own id is the office)."""
-
-    def apply(self, query, value):
-        ids = visible_office_ids(current_user())
-        if ids is None:
-            return query
-        return query.filter(self.model.id.in_(ids))
+OFFICE_SCOPE = [["id", OfficeScopeFilter, None]]
 
 
-OFFICE_SCOPE = [["office_id", OfficeScopeFilter, None]]
-
-
-class Scoped(Generic[T]):
-    """Scoped lookups for services and custom pages: ``scoped(s, user, M).get_or_404(pk)``."""
-
-    def __init__(self, session: Session, user: Any, model: type[T]):
-        self.session, self.user, self.model = session, user, model
-
-    def select(self):
-        stmt = select(self.model)
-        ids = visible_office_ids(self.user, self.session)
-        if ids is not None:
-            stmt = stmt.where(self.model.office_id.in_(ids))
-        return stmt
-
-    def get(self, pk: Any) -> T | None:
-        pk = as_id(pk)
-        if pk is None:
-            return None
-        return self.session.scalars(self.select().where(self.model.id == pk)).first()
-
-    def get_or_404(self, pk: Any) -> T:
-        """The row, or ``NotFoundError`` (the one 404 answer: page or JSON, decided once)."""
-        item = self.get(pk)
-        if item is None:
-            raise NotFoundError()
-        return item
-
-    def all(self, *where) -> list[T]:
-        return list(self.session.scalars(self.select().where(*where)))
-
-
-def scoped(session: Session, user: Any, model: type[T]) -> Scoped[T]:
-    return Scoped(session, user, model)
-
-
-def staff_office_id(user: Any) -> int:
-    """The office a new row takes: the acting user's own.  Never a form field."""
-    office_id = getattr(user, "office_id", None)
-    if not office_id:
-        raise PermissionError(_l("Your account does not belong to an office."))
-    return office_id
+def shown_office_ids() -> list[int] | None:
+    """The offices the current user sees (None: every one), once per request and user."""
+    user = current_user()
+    cached = g.get("saoy_offices")
+    if cached is None or cached[0] is not user:
+        cached = g.saoy_offices = (user, visible_office_ids(current_app.appbuilder.session,
+                                                            user))
+    return cached[1]
 
 
 def attribute_path(item: Any, dotted: str) -> Any:
@@ -212,23 +90,16 @@ class ScopedModelView(ServiceFormViewMixin, ModelView):
                                              **(self.search_form_query_rel_fields or {})}
 
     def _scoped_choices(self) -> dict[str, list]:
-        """A filter's choices of offices, staff, …: only those of the user's offices."""
-        choices = {}
-        for column in self.search_columns or []:
-            if not self.datamodel.is_relation(column):
-                continue
-            related = self.datamodel.get_related_model(column)
-            if getattr(related, "__tablename__", None) == "org_office":
-                choices[column] = [["id", OfficeIdScopeFilter, None]]
-            elif hasattr(related, "office_id"):
-                choices[column] = [["office_id", OfficeScopeFilter, None]]
-        return choices
+        """A filter's choices of offices, staff, …: only those the user may see."""
+        return {column: OFFICE_SCOPE for column in self.search_columns or []
+                if self.datamodel.is_relation(column)
+                and owner_of(self.datamodel.get_related_model(column)) is not None}
 
     def _has_office(self) -> bool:
         return self.datamodel.is_relation(self.office_column)
 
     def sees_several_offices(self) -> bool:
-        ids = visible_office_ids(current_user())
+        ids = shown_office_ids()
         return ids is None or len(ids) > 1
 
     def shown_columns(self, columns: list[str]) -> list[str]:
@@ -312,9 +183,6 @@ class ScopedModelView(ServiceFormViewMixin, ModelView):
     def _export(self, fmt: str):
         """Small exports stream at once; long ones become a background export with a
         progress page and a download link (``app.export_jobs``)."""
-        from app import export_jobs
-        from app.exports import csv_response, xlsx_response
-
         if self.export_count() > current_app.config["EXPORT_INLINE_ROWS"]:
             return redirect(export_jobs.progress_url(export_jobs.queue_export(self, fmt)))
         columns, headers = self.export_table()

@@ -30,13 +30,8 @@ from app import audit
 from app.crud import Datamodel, ReadableViewMixin, RecordService, ServiceFormViewMixin
 from app.errors import NotFoundError
 from app.params import as_id
-from app.scoping import (
-    ADMIN_ROLE,
-    OfficeScopeFilter,
-    is_admin,
-    scoped,
-    staff_office_id,
-)
+from app.scope import ADMIN_ROLE, is_admin, scoped, staff_office_id
+from app.scoping import OFFICE_SCOPE
 from app.timeutil import utcnow
 from app.transactions import atomic
 from app.users import StaffUser
@@ -148,7 +143,7 @@ class OfficeStaffView(StaffUserView):
     """
 
     route_base = "/staff"
-    base_filters = [["office_id", OfficeScopeFilter, None]]
+    base_filters = OFFICE_SCOPE
     list_columns = ["first_name", "last_name", "username", "email", "active", "roles"]
     search_columns = ["first_name", "last_name", "username", "email", "active", "roles"]
     add_columns = [

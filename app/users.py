@@ -12,12 +12,14 @@ from sqlalchemy import DateTime, ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.offices.models import Office
+from app.ownership import Owner
 
 
 class StaffUser(User):
     """FAB's user plus the office a staff member belongs to (none for citizens)."""
 
     __tablename__ = "ab_user"
+    __owner__ = Owner(office="office_id")  # staff of an office; the others: Admin only
 
     office_id: Mapped[int | None] = mapped_column(
         ForeignKey("org_office.id"), index=True, nullable=True

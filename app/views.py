@@ -45,7 +45,7 @@ class HomeView(IndexView):
         """Staff land on their work (a leader on the copies to sign); others on the page."""
         from flask import current_app, redirect, url_for
 
-        from app.scoping import role_names
+        from app.scope import role_names
 
         user = getattr(g, "user", None)
         if user is not None and getattr(user, "is_authenticated", False):

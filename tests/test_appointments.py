@@ -416,7 +416,7 @@ def test_process_marks_processed_once_even_when_clicked_twice(app, login, db_ses
 
 def test_citizen_cancels_with_reason_until_the_cutoff_and_the_place_is_freed(
         app, api, db_session, office, doc_type, citizen_factory):
-    from modules.appointments import services
+    from modules.appointments import workflow
     from modules.appointments.models import AppointmentSlot
 
     citizen = citizen_factory()
@@ -426,8 +426,8 @@ def test_citizen_cancels_with_reason_until_the_cutoff_and_the_place_is_freed(
     r = client.post(f"/api/v1/appointment/{appointment.id}/cancel", json={}, headers=headers)
     assert r.status_code == 422
     late = start.astimezone(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)
-    with app.test_request_context(), pytest.raises(services.AppointmentError) as refused:
-        services.cancel(db_session, citizen.user, appointment.id, "ốm", now=late)
+    with app.test_request_context(), pytest.raises(workflow.WorkflowError) as refused:
+        workflow.cancel(db_session, citizen.user, appointment.id, "ốm", now=late)
     assert refused.value.status == 409
     r = client.post(f"/api/v1/appointment/{appointment.id}/cancel", json={"reason": "Bận việc"},
                     headers=headers)

@@ -375,6 +375,7 @@ def test_process_on_an_appointment_opens_the_filled_in_intake(app, login, db_ses
                                                               doc_type):
     from app.citizens.models import Citizen
     from modules.appointments import services as appointments
+    from modules.appointments import workflow as appointment_workflow
     from modules.appointments.models import AppointmentStatus
     from modules.copies.models import CopyRequest
 
@@ -385,11 +386,10 @@ def test_process_on_an_appointment_opens_the_filled_in_intake(app, login, db_ses
     while day.weekday() > 4:
         day += dt.timedelta(days=1)
     with app.test_request_context(), atomic(db_session):
-        existing = db_session.scalars(appointments.visible_select(db_session, citizen_user)
-                                      .where(appointments.Appointment.status.in_(
-                                          appointments.ACTIVE_STATUSES))).all()
+        existing = [a for a in appointments.listed(db_session, citizen_user) if a.is_active]
         for old in existing:  # the demo citizen may hold bookings from other tests
-            appointments.cancel(db_session, user_named(db_session, "officer.a"), old.id, "dọn dẹp")
+            appointment_workflow.cancel(db_session, user_named(db_session, "officer.a"), old.id,
+                                        "dọn dẹp")
         booked = appointments.book(
             db_session, citizen_user, office_id=office("A").id, document_type_id=doc_type.id,
             start=dt.datetime.combine(day, dt.time(16, 30), tzinfo=vn))
@@ -642,7 +642,7 @@ def test_a_leader_with_a_signing_agent_signs_and_the_request_moves_on(app, db_se
             keys.set_active(db_session, user_named(db_session, "admin"), key, True)
         with signing_with(db_session, leader.office_id, leader.id, key.id):
             with atomic(db_session):
-                copy = workflow.apply(db_session, leader, pk, "sign")
+                copy = workflow.apply(db_session, leader, pk, "request_signature")
             assert copy.state is State.awaiting_signature  # waiting for the agent
             (job,) = [j for j in signing.pending_jobs(db_session, leader)
                       if j.document_id == copy.document_id]

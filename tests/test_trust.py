@@ -251,9 +251,9 @@ def test_a_returned_request_refuses_the_agents_late_signature(app, api, db_sessi
     with signing_with(db_session, leader.office_id, leader.id, key.id):
         pk = _submitted(app, db_session, doc_type)
         doc_id = state_of(db_session, pk).document_id
-        assert client.post(f"/api/v1/copy/{pk}/sign", headers=headers,
+        assert client.post(f"/api/v1/copy/{pk}/request_signature", headers=headers,
                            json={}).status_code == 200
-        assert client.post(f"/api/v1/copy/{pk}/sign", headers=headers,
+        assert client.post(f"/api/v1/copy/{pk}/request_signature", headers=headers,
                            json={}).status_code == 200  # clicked twice
         jobs = db_session.scalars(select(ExternalSigningJob).where(
             ExternalSigningJob.document_id == doc_id).order_by(ExternalSigningJob.id)).all()

@@ -166,10 +166,10 @@ def test_an_appointment_opens_the_intake_filled_in_and_a_refusal_keeps_it(
 
 
 def test_a_processed_appointment_offers_no_more_actions(app, login, appointment, db_session):
-    from modules.appointments import services
+    from modules.appointments import workflow
 
     with app.test_request_context(), atomic(db_session):
-        services.mark_processed(db_session, user_named(db_session, "officer.a"),
+        workflow.mark_processed(db_session, user_named(db_session, "officer.a"),
                                 db_session.merge(appointment))
     page = login("officer.a").get(
         f"/pendingappointments/list/?_flt_0_code={appointment.code}").get_data(as_text=True)

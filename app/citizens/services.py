@@ -126,7 +126,7 @@ def register_citizen(session: Session, data: Registration, role: Any) -> Citizen
 
 def verify_at_counter(session: Session, officer: Any, citizen: Citizen) -> Citizen:
     """The officer compared the identity card presented with this account (audited)."""
-    from app.scoping import role_names
+    from app.scope import role_names
 
     if not getattr(officer, "office_id", None) or "Officer" not in role_names(officer):
         raise CitizenError(_("Only an officer at the counter can verify an account."), 403)

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.labels import code_labels, labelled
+from app.ownership import Owner
 from app.timeutil import utcnow
 
 
@@ -59,6 +60,7 @@ class Message(Model):
     """One message to one recipient, written in the transaction that causes it."""
 
     __tablename__ = "notify_message"
+    __owner__ = Owner(office="office_id")  # staff see their offices' messages
     __table_args__ = (
         Index("ix_notify_message_due", "status", "next_attempt_at"),
         Index("ix_notify_message_office_created", "office_id", "created_at"),
@@ -126,6 +128,7 @@ class InboxItem(Model):
     """A notification in a citizen's portal inbox ("notify tới tài khoản DVCQG")."""
 
     __tablename__ = "notify_inbox"
+    __owner__ = Owner(user="user_id")  # a person's own notifications, nobody else's
     __table_args__ = (Index("ix_notify_inbox_user_read", "user_id", "read_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

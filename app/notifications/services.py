@@ -220,12 +220,10 @@ def mark_read(session: Session, user_id: int, item_id: int | None = None) -> Non
 def _console_emails(session: Session, user: Any):
     """E-mails that only reached the server's log (no mail server configured), of the
     offices ``user`` sees."""
-    from app.scoping import visible_office_ids
+    from app.scope import scope
 
-    query = select(Message).where(Message.channel == Channel.email,
-                                  Message.transport == "console")
-    ids = visible_office_ids(user, session)
-    return query if ids is None else query.where(Message.office_id.in_(ids))
+    return select(Message).where(Message.channel == Channel.email,
+                                 Message.transport == "console", scope(user, Message))
 
 
 def console_emails(session: Session, user: Any, limit: int = 50) -> list[Message]:

@@ -13,9 +13,10 @@ from app.extensions import db
 from app.labels import code, code_labels
 from app.notifications import services
 from app.notifications.models import Message, MessageTemplate
-from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user
+from app.scoping import OFFICE_SCOPE, ScopedModelView
 from app.storage import file_store
 from app.transactions import atomic
+from app.web import current_user
 
 MESSAGE_LABELS = {
     "channel": _l("Channel"), "recipient": _l("Recipient"), "kind": _l("Message kind"),

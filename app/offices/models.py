@@ -12,7 +12,7 @@ from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.labels import labelled
-from app.scoping import OfficeOwned
+from app.ownership import OfficeOwned, Owner
 
 
 class OfficeKind(str, enum.Enum):
@@ -31,6 +31,7 @@ OFFICE_KINDS_THAT_CERTIFY = (OfficeKind.commune, OfficeKind.district_justice)
 
 class Office(Model):
     __tablename__ = "org_office"
+    __owner__ = Owner(office="id")  # an office is in scope where its rows would be
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[OfficeKind] = mapped_column(

@@ -31,13 +31,10 @@ def offered_document_types(session: Session, office_id: int) -> list[DocumentTyp
 
 def certifying_offices(session: Session, user: Any) -> list[Office]:
     """The offices that certify copies among those the user may see, by name."""
-    from app.scoping import visible_office_ids
+    from app.scope import scope
 
-    query = select(Office).where(Office.kind.in_(OFFICE_KINDS_THAT_CERTIFY))
-    ids = visible_office_ids(user, session)
-    if ids is not None:
-        query = query.where(Office.id.in_(ids))
-    return list(session.scalars(query.order_by(Office.name)))
+    return list(session.scalars(select(Office).where(
+        Office.kind.in_(OFFICE_KINDS_THAT_CERTIFY), scope(user, Office)).order_by(Office.name)))
 
 
 def document_types(session: Session) -> list[DocumentType]:

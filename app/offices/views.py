@@ -14,8 +14,9 @@ from sqlalchemy import select
 from app.crud import Datamodel, DomainErrorResponses, RecordService, ServiceFormViewMixin
 from app.offices import services
 from app.offices.models import DocumentType, Office, OfficeDocumentType
-from app.scoping import OfficeIdScopeFilter, ScopedModelRestApi, ScopedModelView, current_user
+from app.scoping import OFFICE_SCOPE, ScopedModelRestApi, ScopedModelView
 from app.transactions import atomic
+from app.web import current_user
 
 OFFICE_LABELS = {
     "kind": _l("Kind"),
@@ -35,7 +36,7 @@ OFFICE_LABELS = {
 
 class OfficeView(ServiceFormViewMixin, ModelView):
     datamodel = Datamodel(Office, service=RecordService("office"))
-    base_filters = [["id", OfficeIdScopeFilter, None]]
+    base_filters = OFFICE_SCOPE
     list_title = _l("Offices")
     show_title = add_title = edit_title = _l("Office")
     label_columns = OFFICE_LABELS

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from app.transactions import atomic
-from modules.appointments import services
+from modules.appointments import services, workflow
 
 
 def send_reminders(session: Session, now: dt.datetime | None = None) -> int:
@@ -22,5 +22,5 @@ def mark_no_shows(session: Session, now: dt.datetime | None = None) -> int:
     marked = 0
     for appointment_id in services.stale_appointments(session, now):
         with atomic(session):
-            marked += services.mark_no_show(session, appointment_id, now)
+            marked += workflow.mark_no_show(session, appointment_id, now)
     return marked

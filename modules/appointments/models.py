@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.citizens.models import Citizen
 from app.labels import code_labels, labelled
 from app.offices.models import DocumentType
-from app.scoping import OfficeOwned
+from app.ownership import OfficeOwned, Owner
 from app.timeutil import format_date, to_local, utcnow
 from app.users import StaffUser
 
@@ -143,6 +143,8 @@ class Appointment(OfficeOwned, Model):
     """A citizen's booking; the identity, name and phone are copied at booking time."""
 
     __tablename__ = "appt_appointment"
+    #: Staff see their office's; a citizen their own (booked with any account).
+    __owner__ = Owner(office="office_id", citizen="citizen_id")
     __table_args__ = (
         Index("ix_appt_appointment_office_start", "office_id", "start"),
         Index("ix_appt_appointment_citizen_status", "citizen_id", "status"),
@@ -169,6 +171,10 @@ class Appointment(OfficeOwned, Model):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    #: Moves with every change of status (``modules.appointments.workflow``): a second or
+    #: concurrent click finds it moved.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1,
+                                         server_default="1")
     reminded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     citizen: Mapped[Citizen] = relationship(Citizen, lazy="joined")

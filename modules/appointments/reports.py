@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
-from app.scoping import scoped
+from app.scope import scoped
 from app.sql import as_date, vn_day
 from app.timeutil import Period
 from modules.appointments.models import Appointment, AppointmentStatus

@@ -25,13 +25,13 @@ from sqlalchemy.orm import Session
 from app import audit, params
 from app.citizens.models import Citizen
 from app.citizens.services import citizen_of
-from app.crud import RecordService
-from app.errors import DomainError, NotFoundError
+from app.errors import DomainError
 from app.notifications.services import Recipient, notify
 from app.offices.models import Office, OfficeKind
 from app.offices.services import is_offered
 from app.params import as_id
-from app.scoping import is_admin, role_names, scoped
+from app.records import RecordService
+from app.scope import is_admin, role_names, scoped
 from app.security import STAFF_ROLES
 from app.sql import insert_ignore
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
@@ -242,7 +242,7 @@ def check_slot(session: Session, office_id: int, start: dt.datetime,
     return settings, start + dt.timedelta(minutes=settings.slot_minutes)
 
 
-def _take_place(session: Session, office_id: int, start: dt.datetime, capacity: int) -> None:
+def take_place(session: Session, office_id: int, start: dt.datetime, capacity: int) -> None:
     """One conditional UPDATE: succeeds only while the slot has room."""
     insert_ignore(session, AppointmentSlot, {"office_id": office_id, "start": start,
                                              "booked": 0}, ["office_id", "start"])
@@ -257,7 +257,7 @@ def _take_place(session: Session, office_id: int, start: dt.datetime, capacity: 
         raise SlotFullError(_("This time slot is already full. Please choose another time."))
 
 
-def _free_place(session: Session, office_id: int, start: dt.datetime) -> None:
+def free_place(session: Session, office_id: int, start: dt.datetime) -> None:
     session.execute(
         update(AppointmentSlot)
         .where(AppointmentSlot.office_id == office_id, AppointmentSlot.start == start,
@@ -274,7 +274,7 @@ def _lock_citizen(session: Session, citizen_id: int) -> None:
                     .values(id=Citizen.id).execution_options(synchronize_session=False))
 
 
-def _recipient(appointment: Appointment) -> Recipient:
+def recipient(appointment: Appointment) -> Recipient:
     citizen = appointment.citizen
     return Recipient(user_id=citizen.user_id, phone=appointment.phone or citizen.phone,
                      email=citizen.email)
@@ -330,7 +330,7 @@ def book(session: Session, user: Any, *, office_id: Any, document_type_id: Any, 
     if any(a.start < end and a.end > start for a in active):
         raise AppointmentError(_("You already have an appointment at this time."),
                                status=409)
-    _take_place(session, office.id, start, settings.capacity)
+    take_place(session, office.id, start, settings.capacity)
     appointment = Appointment(
         office_id=office.id, code=new_code(), citizen_id=citizen.id,
         full_name=citizen.full_name, identity_number=citizen.identity_number,
@@ -341,7 +341,7 @@ def book(session: Session, user: Any, *, office_id: Any, document_type_id: Any, 
     session.flush()
     audit.record(session, user, "appointment_booked", obj=appointment,
                  to_state=AppointmentStatus.booked.value)
-    notify(session, _recipient(appointment), "appointment_booked",
+    notify(session, recipient(appointment), "appointment_booked",
            message_context(appointment, settings), office_id=office.id,
            related=appointment)
     return appointment
@@ -353,120 +353,30 @@ def is_staff(user: Any) -> bool:
     return is_admin(user) or bool(role_names(user) & set(STAFF_ROLES))
 
 
-def visible_select(session: Session, user: Any):
-    """Appointments a user may see: staff their offices', a citizen their own."""
-    if is_staff(user):
-        return scoped(session, user, Appointment).select()
-    citizen = citizen_of(session, user)
-    return select(Appointment).where(Appointment.citizen_id == (citizen.id if citizen else -1))
-
-
 def get_visible(session: Session, user: Any, appointment_id: Any) -> Appointment:
-    """404 (not 403) for anything the user may not see."""
-    found = session.scalars(visible_select(session, user)
-                            .where(Appointment.id == as_id(appointment_id))).first()
-    if found is None:
-        raise NotFoundError()
-    return found
+    """404 (not 403) for anything the user may not see: staff see their offices', a
+    citizen their own (``Appointment.__owner__``)."""
+    return scoped(session, user, Appointment).get_or_404(appointment_id)
 
 
 def by_code(session: Session, user: Any, code: str) -> Appointment | None:
-    return session.scalars(visible_select(session, user)
+    return session.scalars(scoped(session, user, Appointment).select()
                            .where(Appointment.code == normalize_code(code))).first()
 
 
-def _transition(session: Session, appointment: Appointment, to: AppointmentStatus,
-                user: Any, reason: str | None, **values: Any) -> None:
-    """Conditional status change: a second click (or a concurrent one) finds nothing."""
-    changed = session.execute(
-        update(Appointment)
-        .where(Appointment.id == appointment.id, Appointment.status.in_(ACTIVE_STATUSES),
-               Appointment.start == appointment.start)
-        .values(status=to, reason=reason, changed_at=utcnow(),
-                changed_by_id=getattr(user, "id", None), **values)
-        .execution_options(synchronize_session=False)).rowcount
-    if changed != 1:
-        raise AppointmentError(_("This appointment was already changed by someone else. "
-                                 "Reload the page."), status=409)
-    session.refresh(appointment)
-
-
-def _require_reason(reason: Any) -> str:
-    reason = params.text(reason, _("Reason"), max_length=1000)
-    if not reason:
-        raise AppointmentError(_("Please give a reason."))
-    return reason
-
-
-def cancel(session: Session, user: Any, appointment_id: Any, reason: str | None,
-           now: dt.datetime | None = None) -> Appointment:
-    """Staff cancel any active appointment of their office; a citizen their own, until
-    the cutoff.  The place is freed and the citizen notified."""
-    now = now or utcnow()
-    appointment = get_visible(session, user, appointment_id)
-    reason = _require_reason(reason)
-    if not appointment.is_active:
-        raise AppointmentError(_("This appointment can no longer be cancelled."), status=409)
-    if not is_staff(user):
-        cutoff = settings_for(session, appointment.office_id).cancel_cutoff_hours
-        if now > appointment.start - dt.timedelta(hours=cutoff):
-            raise AppointmentError(_(
-                "Appointments can be cancelled online until %(hours)s hours before their "
-                "time. Please contact the office.", hours=cutoff), status=409)
-    previous = appointment.status.value
-    _transition(session, appointment, AppointmentStatus.cancelled, user, reason)
-    _free_place(session, appointment.office_id, appointment.start)
-    audit.record(session, user, "appointment_cancelled", obj=appointment, from_state=previous,
-                 to_state=AppointmentStatus.cancelled.value, reason=reason)
-    notify(session, _recipient(appointment), "appointment_cancelled",
-           message_context(appointment, reason=reason), office_id=appointment.office_id,
-           related=appointment)
-    return appointment
-
-
-def reschedule(session: Session, user: Any, appointment_id: Any, new_start: Any,
-               reason: str | None, now: dt.datetime | None = None) -> Appointment:
-    """Staff move an appointment to another free slot; old place freed, new one taken."""
-    now = now or utcnow()
-    if not is_staff(user):
-        raise AppointmentError(_("Only office staff can reschedule appointments."), status=403)
-    appointment = get_visible(session, user, appointment_id)
-    reason = _require_reason(reason)
-    if not appointment.is_active:
-        raise AppointmentError(_("This appointment can no longer be rescheduled."), status=409)
-    start = parse_start(new_start)
-    if start == appointment.start:
-        raise AppointmentError(_("Choose a time different from the current one."))
-    settings, end = check_slot(session, appointment.office_id, start, now)
-    old_date, old_time = appointment.local_date(), appointment.local_time()
-    old_start, previous = appointment.start, appointment.status.value
-    _take_place(session, appointment.office_id, start, settings.capacity)
-    _transition(session, appointment, AppointmentStatus.rescheduled, user, reason,
-                start=start, end=end, reminded_at=None,
-                reschedule_count=Appointment.reschedule_count + 1)
-    _free_place(session, appointment.office_id, old_start)
-    audit.record(session, user, "appointment_rescheduled", obj=appointment,
-                 from_state=previous, to_state=AppointmentStatus.rescheduled.value,
-                 reason=reason)
-    notify(session, _recipient(appointment), "appointment_rescheduled",
-           message_context(appointment, reason=reason, old_date=old_date, old_time=old_time),
-           office_id=appointment.office_id, related=appointment)
-    return appointment
-
-
-def mark_processed(session: Session, user: Any, appointment: Appointment) -> Appointment:
-    """The appointment became a copy request (or was handled); no notification."""
-    if not is_staff(user):
-        raise NotFoundError()
-    appointment = get_visible(session, user, appointment.id)
-    if not appointment.is_active:
-        raise AppointmentError(_("This appointment was already processed or cancelled."),
-                               status=409)
-    previous = appointment.status.value
-    _transition(session, appointment, AppointmentStatus.processed, user, None)
-    audit.record(session, user, "appointment_processed", obj=appointment, from_state=previous,
-                 to_state=AppointmentStatus.processed.value)
-    return appointment
+def listed(session: Session, user: Any, *, status: AppointmentStatus | None = None,
+           day: dt.date | None = None, page: int = 0, newest_first: bool = False
+           ) -> list[Appointment]:
+    """The appointments a user sees (staff their offices', a citizen their own), one page."""
+    stmt = scoped(session, user, Appointment).select()
+    if status is not None:
+        stmt = stmt.where(Appointment.status == status)
+    if day is not None:
+        begin = to_utc(dt.datetime.combine(day, dt.time.min, tzinfo=VN_TZ))
+        stmt = stmt.where(Appointment.start >= begin,
+                          Appointment.start < begin + dt.timedelta(days=1))
+    order = Appointment.start.desc() if newest_first else Appointment.start
+    return params.page_of(session, stmt.order_by(order, Appointment.id), page)
 
 
 def affected_by_closure(session: Session, office_id: int, date_from: dt.date,
@@ -549,7 +459,7 @@ def remind(session: Session, appointment_id: int, now: dt.datetime | None = None
     if not claimed:
         return False
     appointment = session.get(Appointment, appointment_id)
-    notify(session, _recipient(appointment), "appointment_reminder",
+    notify(session, recipient(appointment), "appointment_reminder",
            message_context(appointment), office_id=appointment.office_id,
            related=appointment)
     return True
@@ -561,20 +471,6 @@ def stale_appointments(session: Session, now: dt.datetime | None = None) -> list
                                            tzinfo=VN_TZ))
     return list(session.scalars(select(Appointment.id).where(
         Appointment.status.in_(ACTIVE_STATUSES), Appointment.start < day_start)))
-
-
-def mark_no_show(session: Session, appointment_id: int, now: dt.datetime | None = None
-                 ) -> bool:
-    appointment = session.get(Appointment, appointment_id)
-    previous = appointment.status.value
-    changed = session.execute(update(Appointment).where(
-        Appointment.id == appointment_id, Appointment.status.in_(ACTIVE_STATUSES))
-        .values(status=AppointmentStatus.no_show, changed_at=now or utcnow())
-        .execution_options(synchronize_session=False)).rowcount
-    if changed:
-        audit.record(session, None, "appointment_no_show", obj=appointment,
-                     from_state=previous, to_state=AppointmentStatus.no_show.value)
-    return bool(changed)
 
 
 # --- calendar ---------------------------------------------------------------------------

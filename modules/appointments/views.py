@@ -19,10 +19,11 @@ from app.crud import Datamodel, ServiceApi
 from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.offices.services import offered_document_types
-from app.scoping import ScopedModelView, current_user
-from app.timeutil import VN_TZ, to_local, to_utc
+from app.scoping import ScopedModelView
+from app.timeutil import to_local
 from app.transactions import atomic
-from modules.appointments import services
+from app.web import current_user
+from modules.appointments import services, workflow
 from modules.appointments.models import (
     STATUS_LABELS,
     Appointment,
@@ -118,8 +119,7 @@ class AppointmentPortalView(BaseView):
     @expose("/mine")
     @has_access
     def mine(self):
-        rows = db.session.scalars(services.visible_select(db.session, current_user())
-                                  .order_by(Appointment.start.desc()).limit(200)).all()
+        rows = services.listed(db.session, current_user(), newest_first=True)
         return self.render_template("appointments/mine.html", appointments=rows,
                                     status_labels=STATUS_LABELS)
 
@@ -138,7 +138,7 @@ class AppointmentPortalView(BaseView):
     def cancel(self, pk: int):
         try:
             with atomic(db.session):
-                services.cancel(db.session, current_user(), pk, request.form.get("reason"))
+                workflow.cancel(db.session, current_user(), pk, request.form.get("reason"))
             flash(_("The appointment was cancelled."), "success")
         except NotFoundError:
             raise
@@ -264,7 +264,7 @@ class PendingAppointmentView(ScopedModelView):
                 return redirect(target)
         try:
             with atomic(db.session):
-                services.mark_processed(db.session, current_user(), item)
+                workflow.mark_processed(db.session, current_user(), item)
             flash(_("Appointment %(code)s marked as processed.", code=item.code),
                   "success")
         except DomainError as exc:
@@ -292,7 +292,7 @@ class PendingAppointmentView(ScopedModelView):
             try:
                 if what == "reschedule":
                     with atomic(db.session):
-                        services.reschedule(db.session, current_user(), pk,
+                        workflow.reschedule(db.session, current_user(), pk,
                                             request.form.get("start"),
                                             request.form.get("reason"))
                     flash(_("Appointment %(code)s moved to %(time)s; the citizen is notified.",
@@ -300,7 +300,7 @@ class PendingAppointmentView(ScopedModelView):
                           "success")
                 else:
                     with atomic(db.session):
-                        services.cancel(db.session, current_user(), pk,
+                        workflow.cancel(db.session, current_user(), pk,
                                         request.form.get("reason"))
                     flash(_("Appointment %(code)s cancelled; the citizen is notified.",
                             code=appointment.code), "success")
@@ -380,22 +380,13 @@ class AppointmentApi(ServiceApi):
         return self.answer(self._list)
 
     def _list(self):
-        stmt = services.visible_select(db.session, current_user())
         status = request.args.get("status")
-        if status:
-            try:
-                stmt = stmt.where(Appointment.status == AppointmentStatus(status))
-            except ValueError:
-                raise DomainError(_("Unknown status %(value)s.", value=status)) from None
-        if request.args.get("date"):
-            day = params.query_date("date", services.today_vn())
-            begin = to_utc(dt.datetime.combine(day, dt.time.min,
-                                                        tzinfo=VN_TZ))
-            stmt = stmt.where(Appointment.start >= begin,
-                              Appointment.start < begin + dt.timedelta(days=1))
-        page = params.query_int("page", default=0, high=100_000)
-        rows = db.session.scalars(stmt.order_by(Appointment.start).offset(page * 100)
-                                  .limit(100)).all()
+        try:
+            status = AppointmentStatus(status) if status else None
+        except ValueError:
+            raise DomainError(_("Unknown status %(value)s.", value=status)) from None
+        rows = services.listed(db.session, current_user(), status=status,
+                               day=params.query_date("date"), page=params.query_page())
         return self.response(200, count=len(rows), result=[appointment_json(a) for a in rows])
 
     @expose("/<int:pk>", methods=["GET"])
@@ -472,7 +463,7 @@ class AppointmentApi(ServiceApi):
         def cancel():
             body = params.json_object()
             with atomic(db.session):
-                a = services.cancel(db.session, current_user(), pk, body.get("reason"))
+                a = workflow.cancel(db.session, current_user(), pk, body.get("reason"))
             return self.json(200, appointment_json(a))
 
         return self.answer(cancel)
@@ -500,7 +491,7 @@ class AppointmentApi(ServiceApi):
         def reschedule():
             body = params.json_object()
             with atomic(db.session):
-                a = services.reschedule(db.session, current_user(), pk, body.get("start"),
+                a = workflow.reschedule(db.session, current_user(), pk, body.get("start"),
                                         body.get("reason"))
             return self.json(200, appointment_json(a))
 

@@ -16,9 +16,9 @@ from app.crud import ServiceApi
 from app.errors import DomainError
 from app.extensions import db
 from app.params import large_body
-from app.scoping import current_user, scoped
-from app.timeutil import VN_TZ, to_local, to_utc
+from app.timeutil import to_local
 from app.transactions import atomic
+from app.web import current_user
 from modules.copies import services, workflow
 from modules.copies.models import CopyRequest, State
 from modules.copies.views import BATCH_MAX, params_from, read_upload, too_large_message
@@ -124,14 +124,16 @@ class CopyApi(ServiceApi):
     @protect()
     @permission_name("transition")
     def transition(self, pk: int, event: str):
-        """Apply a workflow event: submit, sign, return, forward, seal, deliver, cancel,
-        resume (and ``pay`` to record the fee receipt).
+        """Apply a workflow event: submit, sign (``request_signature`` for a leader who
+        signs on their own computer), return, forward, seal, deliver, cancel, resume (and
+        ``pay`` to record the fee receipt).
         ---
         post:
           parameters:
           - {in: path, name: pk, required: true, schema: {type: integer}}
           - {in: path, name: event, required: true, schema: {type: string, enum: [submit,
-              sign, return, forward, seal, deliver, cancel, resume, pay]}}
+              sign, request_signature, return, forward, seal, deliver, cancel, resume,
+              pay]}}
           requestBody:
             content:
               application/json:
@@ -216,27 +218,17 @@ class CopyApi(ServiceApi):
         return self.answer(self._list)
 
     def _list(self):
-        stmt = scoped(db.session, current_user(), CopyRequest).select()
-        if state := request.args.get("state"):
-            try:
-                stmt = stmt.where(CopyRequest.state == State(state))
-            except ValueError:
-                raise DomainError(_("Unknown status %(value)s.", value=state)) from None
-        if first := params.query_date("date_from"):
-            stmt = stmt.where(CopyRequest.received_at >= to_utc(
-                dt.datetime.combine(first, dt.time.min, tzinfo=VN_TZ)))
-        if last := params.query_date("date_to"):
-            stmt = stmt.where(CopyRequest.received_at < to_utc(
-                dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=VN_TZ)))
-        if type_id := params.query_int("document_type_id"):
-            stmt = stmt.where(CopyRequest.document_type_id == type_id)
-        if q := params.text(request.args.get("q"), "q", max_length=100):
-            stmt = stmt.where(_matching(q))
-        page = params.query_int("page", default=0, high=100_000)
-        # Newest first, as the lists: (office_id, received_at) serves it.
-        rows = db.session.scalars(stmt.order_by(CopyRequest.received_at.desc(),
-                                                CopyRequest.id.desc())
-                                  .offset(page * 100).limit(100)).all()
+        state = request.args.get("state")
+        try:
+            state = State(state) if state else None
+        except ValueError:
+            raise DomainError(_("Unknown status %(value)s.", value=state)) from None
+        rows = services.search(db.session, current_user(), services.Search(
+            state=state, date_from=params.query_date("date_from"),
+            date_to=params.query_date("date_to"),
+            document_type_id=params.query_int("document_type_id"),
+            text=params.text(request.args.get("q"), "q", max_length=100)),
+            params.query_page())
         return jsonify(count=len(rows), result=[copy_json(c) for c in rows]), 200
 
     @expose("/<int:pk>", methods=["GET"])
@@ -298,16 +290,6 @@ class CopyApi(ServiceApi):
         return self.answer(report)
 
 
-def _matching(q: str):
-    """A whole identity number (CMND 9, MST 10/13, CCCD 12 digits) is looked up exactly
-    (by its index); anything else is searched in names, identities and numbers."""
-    if q.isascii() and q.isdigit() and len(q) in (9, 10, 12, 13):
-        return (CopyRequest.requester_identity == q) | (CopyRequest.number == q)
-    like = f"%{q}%"
-    return (CopyRequest.requester_identity.like(like) | CopyRequest.requester_name.ilike(like)
-            | (CopyRequest.number == q))
-
-
 def _signed_one_by_one(ids: list[int]):
     """Each request signed in its own unit of work (one refusal stops no other), the
     leader's key opened once for all of them."""
@@ -316,7 +298,8 @@ def _signed_one_by_one(ids: list[int]):
         for pk in ids:
             try:
                 with atomic(db.session):
-                    copy = workflow.apply(db.session, user, pk, workflow.Event.sign)
+                    event = workflow.sign_event(workflow.get_visible(db.session, user, pk), user)
+                    copy = workflow.apply(db.session, user, pk, event)
                 line = {"id": pk, "ok": True, "state": copy.state.value}
             except DomainError as exc:  # 404 for another office's request, 409 signed…
                 line = {"id": pk, "ok": False, "status": exc.status, "message": exc.message}

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.citizens.models import Citizen
 from app.labels import code_labels, labelled
 from app.offices.models import DocumentType
-from app.scoping import OfficeOwned
+from app.ownership import OfficeOwned, Owner
 from app.timeutil import format_datetime, utcnow
 from app.users import StaffUser
 
@@ -60,6 +60,9 @@ OPEN_STATES = (State.draft, State.awaiting_signature, State.signed, State.awaiti
 
 class CopyRequest(OfficeOwned, Model):
     __tablename__ = "copy_request"
+    #: Staff see their office's; a citizen their own, once their account is verified (an
+    #: unverified account may not be that person's).
+    __owner__ = Owner(office="office_id", citizen="citizen_id", verified_citizen=True)
     __table_args__ = (
         Index("ix_copy_request_office_state", "office_id", "state"),
         # The lists' order and the dashboard's periods.

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
-from app.scoping import scoped
+from app.scope import scoped
 from app.sql import as_date, is_postgresql, seconds_between, vn_day
 from app.timeutil import Period, utcnow
 from modules.copies.models import OPEN_STATES, CopyRequest, State

@@ -18,14 +18,15 @@ from sqlalchemy.orm import Session
 
 from app import audit, params
 from app.audit import AuditEvent
-from app.citizens.services import by_identity, citizen_of, identity_error, verify_at_counter
+from app.citizens.services import by_identity, identity_error, verify_at_counter
 from app.errors import DomainError, NotFoundError
 from app.offices.services import is_offered
 from app.params import as_id
-from app.scoping import staff_office_id
+from app.scope import scoped, staff_office_id
 from app.storage import file_store
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
 from modules.appointments import services as appointments
+from modules.appointments import workflow as appointment_workflow
 from modules.copies import workflow
 from modules.copies.models import CopyRequest, State
 from modules.copies.scans import ScanInfo, check_scan
@@ -200,7 +201,7 @@ def intake(session: Session, user: Any, *, upload: Upload, document_type_id: Any
     audit.record(session, user, "copy_created", obj=request, to_state=State.draft.value,
                  file_sha256=sha)
     if appointment is not None:
-        appointments.mark_processed(session, user, appointment)
+        appointment_workflow.mark_processed(session, user, appointment)
     return request, info
 
 
@@ -253,32 +254,65 @@ def verify_requester(session: Session, user: Any, request_id: Any) -> CopyReques
 
 # --- lookups --------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Search:
+    """What a list API asks for: a state, a period of receipt (Vietnam days), a type, text."""
+
+    state: State | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    document_type_id: int | None = None
+    text: str | None = None
+
+
+def _matching(q: str):
+    """A whole identity number (CMND 9, MST 10/13, CCCD 12 digits) is looked up exactly
+    (by its index); anything else is searched in names, identities and numbers."""
+    if q.isascii() and q.isdigit() and len(q) in (9, 10, 12, 13):
+        return (CopyRequest.requester_identity == q) | (CopyRequest.number == q)
+    like = f"%{q}%"
+    return (CopyRequest.requester_identity.like(like) | CopyRequest.requester_name.ilike(like)
+            | (CopyRequest.number == q))
+
+
+def search(session: Session, user: Any, ask: Search, page: int = 0) -> list[CopyRequest]:
+    """The requests of the user's offices matching ``ask``, newest first, one page."""
+    stmt = scoped(session, user, CopyRequest).select()
+    if ask.state is not None:
+        stmt = stmt.where(CopyRequest.state == ask.state)
+    if ask.date_from:
+        stmt = stmt.where(CopyRequest.received_at >= to_utc(
+            dt.datetime.combine(ask.date_from, dt.time.min, tzinfo=VN_TZ)))
+    if ask.date_to:
+        stmt = stmt.where(CopyRequest.received_at < to_utc(dt.datetime.combine(
+            ask.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=VN_TZ)))
+    if ask.document_type_id:
+        stmt = stmt.where(CopyRequest.document_type_id == ask.document_type_id)
+    if ask.text:
+        stmt = stmt.where(_matching(ask.text))
+    # Newest first, as the lists: (office_id, received_at) serves it.
+    return params.page_of(session, stmt.order_by(CopyRequest.received_at.desc(),
+                                                 CopyRequest.id.desc()), page)
+
+
 def history(session: Session, request: CopyRequest) -> list[AuditEvent]:
     return list(session.scalars(select(AuditEvent).where(
         AuditEvent.object_type == "CopyRequest", AuditEvent.object_id == request.id)
         .order_by(AuditEvent.seq)))
 
 
-def _citizen_select(session: Session, user: Any):
-    citizen = citizen_of(session, user)
-    return select(CopyRequest).where(CopyRequest.citizen_id == (citizen.id if citizen else -1))
-
-
 def citizen_requests(session: Session, user: Any) -> list[CopyRequest]:
     """A verified citizen's own requests, newest first ("Giấy tờ của tôi" shows the
-    delivered ones).  An unverified account sees none: it may not be that person's."""
-    citizen = citizen_of(session, user)
-    if citizen is None or not citizen.verified:
-        return []
-    return list(session.scalars(_citizen_select(session, user)
+    delivered ones).  An unverified account sees none (``CopyRequest.__owner__``): it
+    may not be that person's."""
+    if getattr(user, "office_id", None):
+        return []  # staff have their lists; this is the citizen's page
+    return list(session.scalars(scoped(session, user, CopyRequest).select()
                                 .order_by(CopyRequest.id.desc())))
 
 
 def citizen_request(session: Session, user: Any, request_id: Any) -> CopyRequest:
     """One of the citizen's own requests, or 404."""
-    citizen = citizen_of(session, user)
-    found = session.scalars(_citizen_select(session, user)
-                            .where(CopyRequest.id == as_id(request_id))).first()
-    if found is None or citizen is None or not citizen.verified:
+    if getattr(user, "office_id", None):
         raise NotFoundError()
-    return found
+    return scoped(session, user, CopyRequest).get_or_404(request_id)

@@ -19,8 +19,10 @@ from app.extensions import csrf, db
 from app.i18n import format_money
 from app.offices.services import offered_document_types
 from app.params import large_body
-from app.scoping import OFFICE_SCOPE, ScopedModelView, current_user, role_names
+from app.scope import role_names
+from app.scoping import OFFICE_SCOPE, ScopedModelView
 from app.transactions import atomic
+from app.web import current_user
 from modules.appointments import services as appointments
 from modules.copies import services, workflow
 from modules.copies.models import STATE_LABELS, CopyRequest, State
@@ -105,8 +107,8 @@ HISTORY_EVENTS = {
     "copy_created": _l("Received"), "copy_edited": _l("Edited"),
     "copy_fee_paid": _l("Fee paid"), "copy_sign_requested": _l("Sent to the signing agent"),
     **{t.audit_event or f"copy_{event.value}": t.label
-       for event, t in workflow.TRANSITIONS.items() if event not in (
-           workflow.Event.pay, workflow.Event.edit)},
+       for event, t in workflow.TRANSITIONS.items() if t.offered and event not in (
+           workflow.Event.pay, workflow.Event.edit, workflow.Event.request_signature)},
 }
 
 
@@ -284,7 +286,7 @@ class CopyRequestView(CopyListBase):
 
     @staticmethod
     def _done_message(copy: CopyRequest, event: workflow.Event) -> str:
-        if event is workflow.Event.sign and copy.state is State.awaiting_signature:
+        if event is workflow.Event.request_signature:
             return _("Sent to your signing agent: confirm on your token.")
         if event is workflow.Event.seal:
             return _("Number %(number)s, book %(book)s: sealed.", number=copy.number,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
-from app.scoping import scoped
+from app.scope import scoped
 from app.timeutil import Period
 from modules.registers.models import EntryStatus, RegisterEntry
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.crud import RecordService
 from app.errors import DomainError
-from app.scoping import scoped
+from app.scope import scoped
 from app.timeutil import VN_TZ, utcnow
 from modules.registers.models import EntryStatus, Register, RegisterEntry, RegisterStatus
 

@@ -11,8 +11,10 @@ from flask_babel import lazy_gettext as _l
 from app.crud import Datamodel
 from app.exports import xlsx_response
 from app.extensions import db
-from app.scoping import ScopedModelRestApi, ScopedModelView, current_user, scoped, staff_office_id
+from app.scope import scoped, staff_office_id
+from app.scoping import ScopedModelRestApi, ScopedModelView
 from app.transactions import atomic
+from app.web import current_user
 from modules.registers import services
 from modules.registers.models import Register, RegisterEntry
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.errors import DomainError, NotFoundError
 from app.offices.models import OFFICE_KINDS_THAT_CERTIFY, Office
-from app.scoping import is_admin, role_names
+from app.scope import is_admin, role_names
 from app.storage import file_store
 from app.timeutil import utcnow
 from app.users import StaffUser

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.labels import code_labels, labelled
-from app.scoping import OfficeOwned
+from app.ownership import OfficeOwned
 from app.timeutil import utcnow
 from app.users import StaffUser
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.crud import RecordService
 from app.errors import DomainError, NotFoundError
-from app.scoping import scoped
+from app.scope import scoped
 from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
 from modules.signing import keys, pdf
@@ -167,8 +167,12 @@ def _look(profile: SignerProfile, text: str) -> pdf.SignatureLook:
 ON_LEADER_SIGNED: list = []
 
 
-def is_external(session: Session, user: Any, office_id: int) -> bool:
-    return profile_for(session, office_id, user.id).is_agent
+def signs_elsewhere(session: Session, office_id: int, user: Any) -> bool:
+    """Does this leader sign on their own signer (the key is not on the server)?"""
+    try:
+        return profile_for(session, office_id, getattr(user, "id", None)).is_agent
+    except SigningError:
+        return False
 
 
 def _attestation(doc: SignedDocument, user: Any, profile: SignerProfile) -> pdf.Attestation:

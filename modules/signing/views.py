@@ -21,7 +21,8 @@ from app.crud import Datamodel, DomainErrorAnswers
 from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.params import large_body
-from app.scoping import OfficeScopeFilter, ScopedModelView, scoped
+from app.scope import scoped
+from app.scoping import OFFICE_SCOPE, ScopedModelView
 from app.timeutil import to_local
 from app.transactions import atomic
 from modules.signing import keys, services
@@ -346,8 +347,8 @@ class SignerProfileView(ScopedModelView):
     add_columns = edit_columns = ["user", "key", "title", "tsa_name", "active"]
     search_columns = ["user", "active"]
     add_form_query_rel_fields = edit_form_query_rel_fields = {
-        "user": [["office_id", OfficeScopeFilter, None]],
-        "key": [["office_id", OfficeScopeFilter, None], ["active", FilterEqual, True]],
+        "user": OFFICE_SCOPE,
+        "key": [*OFFICE_SCOPE, ["active", FilterEqual, True]],
     }
     add_form_extra_fields = edit_form_extra_fields = {
         "tsa_name": SelectField(_l("Timestamp service"), choices=_tsa_choices,

@@ -9,8 +9,8 @@ from flask_babel import lazy_gettext as _l
 
 from app.exports import xlsx_response
 from app.extensions import db
-from app.scoping import current_user
 from app.timeutil import format_datetime, utcnow
+from app.web import current_user
 from modules.supervision import services
 
 

@@ -1,0 +1,31 @@
+"""Who acts, for the web layer (views, APIs, FAB's filters): the request's signed-in
+user, or the user a background job acts for (``acting_as``: an export written by the
+worker sees exactly what its owner's list showed, without anyone signing in).
+Services never read this: they take the acting user as an argument."""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Any
+
+from flask import g, has_app_context
+
+_ACTING: contextvars.ContextVar[Any] = contextvars.ContextVar("saoy_acting_user", default=None)
+
+
+def current_user() -> Any:
+    acting = _ACTING.get()
+    if acting is not None:
+        return acting
+    return getattr(g, "user", None) if has_app_context() else None
+
+
+@contextlib.contextmanager
+def acting_as(user: Any) -> Iterator[None]:
+    """Within the block, the web layer's scope and permissions are ``user``'s."""
+    token = _ACTING.set(user)
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)

@@ -15,12 +15,17 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.routing import IntegerConverter
 
+from app import errors, http, i18n, security
+from app.cli import register_cli
 from app.extensions import csrf, db, migrate
-from app.modules import load_modules
+from app.modules import load_modules, register_all, resolve, specs_of
 from app.storage import FileStore
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
+#: The platform's parts, in menu order; the feature modules follow (``SAOY_MODULES``).
+PLATFORM_PARTS = ("app.offices", "app.notifications", "app.export_jobs", "app.citizens",
+                  "app.views")
 
 # Vietnam time for everything the process prints or stamps (pyHanko's visible signing
 # time and APScheduler read the local zone); storage stays UTC.
@@ -71,17 +76,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     else:  # a restarted server or a killed connection: the next checkout reconnects
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
 
-    # Platform models first, then modules (the registry checks table ownership).
-    from app import audit, export_jobs, security  # noqa: F401
-    from app.citizens import models as _citizens  # noqa: F401
-    from app.notifications import models as _notifications  # noqa: F401
-    from app.offices import models as _offices  # noqa: F401
-
-    specs = load_modules(app.config["SAOY_MODULES"])
+    # The platform's parts first, then the modules (the registry checks table ownership).
+    specs = load_modules((*PLATFORM_PARTS, *app.config["SAOY_MODULES"]))
     app.extensions["saoy_modules"] = specs
     # Each module keeps its templates in modules/<name>/templates/<name>/.
     app.jinja_loader = ChoiceLoader([app.jinja_loader] + [
-        FileSystemLoader(str(ROOT / "modules" / spec.name / "templates")) for spec in specs])
+        FileSystemLoader(str(ROOT / "modules" / spec.name / "templates"))
+        for spec in specs if not spec.platform])
     app.config["FAB_ROLES"] = security.builtin_roles_config(specs)
 
     app.extensions["saoy_files"] = FileStore(data_dir / "files")
@@ -89,27 +90,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
 
-    from app import errors, http, i18n, views
-    from app.citizens.views import register as register_citizens
-    from app.cli import register_cli
-    from app.notifications import register as register_notifications
-    from app.offices.views import register as register_offices
-
     with app.app_context():
         appbuilder = AppBuilder(update_perms=app.config["FAB_UPDATE_PERMS"])
         appbuilder.init_app(app, db.session)
-        register_offices(appbuilder)
-        register_notifications(appbuilder, app)
-        export_jobs.register(appbuilder, app)
-        register_citizens(appbuilder)
-        for spec in specs:
-            if spec.register:
-                spec.register(appbuilder)
-        views.register(appbuilder)
-        # REST APIs authenticate with bearer tokens; session cookies are SameSite=Lax.
-        for blueprint in app.blueprints.values():
-            if (blueprint.url_prefix or "").startswith("/api/"):
-                csrf.exempt(blueprint)
+        register_all(app, appbuilder, specs)
+    exempt_from_global_csrf(app)
 
     from app.params import bound_request_body
 
@@ -146,6 +131,17 @@ def warm_up(app: Flask) -> None:
     """Each module's one-time work before the first request (with gunicorn's preload, in
     the master: every worker starts warm)."""
     with app.app_context():
-        for spec in app.extensions["saoy_modules"]:
+        for spec in specs_of(app):
             if spec.warm_up:
-                spec.warm_up()
+                resolve(spec.warm_up)()
+
+
+def exempt_from_global_csrf(app: Flask) -> None:
+    """REST APIs authenticate with bearer tokens (cookie calls are guarded by
+    ``security.guard_session_api_calls``); upload views check the token themselves."""
+    for blueprint in app.blueprints.values():
+        if (blueprint.url_prefix or "").startswith("/api/"):
+            csrf.exempt(blueprint)
+    for view in app.view_functions.values():
+        if getattr(view, "saoy_own_csrf", False):
+            csrf.exempt(view)

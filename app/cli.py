@@ -7,6 +7,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from app.modules import resolve, specs_of
+
 saoy = AppGroup("saoy", help="SaoY administration commands.")
 
 
@@ -162,7 +164,7 @@ def health() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for spec in app.extensions["saoy_modules"]:
+    for spec in specs_of(app):
         if spec.cli:
-            spec.cli(saoy)
+            resolve(spec.cli)(saoy)
     app.cli.add_command(saoy)

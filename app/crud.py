@@ -11,9 +11,11 @@ redirect to the list.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from flask import flash, jsonify, request, url_for
+from flask import abort, flash, jsonify, redirect, request, url_for
+from flask_appbuilder import expose, has_access
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.fields import EnumField
@@ -238,6 +240,45 @@ class ServiceFormViewMixin(ReadableViewMixin):
             flash(self.delete_row_message, "success")
         self.update_redirect()
 
+    # --- FAB's doors that take ids, each one through the view's base filters (the scope):
+    # FAB's own ``action`` and ``action_post`` load rows unfiltered.  Mutations are POSTs
+    # only (FAB's pages post them; a GET is 405).
+
+    @expose("/action/<string:name>/<pk>", methods=["POST"])
+    def action(self, name: str, pk: str):
+        (item,) = self._rows_in_scope([pk])
+        return self._permitted_action(name).func(item)
+
+    @expose("/action_post", methods=["POST"])
+    def action_post(self):
+        action = self._permitted_action(request.form.get("action", ""))
+        return action.func(self._rows_in_scope(request.form.getlist("rowid")))
+
+    @expose("/delete/<pk>", methods=["POST"])
+    @has_access
+    def delete(self, pk):
+        self._delete(self._deserialize_pk_if_composite(pk))
+        return redirect(self.get_redirect())
+
+    def _rows_in_scope(self, pks: Iterable[str]) -> list[Any]:
+        """Each row through the base filters, or 404 for the whole request."""
+        items = []
+        for pk in pks:
+            item = self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
+            if item is None:
+                raise NotFoundError()
+            items.append(item)
+        return items
+
+    def _permitted_action(self, name: str):
+        action = self.actions.get(name)
+        if action is None:
+            raise NotFoundError()
+        if not self.appbuilder.sm.has_access(
+                self.get_action_permission_name(name), self.class_permission_name):
+            abort(403)
+        return action
+
     def _forget(self, item) -> None:
         """A refused new row must not be flushed later by anything in this request."""
         if item in self.datamodel.session:
@@ -280,6 +321,9 @@ class DomainErrorResponses(DomainErrorAnswers):
 
 class ServiceApi(DomainErrorAnswers, BaseApi):
     """A BaseApi whose endpoints each call one service through ``answer``."""
+
+    #: The model whose ids the routes take (``<int:pk>``): the scope matrix knocks on them.
+    scoped_model: type | None = None
 
     @staticmethod
     def json(status: int, payload: dict):

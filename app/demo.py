@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from app.citizens.models import Citizen
 from app.extensions import db
+from app.modules import resolve, specs_of
 from app.offices.models import DocumentType, Office, OfficeDocumentType, OfficeKind
 from app.seed import seed_reference_data
 from app.timeutil import utcnow
@@ -102,7 +103,7 @@ def load_demo() -> int:
                                                   document_type_id=doc_type.id))
                 created += 1
     db.session.commit()
-    for spec in current_app.extensions["saoy_modules"]:
+    for spec in specs_of():
         if spec.demo:
-            created += spec.demo() or 0
+            created += resolve(spec.demo)() or 0
     return created

@@ -23,6 +23,7 @@ from sqlalchemy import DateTime, Enum, ForeignKey, Integer, String, Text, or_, s
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.labels import labelled
+from app.modules import Job, ModuleSpec, View
 from app.ownership import Owner
 from app.scope import scope, scoped
 from app.timeutil import utcnow
@@ -228,6 +229,7 @@ class ExportJobView(BaseView):
 
     route_base = "/exports"
     default_view = "mine"
+    scoped_model = ExportJob
 
     def _mine(self, pk: int) -> ExportJob:
         from app.extensions import db
@@ -279,10 +281,11 @@ class ExportJobView(BaseView):
                          "text/csv; charset=utf-8")
 
 
-
-def register(appbuilder, app: Flask) -> None:
-    from app.modules import Job
-
-    appbuilder.add_view_no_menu(ExportJobView)
-    app.extensions.setdefault("saoy_platform_jobs", []).append(
-        Job("platform.exports", run_job, seconds=5))
+MODULE = ModuleSpec(
+    name="exports",
+    platform=True,
+    depends=("offices",),
+    models="app.export_jobs",
+    menu=(View("app.export_jobs:ExportJobView"),),
+    jobs=(Job("platform.exports", run_job, seconds=5),),
+)

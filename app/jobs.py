@@ -11,23 +11,20 @@ from collections.abc import Sequence
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from app.modules import Job
+from app.modules import Job, specs_of
 
 log = logging.getLogger(__name__)
 
 
 def collect_jobs(app: Flask) -> list[Job]:
-    jobs: list[Job] = list(app.extensions.get("saoy_platform_jobs", []))
-    for spec in app.extensions["saoy_modules"]:
-        jobs.extend(spec.jobs)
-    return jobs
+    return [job for spec in specs_of(app) for job in spec.jobs]
 
 
 def _in_context(app: Flask, job: Job):
     def run() -> None:
         with app.app_context():
             try:
-                job.func()
+                job.run()
             except Exception:  # noqa: BLE001 - a failing job must not kill the scheduler
                 log.exception("job %s failed", job.id)
             finally:

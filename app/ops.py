@@ -23,6 +23,7 @@ from flask import Flask, current_app
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from app.modules import resolve, specs_of
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -82,35 +83,18 @@ def health(app: Flask) -> tuple[dict[str, Any], bool]:
             "dead": counts.get(Status.dead, 0),
             "oldest_due_seconds": round((utcnow() - oldest).total_seconds())
             if oldest else None}
-        report["signers"] = signer_health()
+        checks_ok = True
+        for spec in specs_of(app):  # each module's own checks (signing: the signers)
+            for name, check in spec.health.items():
+                report[name], fine = resolve(check)()
+                checks_ok = checks_ok and fine
         db.session.rollback()
+    else:
+        checks_ok = True
     degraded = not report["worker"]["alive"] or report.get("outbox", {}).get("dead") or \
-        report.get("signers", {}).get("unusable")
+        not checks_ok
     report["status"] = "down" if not ok else "degraded" if degraded else "ok"
     return report, ok
-
-
-def signer_health() -> dict[str, int]:
-    """How many active signer profiles can sign right now (their key opens)."""
-    from app.extensions import db
-    from modules.signing.keys import check_usable
-    from modules.signing.models import SignerProfile
-    from modules.signing.signers import SignerUnavailableError, open_signer
-
-    usable = unusable = 0
-    for profile in db.session.scalars(select(SignerProfile).where(
-            SignerProfile.active.is_(True))):
-        try:
-            if profile.is_agent:
-                check_usable(profile.key, profile.office_id, profile.user_id)
-            else:
-                with open_signer(check_usable(profile.key, profile.office_id,
-                                              profile.user_id), current_app.config):
-                    pass
-            usable += 1
-        except SignerUnavailableError:
-            unusable += 1
-    return {"usable": usable, "unusable": unusable}
 
 
 # --- first-time setup ----------------------------------------------------------------------
@@ -249,9 +233,9 @@ def referenced_files(app: Flask, session, prefix: str) -> set[str]:
 
     found = set(session.scalars(select(AuditEvent.file_sha256).where(
         AuditEvent.file_sha256.like(f"{prefix}%"))))
-    for spec in app.extensions["saoy_modules"]:
+    for spec in specs_of(app):
         if spec.file_refs:
-            found.update(spec.file_refs(session, prefix))
+            found.update(resolve(spec.file_refs)(session, prefix))
     return found
 
 

@@ -7,10 +7,9 @@ list.  Nothing here decides who sees what: ``app.scope`` does.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from flask import abort, current_app, flash, g, redirect, request
+from flask import current_app, g, redirect
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.filters import BaseFilter
@@ -19,7 +18,6 @@ from flask_babel import lazy_gettext as _l
 
 from app import export_jobs
 from app.crud import DomainErrorResponses, ServiceFormViewMixin
-from app.errors import NotFoundError
 from app.exports import csv_response, xlsx_response
 from app.ownership import owner_of
 from app.scope import scope, visible_office_ids
@@ -190,38 +188,6 @@ class ScopedModelView(ServiceFormViewMixin, ModelView):
         if fmt == "csv":
             return csv_response(name, headers, rows)
         return xlsx_response(name, str(self.list_title), headers, rows)
-
-    def _scoped_items(self, pks: Iterable[str]) -> list[Any]:
-        items = []
-        for pk in pks:
-            item = self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
-            if item is None:
-                raise NotFoundError()
-            items.append(item)
-        return items
-
-    @expose("/action/<string:name>/<pk>", methods=["GET", "POST"])
-    def action(self, name: str, pk: str):
-        if not self.is_get_mutation_allowed():
-            flash(str(_l("Access is Denied")), "danger")
-            return redirect(self.get_redirect())
-        (item,) = self._scoped_items([pk])
-        return self._permitted_action(name).func(item)
-
-    @expose("/action_post", methods=["POST"])
-    def action_post(self):
-        action = self._permitted_action(request.form.get("action", ""))
-        return action.func(self._scoped_items(request.form.getlist("rowid")))
-
-    def _permitted_action(self, name: str):
-        action = self.actions.get(name)
-        if action is None:
-            raise NotFoundError()
-        if not self.appbuilder.sm.has_access(
-            self.get_action_permission_name(name), self.class_permission_name
-        ):
-            abort(403)
-        return action
 
 
 class ScopedModelRestApi(DomainErrorResponses, ModelRestApi):

@@ -27,9 +27,10 @@ from flask_login import user_logged_in
 from sqlalchemy import inspect
 
 from app import audit
-from app.crud import Datamodel, ReadableViewMixin, RecordService, ServiceFormViewMixin
+from app.crud import Datamodel, ReadableViewMixin, ServiceFormViewMixin
 from app.errors import NotFoundError
 from app.params import as_id
+from app.records import RecordService
 from app.scope import ADMIN_ROLE, is_admin, scoped, staff_office_id
 from app.scoping import OFFICE_SCOPE
 from app.timeutil import utcnow
@@ -66,41 +67,14 @@ _SELF_SERVICE = [
     ["^StaffUserView$", "^(can_userinfo|resetmypassword|userinfoedit)$"],
     ["^UserInfoEditView$", "^can_this_form_(get|post)$"],
     ["^ResetMyPasswordView$", "^can_this_form_(get|post)$"],
-    ["^InboxView$", "^(can_index|can_read_all)$"],
-    ["^Inbox$", "^menu_access$"],
-]
-_OUTBOX = [
-    ["^OutboxView$", "^(can_list|can_show|resend)$"],
-    ["^DemoMailboxView$", "^can_(index|attachment)$"],
-    ["^(Outbox|Demo mailbox|Office settings)$", "^menu_access$"],
 ]
 
-#: The platform's part of FAB_ROLES; modules merge their fragments into it.
+#: The security part of FAB_ROLES (the administrator, everyone's own account); the
+#: other parts and the modules merge their fragments into it (``ModuleSpec.roles``).
 PLATFORM_ROLES: dict[str, list[list[str]]] = {
     ADMIN_ROLE: [["^.*$", "^.*$"]],
-    "OfficeAdmin": _SELF_SERVICE
-    + _OUTBOX
-    + [
-        ["^OfficeStaffView$", "^(can_list|can_show|can_add|can_edit|resetpasswords)$"],
-        ["^ScopedResetPasswordView$", "^can_this_form_(get|post)$"],
-        ["^OfficeDocumentTypeView$",
-         "^(can_list|can_show|can_add|can_edit|can_delete|offer|withdraw)$"],
-        ["^OfficeDocumentTypeApi$", "^(can_get|can_post|can_put|can_delete|can_info)$"],
-        ["^(Office staff|Office document types|Office settings)$", "^menu_access$"],
-    ],
-    "Officer": _SELF_SERVICE + _OUTBOX,
-    "Leader": _SELF_SERVICE + _OUTBOX,
-    "Clerk": _SELF_SERVICE + _OUTBOX,
-    "Supervisor": _SELF_SERVICE
-    + [
-        ["^OutboxView$", "^(can_list|can_show)$"],
-        ["^Outbox$", "^menu_access$"],
-        ["^OfficeView$", "^(can_list|can_show)$"],
-        ["^(Offices|Administration)$", "^menu_access$"],
-    ],
-    CITIZEN_ROLE: _SELF_SERVICE,
-    # Anonymous visitors: read the public office and document-type lists.
-    "Public": [["^(OfficeApi|DocumentTypeApi)$", "^can_get$"]],
+    **{role: list(_SELF_SERVICE) for role in (*STAFF_ROLES, CITIZEN_ROLE)},
+    "Public": [],
 }
 
 

@@ -6,8 +6,11 @@ from flask_appbuilder import BaseView, IndexView, ModelView, expose
 from flask_babel import lazy_gettext as _l
 
 from app.audit import AuditEvent
-from app.crud import Datamodel, ReadableViewMixin
+from app.crud import Datamodel, ServiceFormViewMixin
 from app.labels import code, code_labels
+from app.menus import ADMINISTRATION
+from app.modules import Job, ModuleSpec, View, specs_of
+from app.ops import HEARTBEAT_SECONDS
 from app.scoping import OFFICE_SCOPE
 
 #: What each audit event and object kind is called (modules add theirs).
@@ -50,7 +53,7 @@ class HomeView(IndexView):
         user = getattr(g, "user", None)
         if user is not None and getattr(user, "is_authenticated", False):
             landing: dict[str, str] = {}
-            for spec in current_app.extensions["saoy_modules"]:
+            for spec in specs_of(current_app):
                 landing.update(spec.landing)
             roles = role_names(user)
             for role in self.LANDING_ORDER:
@@ -59,7 +62,7 @@ class HomeView(IndexView):
         return self.render_template(self.index_template, appbuilder=self.appbuilder, user=user)
 
 
-class AuditEventView(ReadableViewMixin, ModelView):
+class AuditEventView(ServiceFormViewMixin, ModelView):
     """Read-only audit log; scoped like everything else (Admin sees all)."""
 
     datamodel = Datamodel(AuditEvent)
@@ -99,7 +102,13 @@ class HealthView(BaseView):
         return jsonify(report), 200 if ok else 503
 
 
-def register(appbuilder) -> None:
-    appbuilder.add_view_no_menu(HealthView)
-    appbuilder.add_view(AuditEventView, "Audit log", label=_l("Audit log"), icon="fa-history",
-                        category="Administration", category_label=_l("Administration"))
+MODULE = ModuleSpec(
+    name="pages",
+    platform=True,
+    depends=(),
+    menu=(View("app.views:HealthView"),
+          View("app.views:AuditEventView", "Audit log", _l("Audit log"), "fa-history",
+               ADMINISTRATION)),
+    jobs=(Job("platform.heartbeat", "app.ops:beat", seconds=HEARTBEAT_SECONDS),
+          Job("platform.files_sweep", "app.ops:sweep_job", cron={"hour": "3", "minute": "17"})),
+)

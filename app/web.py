@@ -29,3 +29,10 @@ def acting_as(user: Any) -> Iterator[None]:
         yield
     finally:
         _ACTING.reset(token)
+
+
+def checks_csrf_itself(func):
+    """Marks an upload view that checks the CSRF token itself, after its body limit is set
+    (the global check would parse the whole body first); ``create_app`` exempts it."""
+    func.saoy_own_csrf = True
+    return func

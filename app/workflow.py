@@ -215,4 +215,5 @@ class Workflow(Generic[R, E]):
 
 
 def _reason(params: Any) -> str | None:
-    return (getattr(params, "reason", None) or "").strip() or None
+    reason = getattr(params, "reason", None)
+    return reason.strip() or None if isinstance(reason, str) else None

@@ -393,13 +393,13 @@ def test_another_office_gets_404_on_every_appointment_door(app, login, api, db_s
 
 def test_process_marks_processed_once_even_when_clicked_twice(app, login, db_session, office,
                                                               doc_type, citizen_factory):
-    from modules.appointments import services
     from modules.appointments.models import Appointment, AppointmentStatus
 
     appointment = book(app, db_session, citizen_factory().user, office("A"), doc_type,
                        unique_start())
-    handlers = list(services.PROCESS_HANDLERS)
-    services.PROCESS_HANDLERS.clear()  # the bare module: no intake form takes over
+    handlers = app.extensions["saoy_hooks"]["appointments.process"]
+    saved = list(handlers)
+    handlers.clear()  # the bare module: no intake form takes over
     try:
         web = login("officer.a")
         assert web.post(f"/pendingappointments/action/process/{appointment.id}"
@@ -409,7 +409,7 @@ def test_process_marks_processed_once_even_when_clicked_twice(app, login, db_ses
         assert "already" in second.get_data(as_text=True) or "đã" in \
             second.get_data(as_text=True)
     finally:
-        services.PROCESS_HANDLERS[:] = handlers
+        handlers[:] = saved
     db_session.expire_all()
     assert db_session.get(Appointment, appointment.id).status is AppointmentStatus.processed
 

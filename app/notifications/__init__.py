@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from app.modules import Job
+from app.menus import ADMINISTRATION, OFFICE_SETTINGS
+from app.modules import Job, ModuleSpec, View
+
+_OUTBOX = [
+    ["^OutboxView$", "^(can_list|can_show|resend)$"],
+    ["^DemoMailboxView$", "^can_(index|attachment)$"],
+    ["^(Outbox|Demo mailbox|Office settings)$", "^menu_access$"],
+]
+_INBOX = [["^InboxView$", "^(can_index|can_read_all)$"], ["^Inbox$", "^menu_access$"]]
 
 
 def dispatch_job() -> None:
@@ -18,31 +26,34 @@ def dispatch_job() -> None:
     dispatcher_for_app(current_app).drain(max_rounds=20)
 
 
-def register(appbuilder, app) -> None:
-    from app.notifications.views import (
-        DemoMailboxView,
-        InboxView,
-        MessageTemplateView,
-        OutboxView,
-        unread_for_current_user,
-    )
+def _setup(app, appbuilder) -> None:
+    from app.notifications.views import unread_for_current_user
 
-    appbuilder.add_view(OutboxView, "Outbox", label=_l("Messages sent"), icon="fa-envelope-o",
-                        category="Office settings", category_label=_l("Office settings"))
-    appbuilder.add_view(MessageTemplateView, "Message templates", label=_l("Message templates"),
-                        icon="fa-file-text", category="Administration",
-                        category_label=_l("Administration"))
-    appbuilder.add_view(InboxView, "Inbox", label=_l("Notifications"), icon="fa-bell")
-    if not app.config.get("SMTP_HOST"):  # e-mails go to the log: show them to the staff
-        appbuilder.add_view(DemoMailboxView, "Demo mailbox", label=_l("Demo mailbox"),
-                            icon="fa-inbox", category="Office settings",
-                            category_label=_l("Office settings"))
     app.jinja_env.globals["saoy_unread"] = unread_for_current_user
-    from app.ops import HEARTBEAT_SECONDS, beat, sweep_job
 
-    app.extensions.setdefault("saoy_platform_jobs", []).extend([
-        Job("notifications.dispatch", dispatch_job,
-            seconds=app.config["OUTBOX_INTERVAL_SECONDS"]),
-        Job("platform.heartbeat", beat, seconds=HEARTBEAT_SECONDS),
-        Job("platform.files_sweep", sweep_job, cron={"hour": "3", "minute": "17"}),
-    ])
+
+MODULE = ModuleSpec(
+    name="notifications",
+    platform=True,
+    depends=("offices",),
+    models="app.notifications.models",
+    menu=(
+        View("app.notifications.views:OutboxView", "Outbox", _l("Messages sent"),
+             "fa-envelope-o", OFFICE_SETTINGS),
+        View("app.notifications.views:MessageTemplateView", "Message templates",
+             _l("Message templates"), "fa-file-text", ADMINISTRATION),
+        View("app.notifications.views:InboxView", "Inbox", _l("Notifications"), "fa-bell"),
+        # No mail server: e-mails go to the log; the staff see them here.
+        View("app.notifications.views:DemoMailboxView", "Demo mailbox", _l("Demo mailbox"),
+             "fa-inbox", OFFICE_SETTINGS, when=lambda config: not config.get("SMTP_HOST")),
+    ),
+    roles={
+        **{role: _INBOX + _OUTBOX for role in ("OfficeAdmin", "Officer", "Leader", "Clerk")},
+        "Supervisor": _INBOX + [["^OutboxView$", "^(can_list|can_show)$"],
+                                ["^Outbox$", "^menu_access$"]],
+        "Citizen": _INBOX,
+    },
+    jobs=(Job("notifications.dispatch", dispatch_job, seconds_setting="OUTBOX_INTERVAL_SECONDS",
+              seconds=5),),
+    setup="app.notifications:_setup",
+)

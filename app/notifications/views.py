@@ -7,12 +7,13 @@ from flask_appbuilder.actions import action
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from app.crud import Datamodel, RecordService, ServiceFormViewMixin
+from app.crud import Datamodel, ServiceFormViewMixin
 from app.errors import DomainError
 from app.extensions import db
 from app.labels import code, code_labels
 from app.notifications import services
 from app.notifications.models import Message, MessageTemplate
+from app.records import RecordService
 from app.scoping import OFFICE_SCOPE, ScopedModelView
 from app.storage import file_store
 from app.transactions import atomic
@@ -122,6 +123,7 @@ class DemoMailboxView(BaseView):
     the messages of the user's offices only."""
 
     route_base = "/demo-mailbox"
+    scoped_model = Message
     default_view = "index"
 
     @expose("/")

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.crud import RecordService
 from app.errors import DomainError
 from app.offices.models import OFFICE_KINDS_THAT_CERTIFY, DocumentType, Office, OfficeDocumentType
+from app.records import RecordService
 
 
 def offered_document_types(session: Session, office_id: int) -> list[DocumentType]:

@@ -11,9 +11,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from app.crud import Datamodel, DomainErrorResponses, RecordService, ServiceFormViewMixin
+from app.crud import Datamodel, DomainErrorResponses, ServiceFormViewMixin
 from app.offices import services
 from app.offices.models import DocumentType, Office, OfficeDocumentType
+from app.records import RecordService
 from app.scoping import OFFICE_SCOPE, ScopedModelRestApi, ScopedModelView
 from app.transactions import atomic
 from app.web import current_user

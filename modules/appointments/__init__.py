@@ -1,35 +1,15 @@
 """Appointments: slots, booking, reschedule, cancel, no-show, reminders.
 
-Owns the ``appt_`` tables.  The copies module turns an appointment into a copy
-request through ``services.PROCESS_HANDLERS`` and ``services.mark_processed``.
+Owns the ``appt_`` tables; the procedure is the table in ``workflow.py``.  "Process" on
+a pending appointment asks the ``appointments.process`` hook (the copies module's
+intake form takes over, and marks it processed when the request is made).
 """
-from app.modules import Job, ModuleSpec
+from flask_babel import lazy_gettext as _l
 
+from app.modules import Api, Category, Job, Link, ModuleSpec, View
 
-def _register(appbuilder):
-    from modules.appointments.views import register
-
-    register(appbuilder)
-
-
-def _demo() -> int:
-    from modules.appointments.demo import load
-
-    return load()
-
-
-def _reminders() -> None:
-    from app.extensions import db
-    from modules.appointments.jobs import send_reminders
-
-    send_reminders(db.session)
-
-
-def _no_shows() -> None:
-    from app.extensions import db
-    from modules.appointments.jobs import mark_no_shows
-
-    mark_no_shows(db.session)
+MY_APPOINTMENTS = Category("My appointments", _l("My appointments"), "fa-calendar")
+APPOINTMENTS = Category("Appointments", _l("Appointments"), "fa-calendar")
 
 
 _CITIZEN = [
@@ -58,12 +38,28 @@ MODULE = ModuleSpec(
     name="appointments",
     depends=("platform",),
     models="modules.appointments.models",
-    register=_register,
+    menu=(
+        View("modules.appointments.views:AppointmentPortalView", "Book an appointment",
+             _l("Book an appointment"), "fa-calendar-plus-o", MY_APPOINTMENTS,
+             href="/appointments/book"),
+        Link("My appointments list", _l("My appointments"), "/appointments/mine", "fa-list",
+             MY_APPOINTMENTS),
+        View("modules.appointments.views:PendingAppointmentView", "Appointments pending",
+             _l("Appointments pending"), "fa-calendar-check-o", APPOINTMENTS),
+        View("modules.appointments.views:AppointmentSettingsView", "Appointment settings",
+             _l("Appointment settings"), "fa-sliders", APPOINTMENTS),
+        View("modules.appointments.views:WorkingSessionView", "Weekly working plan",
+             _l("Weekly working plan"), "fa-clock-o", APPOINTMENTS),
+        View("modules.appointments.views:ClosureView", "Closures and holidays",
+             _l("Closures and holidays"), "fa-ban", APPOINTMENTS),
+        Api("modules.appointments.api:AppointmentApi"),
+    ),
+    offers_hooks=("appointments.process",),
     roles={"Citizen": _CITIZEN, "Officer": _HANDLE, "OfficeAdmin": _CONFIGURE,
            "Leader": _READ, "Clerk": _READ, "Supervisor": _READ},
-    jobs=(Job("appointment_reminders", _reminders, seconds=900,
-              seconds_setting="APPOINTMENT_JOBS_SECONDS"),
-          Job("appointment_no_shows", _no_shows, seconds=900,
-              seconds_setting="APPOINTMENT_JOBS_SECONDS")),
-    demo=_demo,
+    jobs=(Job("appointment_reminders", "modules.appointments.jobs:reminders_job",
+              seconds=900, seconds_setting="APPOINTMENT_JOBS_SECONDS"),
+          Job("appointment_no_shows", "modules.appointments.jobs:no_shows_job",
+              seconds=900, seconds_setting="APPOINTMENT_JOBS_SECONDS")),
+    demo="modules.appointments.demo:load",
 )

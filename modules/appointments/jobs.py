@@ -24,3 +24,15 @@ def mark_no_shows(session: Session, now: dt.datetime | None = None) -> int:
         with atomic(session):
             marked += workflow.mark_no_show(session, appointment_id, now)
     return marked
+
+
+def reminders_job() -> None:
+    from app.extensions import db
+
+    send_reminders(db.session)
+
+
+def no_shows_job() -> None:
+    from app.extensions import db
+
+    mark_no_shows(db.session)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,11 +54,6 @@ SETTING_LABELS = {
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
 CERTIFYING_KINDS = (OfficeKind.commune, OfficeKind.district_justice)
-
-
-#: Called by "Process" on a pending appointment; the first that returns a URL (the
-#: copies module's intake form) takes over, else the appointment is marked processed.
-PROCESS_HANDLERS: list[Callable[[Appointment], str | None]] = []
 
 
 class AppointmentError(DomainError):

@@ -50,13 +50,8 @@ class _Move:
     old_time: str
 
 
-def _checked_reason(session, user, appointment: Appointment, p: Params) -> None:
-    p.reason = params.text(p.reason, _("Reason"), max_length=1000)
-
-
 def _prepare_cancel(session, user, appointment: Appointment, p: Params) -> None:
     """A citizen cancels online until the office's cutoff; staff at any time."""
-    _checked_reason(session, user, appointment, p)
     if services.is_staff(user):
         return
     cutoff = services.settings_for(session, appointment.office_id).cancel_cutoff_hours
@@ -74,7 +69,6 @@ def _cancelled(session, user, appointment: Appointment, p: Params, prepared) -> 
 
 
 def _prepare_move(session, user, appointment: Appointment, p: Params) -> _Move:
-    _checked_reason(session, user, appointment, p)
     start = services.parse_start(p.start)
     if start == appointment.start:
         raise WorkflowError(_("Choose a time different from the current one."), 422)
@@ -125,6 +119,10 @@ WORKFLOW = Workflow(
 allowed_events = WORKFLOW.allowed_events
 
 
+def _typed(reason: Any) -> str | None:
+    return params.text(reason, _("Reason"), max_length=1000)
+
+
 def apply(session: Session, user: Any, appointment_id: Any, event: Event | str,
           p: Params | None = None) -> Appointment:
     """Apply one event in the caller's unit of work, or raise with nothing changed."""
@@ -135,14 +133,15 @@ def cancel(session: Session, user: Any, appointment_id: Any, reason: str | None,
            now: dt.datetime | None = None) -> Appointment:
     """Staff cancel any active appointment of their office; a citizen their own, until
     the cutoff.  The place is freed and the citizen notified."""
-    return apply(session, user, appointment_id, Event.cancel, Params(reason=reason, now=now))
+    return apply(session, user, appointment_id, Event.cancel,
+                 Params(reason=_typed(reason), now=now))
 
 
 def reschedule(session: Session, user: Any, appointment_id: Any, new_start: Any,
                reason: str | None, now: dt.datetime | None = None) -> Appointment:
     """Staff move an appointment to another free slot; old place freed, new one taken."""
     return apply(session, user, appointment_id, Event.reschedule,
-                 Params(reason=reason, start=new_start, now=now))
+                 Params(reason=_typed(reason), start=new_start, now=now))
 
 
 def mark_processed(session: Session, user: Any, appointment: Appointment) -> Appointment:

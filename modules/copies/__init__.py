@@ -1,16 +1,14 @@
 """Copy requests: intake, scan checks, workflow, fees, delivery (orchestrates the others).
 
 Owns the ``copy_`` tables.  Talks to appointments, registers and signing only
-through their service functions; the state machine is ``workflow.py``.
+through their service functions; the procedure is the table in ``workflow.py``.
 """
-from app.modules import ModuleSpec
+from flask_babel import lazy_gettext as _l
 
+from app.modules import Api, Category, Link, ModuleSpec, View
 
-def _register(appbuilder):
-    from modules.copies.views import register
-
-    register(appbuilder)
-
+CERTIFICATION = Category("Certification", _l("Certification"), "fa-files-o")
+MY_DOCUMENTS = Category("My documents", _l("My documents"), "fa-folder-open")
 
 _LISTS = "(CopyRequestView|AwaitingSignatureView|AwaitingSealView|ReturnedView)"
 _STAFF_PAGES = ["^CopyRequestView$",
@@ -57,7 +55,23 @@ MODULE = ModuleSpec(
     name="copies",
     depends=("platform", "registers", "signing", "appointments"),
     models="modules.copies.models",
-    register=_register,
+    menu=(
+        Link("New copy from original", _l("New copy from original"), "/copies/intake",
+             "fa-plus", CERTIFICATION),
+        View("modules.copies.views:CopyRequestView", "Certification requests",
+             _l("Certification requests"), "fa-list", CERTIFICATION),
+        View("modules.copies.views:AwaitingSignatureView", "Copies awaiting signature",
+             _l("Copies awaiting signature"), "fa-pencil", CERTIFICATION),
+        View("modules.copies.views:AwaitingSealView", "Copies awaiting seal",
+             _l("Copies awaiting seal"), "fa-certificate", CERTIFICATION),
+        View("modules.copies.views:ReturnedView", "Returned requests", _l("Returned requests"),
+             "fa-undo", CERTIFICATION),
+        View("modules.copies.views:MyCopiesView", "My documents", _l("My documents"),
+             "fa-folder-open", MY_DOCUMENTS),
+        Api("modules.copies.api:CopyApi"),
+    ),
+    hooks={"appointments.process": "modules.copies.views:intake_url_for",
+           "signing.leader_signed": "modules.copies.workflow:on_leader_signed"},
     landing={"Leader": "AwaitingSignatureView.list", "Clerk": "AwaitingSealView.list",
              "Officer": "CopyRequestView.list"},
     roles={"Officer": _OFFICER, "Leader": _LEADER, "Clerk": _CLERK, "Supervisor": _READ,

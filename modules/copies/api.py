@@ -54,6 +54,7 @@ def copy_json(c: CopyRequest, user=None, *, full: bool = False) -> dict:
 
 class CopyApi(ServiceApi):
     resource_name = "copy"
+    scoped_model = CopyRequest
     openapi_spec_tag = "Copy requests"
     allow_browser_login = True  # the bulk-sign page calls /sign with the session cookie
 

@@ -9,13 +9,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
+from app.labels import label
 from app.scope import scoped
 from app.sql import as_date, is_postgresql, seconds_between, vn_day
 from app.timeutil import Period, utcnow
 from modules.copies.models import OPEN_STATES, CopyRequest, State
+from modules.copies.workflow import REFUSAL_GROUNDS
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,14 @@ def _select(session: Session, user: Any, flt: Filter, *columns: Any, period_of: 
     return scope
 
 
-def by_state(session: Session, user: Any, flt: Filter) -> dict[State, int]:
-    """Requests received in the period, by their state now."""
+def by_state(session: Session, user: Any, flt: Filter) -> list[tuple[str, int]]:
+    """Requests received in the period, by their state now: (label, count) for every
+    state, in the procedure's order."""
     rows = session.execute(_select(session, user, flt, CopyRequest.state, func.count(),
                                    period_of=CopyRequest.received_at)
                            .group_by(CopyRequest.state))
-    return {State(state): count for state, count in rows}
+    counts = {State(state): count for state, count in rows}
+    return [(label(state), counts.get(state, 0)) for state in State]
 
 
 def _per_day(session: Session, user: Any, flt: Filter, column: Any) -> dict[dt.date, int]:
@@ -108,12 +113,15 @@ def overdue(session: Session, user: Any, flt: Filter) -> int:
         CopyRequest.state.in_(OPEN_STATES), CopyRequest.due_at < utcnow())) or 0
 
 
-def returns_by_ground(session: Session, user: Any, flt: Filter) -> dict[int, int]:
-    """Returned in the period, by Decree 23 ground (0: a reason of the leader's own)."""
+def returns_by_ground(session: Session, user: Any, flt: Filter) -> list[tuple[str, int]]:
+    """Returned in the period, by Decree 23 ground, then those for a reason of the
+    leader's own: (label, count) for each ground."""
     ground = func.coalesce(CopyRequest.return_ground, 0)
     rows = session.execute(_select(session, user, flt, ground, func.count(),
                                    period_of=CopyRequest.returned_at).group_by(ground))
-    return {int(value): count for value, count in rows}
+    counts = {int(value): count for value, count in rows}
+    return [(str(text), counts.get(n, 0)) for n, text in enumerate(REFUSAL_GROUNDS, 1)] + \
+        [(_("Another reason"), counts.get(0, 0))]
 
 
 def fees_collected(session: Session, user: Any, flt: Filter) -> tuple[int, int]:

@@ -3,19 +3,11 @@
 Owns registers and their entries.  Other modules take numbers only through
 ``services.allocate_number`` and never write these tables themselves.
 """
-from app.modules import ModuleSpec
+from flask_babel import lazy_gettext as _l
 
+from app.modules import Api, Category, ModuleSpec, View
 
-def _register(appbuilder):
-    from modules.registers.views import register
-
-    register(appbuilder)
-
-
-def _demo() -> int:
-    from modules.registers.demo import load
-
-    return load()
+REGISTERS = Category("Registers", _l("Certification registers"), "fa-book")
 
 
 _CLERK = [
@@ -36,7 +28,12 @@ MODULE = ModuleSpec(
     name="registers",
     depends=("platform",),
     models="modules.registers.models",
-    register=_register,
+    menu=(
+        View("modules.registers.views:RegisterView", "Registers",
+             _l("Certification registers"), "fa-book", REGISTERS),
+        View("modules.registers.views:RegisterEntryView"),
+        Api("modules.registers.api:RegisterApi"),
+    ),
     roles={"Clerk": _CLERK, "Leader": _READ, "Supervisor": _READ, "OfficeAdmin": _READ},
-    demo=_demo,
+    demo="modules.registers.demo:load",
 )

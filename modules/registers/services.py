@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.crud import RecordService
 from app.errors import DomainError
+from app.records import RecordService
 from app.scope import scoped
 from app.timeutil import VN_TZ, utcnow
 from modules.registers.models import EntryStatus, Register, RegisterEntry, RegisterStatus

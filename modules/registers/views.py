@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 from flask import current_app, flash, redirect
-from flask_appbuilder import expose
 from flask_appbuilder.actions import action
-from flask_appbuilder.api import permission_name, protect
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app.crud import Datamodel
 from app.exports import xlsx_response
 from app.extensions import db
-from app.scope import scoped, staff_office_id
-from app.scoping import ScopedModelRestApi, ScopedModelView
+from app.scope import staff_office_id
+from app.scoping import ScopedModelView
 from app.transactions import atomic
 from app.web import current_user
 from modules.registers import services
@@ -126,72 +124,3 @@ class RegisterView(ScopedModelView):
     @action("export_book", _l("Export report"), "", "fa-file-excel-o", multiple=False)
     def export_book(self, item):
         return register_book_response(item)
-
-
-class RegisterApi(ScopedModelRestApi):
-    resource_name = "register"
-    datamodel = Datamodel(Register, service=RegisterView.datamodel.service)
-    allow_browser_login = True
-    openapi_spec_tag = "Registers"
-    class_permission_name = "RegisterApi"
-    include_route_methods = {"get", "get_list", "post", "put", "info", "close", "export"}
-    list_columns = ["id", "name", "book_number", "type_symbol", "year", "start_number",
-                    "next_number", "status", "opening_date", "closing_date", "total_entries",
-                    "office_id"]
-    show_columns = list_columns + ["closed_at", "closed_by_id", "created_by_id"]
-    add_columns = ["name", "book_number", "type_symbol", "year", "start_number",
-                   "opening_date", "closing_date"]
-    edit_columns = add_columns
-    search_columns = ["name", "year", "status", "book_number"]
-    label_columns = LABELS
-
-    @expose("/<int:pk>/close", methods=["POST"])
-    @protect()
-    @permission_name("close")
-    def close(self, pk: int):
-        """Close (khóa sổ) a register.
-        ---
-        post:
-          parameters:
-          - in: path
-            name: pk
-            schema: {type: integer}
-          responses:
-            200: {description: The closed register with its total}
-            404: {description: Not found in your office}
-            409: {description: Already closed}
-        """
-        with atomic(db.session):
-            register = services.close_register(db.session, current_user(), pk)
-        return self.response(200, id=register.id, status=register.status.value,
-                             total_entries=register.total_entries,
-                             closed_at=register.closed_at.isoformat())
-
-    @expose("/<int:pk>/export.xlsx", methods=["GET"])
-    @protect()
-    @permission_name("export")
-    def export(self, pk: int):
-        """The register book as an Excel workbook.
-        ---
-        get:
-          parameters:
-          - in: path
-            name: pk
-            schema: {type: integer}
-          responses:
-            200:
-              description: The workbook
-              content:
-                application/vnd.openxmlformats-officedocument.spreadsheetml.sheet: {}
-            404: {description: Not found in your office}
-        """
-        register = scoped(db.session, current_user(), Register).get_or_404(pk)
-        return register_book_response(register)
-
-
-def register(appbuilder) -> None:
-    appbuilder.add_view(RegisterView, "Registers", label=_l("Certification registers"),
-                        icon="fa-book", category="Registers",
-                        category_label=_l("Certification registers"), category_icon="fa-book")
-    appbuilder.add_view_no_menu(RegisterEntryView)
-    appbuilder.add_api(RegisterApi)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.errors import DomainError, NotFoundError
 from app.offices.models import OFFICE_KINDS_THAT_CERTIFY, Office
-from app.scope import is_admin, role_names
+from app.scope import is_admin, role_names, scope
 from app.storage import file_store
 from app.timeutil import utcnow
 from app.users import StaffUser
@@ -38,6 +38,7 @@ from modules.signing.signers import (
     SignerUnavailableError,
     keystore_dir,
     keystore_paths,
+    open_signer,
     token_session,
 )
 
@@ -291,3 +292,32 @@ def bound_purposes(session: Session, office_id: int, fingerprints: set[str]) -> 
         SigningKey.office_id == office_id, SigningKey.fingerprint.in_(fingerprints or {""})))
     return {key.fingerprint: key.purpose for key in keys}
 
+
+
+def signer_health() -> tuple[dict[str, int], bool]:
+    """``/health/``: how many active signer profiles can sign right now (their key opens)."""
+    from app.extensions import db
+
+    usable = unusable = 0
+    for profile in db.session.scalars(select(SignerProfile).where(
+            SignerProfile.active.is_(True))):
+        try:
+            key = check_usable(profile.key, profile.office_id, profile.user_id)
+            if not profile.is_agent:
+                with open_signer(key, current_app.config):
+                    pass
+            usable += 1
+        except SignerUnavailableError:
+            unusable += 1
+    return {"usable": usable, "unusable": unusable}, unusable == 0
+
+
+def key_owners(session: Session, user: Any) -> tuple[list[Office], list[StaffUser]]:
+    """Whom a key may be bound to, for the registration form: the certifying offices
+    and the leaders among their staff (of the offices ``user`` sees)."""
+    offices = list(session.scalars(select(Office).where(
+        Office.kind.in_(OFFICE_KINDS_THAT_CERTIFY), scope(user, Office)).order_by(Office.name)))
+    leaders = [u for u in session.scalars(select(StaffUser).where(
+        StaffUser.office_id.is_not(None), scope(user, StaffUser)).order_by(StaffUser.username))
+        if LEADER_ROLE in role_names(u)]
+    return offices, leaders

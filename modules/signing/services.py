@@ -24,8 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.crud import RecordService
 from app.errors import DomainError, NotFoundError
+from app.modules import handlers
+from app.records import RecordService
 from app.scope import scoped
 from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
@@ -160,11 +161,6 @@ def _image(sha256: str):
 def _look(profile: SignerProfile, text: str) -> pdf.SignatureLook:
     return pdf.SignatureLook(_image(profile.image_sha256) if profile.image_sha256 else None,
                              text)
-
-
-#: Called as hook(session, user, document) when a leader signature lands, also one
-#: made later by a signing agent (the copies workflow moves its request on then).
-ON_LEADER_SIGNED: list = []
 
 
 def signs_elsewhere(session: Session, office_id: int, user: Any) -> bool:
@@ -571,7 +567,7 @@ def finish_external_signature(session: Session, user: Any, job_id: int,
     audit.record(session, user, "document_signed", obj=doc, file_sha256=sha,
                  from_state=Stage.scanned.value, to_state=Stage.leader_signed.value,
                  reason="external agent")
-    for hook in ON_LEADER_SIGNED:
+    for hook in handlers("signing.leader_signed"):
         hook(session, user, doc)
     return doc
 

@@ -1,23 +1,19 @@
 """Public verification (page, upload, JSON API) and the staff's signer profiles."""
 from __future__ import annotations
 
-import base64
 import hashlib
 
 from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.actions import action
-from flask_appbuilder.api import BaseApi, permission_name, protect
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField
 
-from app import params
-from app.crud import Datamodel, DomainErrorAnswers
+from app.crud import Datamodel
 from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.params import large_body
@@ -192,139 +188,6 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-class VerifyApi(DomainErrorAnswers, BaseApi):
-    """``GET /api/v1/verify/<code>`` and ``POST /api/v1/verify`` (multipart ``file``)."""
-
-    resource_name = "verify"
-    openapi_spec_tag = "Verification"
-
-    @expose("/<code>", methods=["GET"])
-    def by_code(self, code: str):
-        """Verdict for a certified copy's public code.
-        ---
-        get:
-          parameters:
-          - in: path
-            name: code
-            schema: {type: string}
-          responses:
-            200: {description: "{verdict, summary {vi, en}, valid, signatures[], revisions:
-              [{index, signature, covered_by, changes: [{page, kind, bbox}]}], sha256, copy}"}
-            404: {description: Unknown code}
-        """
-        def answer():
-            doc = _sealed(code)
-            return self.response(200, **report_json(services.explain_document(doc),
-                                                    services.read_current(doc), doc))
-
-        return self.answer(answer)
-
-    @expose("", methods=["POST"])
-    @expose("/", methods=["POST"])
-    @large_body
-    def by_upload(self):
-        """Verdict for an uploaded PDF (at most SAOY_VERIFY_MAX_MB; rate-limited per address).
-        ---
-        post:
-          requestBody:
-            content:
-              multipart/form-data:
-                schema:
-                  type: object
-                  properties:
-                    file: {type: string, format: binary}
-          responses:
-            200: {description: "{verdict, summary {vi, en}, valid, signatures[], revisions:
-              [{index, signature, covered_by, changes: [{page, kind, bbox}]}], sha256, copy}"}
-            400: {description: No file}
-            413: {description: Too large}
-            429: {description: Too many verifications from this address}
-        """
-        def answer():
-            data = _read_upload()
-            sha = hashlib.sha256(data).hexdigest()
-            return self.response(200, **report_json(services.explain_bytes(data), data,
-                                                    services.document_by_sha(db.session, sha)))
-
-        return self.answer(answer)
-
-
-class SigningJobApi(BaseApi):
-    """For the leader's signing agent: jobs to sign, signatures back, the certificate."""
-
-    resource_name = "signing_job"
-    openapi_spec_tag = "Signing agent"
-    allow_browser_login = True
-
-    @expose("/", methods=["GET"])
-    @protect()
-    @permission_name("get")
-    def pending(self):
-        """Pending jobs of the logged-in leader.
-        ---
-        get:
-          responses:
-            200: {description: "{result: [{id, document_id, data_to_sign (base64 DER)}]}"}
-        """
-        jobs = services.pending_jobs(db.session, g.user)
-        return self.response(200, result=[
-            {"id": j.id, "document_id": j.document_id, "data_to_sign": j.signed_attrs,
-             "mechanism": "SHA256_RSA_PKCS"} for j in jobs])
-
-    @expose("/<int:pk>/signature", methods=["POST"])
-    @protect()
-    @permission_name("post")
-    def signature(self, pk: int):
-        """The token's signature over ``data_to_sign`` (base64).
-        ---
-        post:
-          parameters:
-          - in: path
-            name: pk
-            schema: {type: integer}
-          responses:
-            200: {description: The document is signed}
-            404: {description: Not your job}
-            409: {description: "The job was cancelled (its request was returned, cancelled
-              or sent again), or its document no longer waits for this signature"}
-            422: {description: The signature does not match}
-        """
-        value = params.json_object().get("signature", "")
-        try:
-            signature = base64.b64decode(value, validate=True)
-        except (ValueError, TypeError):
-            return self.response_400(message=_("The signature is not valid base64."))
-        try:
-            with atomic(db.session):
-                doc = services.finish_external_signature(db.session, g.user, pk, signature)
-        except NotFoundError:
-            raise
-        except DomainError as exc:  # refused: nothing of it is kept, but the refusal is
-            with atomic(db.session):
-                services.record_refused_signature(db.session, g.user, pk, exc.message)
-            return self.response(exc.status, message=exc.message)
-        return self.response(200, document_id=doc.id, stage=doc.stage.value)
-
-    @expose("/certificate", methods=["POST"])
-    @protect()
-    @permission_name("post")
-    def certificate(self):
-        """Register the token's certificate (DER, base64) for the logged-in leader.
-        ---
-        post:
-          responses:
-            200: {description: Registered}
-        """
-        value = params.json_object().get("certificate", "")
-        try:
-            der = base64.b64decode(value, validate=True)
-        except (ValueError, TypeError):
-            return self.response_400(message=_("The certificate is not valid base64."))
-        with atomic(db.session):
-            services.register_agent_certificate(db.session, g.user, der)
-        return self.response(200, message="ok")
-
-
 def _tsa_choices():
     return [("", _("Default of the server (or none)"))] + [
         (name, name) for name in sorted(services.allowed_tsas()) if name != "default"]
@@ -407,9 +270,6 @@ class SigningKeyView(ScopedModelView):
     @large_body
     def register(self):
         """Register a PKCS#12 file (imported into the keystore) or a key on a declared token."""
-        from app.offices.models import OFFICE_KINDS_THAT_CERTIFY, Office
-        from app.users import StaffUser
-
         values = request.form.to_dict() if request.method == "POST" else {}
         if request.method == "POST":
             upload = request.files.get("file")
@@ -435,11 +295,7 @@ class SigningKeyView(ScopedModelView):
             except DomainError as exc:
                 flash(exc.message, "danger")
         values.pop("passphrase", None)
-        offices = db.session.scalars(select(Office).where(
-            Office.kind.in_(OFFICE_KINDS_THAT_CERTIFY)).order_by(Office.name)).all()
-        leaders = [u for u in db.session.scalars(select(StaffUser).where(
-            StaffUser.office_id.is_not(None)).order_by(StaffUser.username))
-            if keys.LEADER_ROLE in {r.name for r in u.roles}]
+        offices, leaders = keys.key_owners(db.session, g.user)
         return self.render_template("signing/key_register.html", values=values,
                                     offices=offices, leaders=leaders,
                                     tokens=sorted(current_app.config["PKCS11_TOKENS"]))
@@ -461,25 +317,3 @@ class SigningKeyView(ScopedModelView):
                 keys.set_active(db.session, g.user, item, False)
         flash(_("Keys deactivated."), "success")
         return redirect(self.get_redirect())
-
-
-def register(appbuilder) -> None:
-    verify_view = appbuilder.add_view_no_menu(VerifyView)
-    appbuilder.add_link("Verify a copy", label=_l("Verify a certified copy"), href="/verify/",
-                        icon="fa-qrcode")
-    verify_api = appbuilder.add_api(VerifyApi)
-    # Anonymous doors that cost CPU or guess secrets: a budget per address.
-    limit = appbuilder.sm.limiter.limit(lambda: current_app.config["VERIFY_RATE_LIMIT"],
-                                        methods=["POST"])
-    for blueprint in (verify_view.blueprint, verify_api.blueprint):
-        limit(blueprint)
-    appbuilder.add_api(SigningJobApi)
-    appbuilder.add_view(SignerProfileView, "Signing keys", label=_l("Signers"),
-                        icon="fa-key", category="Office settings",
-                        category_label=_l("Office settings"))
-    appbuilder.add_view(SigningKeyView, "Registered signing keys",
-                        label=_l("Registered signing keys"), icon="fa-lock",
-                        category="Administration", category_label=_l("Administration"))
-    appbuilder.add_link("Register a signing key", label=_l("Register a signing key"),
-                        href="/signingkeyview/register", icon="fa-plus",
-                        category="Administration")

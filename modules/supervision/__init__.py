@@ -1,21 +1,17 @@
 """Supervision: the dashboard (figures and charts over a period, per the user's scope) and
 the statistics report offices send upward.  Reads only, through the other modules'
 report functions; owns no table."""
-from app.modules import ModuleSpec
+from flask_babel import lazy_gettext as _l
 
-
-def _register(appbuilder):
-    from modules.supervision.views import register
-
-    register(appbuilder)
-
+from app.modules import ModuleSpec, View
 
 _SEE = [["^DashboardView$", "^can_(index|statistics)$"], ["^(Dashboard)$", "^menu_access$"]]
 
 MODULE = ModuleSpec(
     name="supervision",
     depends=("platform", "copies", "appointments", "registers"),
-    register=_register,
+    menu=(View("modules.supervision.views:DashboardView", "Dashboard", _l("Dashboard"),
+               "fa-bar-chart"),),
     roles={"Supervisor": _SEE, "Leader": _SEE, "OfficeAdmin": _SEE},
     landing={"Supervisor": "DashboardView.index"},
 )

@@ -13,15 +13,11 @@ from sqlalchemy.orm import Session
 
 from app import params
 from app.errors import NotFoundError
-from app.labels import label
 from app.offices.models import DocumentType, Office
 from app.offices.services import certifying_offices, document_types
 from app.timeutil import Period, to_local, utcnow
 from modules.appointments import reports as appointments
-from modules.appointments.models import AppointmentStatus
 from modules.copies import reports as copies
-from modules.copies.models import State
-from modules.copies.workflow import REFUSAL_GROUNDS
 from modules.registers import reports as registers
 
 DEFAULT_DAYS = 30
@@ -113,30 +109,21 @@ def dashboard(session: Session, user: Any, choice: Choice) -> Dashboard:
     states = copies.by_state(session, user, flt)
     received = copies.received_per_day(session, user, flt)
     delivered = copies.delivered_per_day(session, user, flt)
-    appts = appointments.per_day(session, user, choice.period, flt.office_ids) \
-        if choice.document_type is None else {}
+    appts = appointments.outcomes_per_day(session, user, choice.period, flt.office_ids) \
+        if choice.document_type is None else [(name, [0] * len(days)) for name, _statuses
+                                              in appointments.OUTCOMES]
     returns = copies.returns_by_ground(session, user, flt)
     names = {t.id: t.name_vi for t in choice.all_types}
     fees_count, fees_total = copies.fees_collected(session, user, flt)
-
-    def appointment_series(*statuses: AppointmentStatus) -> list[int]:
-        return [sum(appts.get((d, s), 0) for s in statuses) for d in days]
-
     return Dashboard(
         choice=choice,
-        by_state=Series([label(s) for s in State], [(_("Requests"), [states.get(s, 0)
-                                                                     for s in State])]),
+        by_state=Series([name for name, _n in states], [(_("Requests"),
+                                                          [n for _name, n in states])]),
         per_day=Series(day_labels, [(_("Received"), [received.get(d, 0) for d in days]),
                                     (_("Delivered"), [delivered.get(d, 0) for d in days])]),
-        appointments=Series(day_labels, [
-            (_("Booked"), appointment_series(AppointmentStatus.booked,
-                                             AppointmentStatus.rescheduled)),
-            (_("Processed"), appointment_series(AppointmentStatus.processed)),
-            (_("No-show"), appointment_series(AppointmentStatus.no_show)),
-            (_("Cancelled"), appointment_series(AppointmentStatus.cancelled))]),
-        returns=Series([str(g) for g in REFUSAL_GROUNDS] + [_("Another reason")],
-                       [(_("Returned"), [returns.get(i, 0) for i in range(1, 7)]
-                         + [returns.get(0, 0)])]),
+        appointments=Series(day_labels, [(str(name), counts) for name, counts in appts]),
+        returns=Series([name for name, _n in returns],
+                       [(_("Returned"), [n for _name, n in returns])]),
         top_types=Series(*_top(copies.top_document_types(session, user, flt), names)),
         delivery=copies.delivery_times(session, user, flt),
         overdue=copies.overdue(session, user, flt),

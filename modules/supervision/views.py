@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import request
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
 from app.exports import xlsx_response
 from app.extensions import db
@@ -48,7 +47,3 @@ class DashboardView(BaseView):
             f"thong-ke-chung-thuc-{choice.period.first:%Y%m%d}-{choice.period.last:%Y%m%d}.xlsx",
             _("Statistics of electronic certified copies"), headers, [*body, total], cover,
             widths=[42, 18, 16, 16, 18])
-
-
-def register(appbuilder) -> None:
-    appbuilder.add_view(DashboardView, "Dashboard", label=_l("Dashboard"), icon="fa-bar-chart")

@@ -10,6 +10,7 @@ from app.modules import resolve, specs_of
 from app.offices.models import DocumentType, Office, OfficeDocumentType, OfficeKind
 from app.seed import seed_reference_data
 from app.timeutil import utcnow
+from app.transactions import atomic
 
 DEMO_PASSWORD = "saoy-demo"
 
@@ -71,14 +72,21 @@ def ensure_user(username: str, first: str, last: str, roles: list[str],
         raise RuntimeError(f"could not create demo user {username}")
     if office_code:
         user.office_id = _office_by_code(office_code).id
-    db.session.commit()
+    db.session.flush()
     return user, True
 
 
 def load_demo() -> int:
+    """Demo offices, users and every module's demo rows, in one unit of work (the command
+    is the edge): all of it, or nothing."""
+    with atomic(db.session):
+        return _load_demo()
+
+
+def _load_demo() -> int:
     created = seed_reference_data()
     created += ensure_offices()
-    db.session.commit()
+    db.session.flush()
     for username, first, last, roles, office_code in USERS:
         user, new = ensure_user(username, first, last, roles, office_code)
         created += int(new)
@@ -102,7 +110,7 @@ def load_demo() -> int:
                 db.session.add(OfficeDocumentType(office_id=office.id,
                                                   document_type_id=doc_type.id))
                 created += 1
-    db.session.commit()
+    db.session.flush()
     for spec in specs_of():
         if spec.demo:
             created += resolve(spec.demo)() or 0

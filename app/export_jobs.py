@@ -22,12 +22,13 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import DateTime, Enum, ForeignKey, Integer, String, Text, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from app import queue
 from app.labels import labelled
 from app.modules import Job, ModuleSpec, View
 from app.ownership import Owner
 from app.scope import scope, scoped
 from app.timeutil import utcnow
-from app.transactions import atomic
+from app.transactions import UnitSession, atomic
 from app.web import acting_as, current_user
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def run_pending(app: Flask | None = None, limit: int = 3) -> int:
     app = app or current_app._get_current_object()
     done = 0
     for _round in range(limit):
-        with Session(bind=db.engine) as session:
+        with UnitSession(bind=db.engine) as session:
             job_id = _claim(session)
         if job_id is None:
             break
@@ -130,29 +131,22 @@ def run_pending(app: Flask | None = None, limit: int = 3) -> int:
 
 
 def _claim(session: Session) -> int | None:
+    """One queued export (or one whose writer died: its lease ran out), for this process."""
     now = utcnow()
-    candidates = session.scalars(select(ExportJob.id).where(or_(
-        ExportJob.state == ExportState.queued,
-        (ExportJob.state == ExportState.running) & (ExportJob.lease_until < now)))
-        .order_by(ExportJob.id).limit(5)).all()
-    for job_id in candidates:
-        with atomic(session):
-            claimed = session.execute(
-                update(ExportJob).where(ExportJob.id == job_id, or_(
-                    ExportJob.state == ExportState.queued,
-                    (ExportJob.state == ExportState.running) & (ExportJob.lease_until < now)))
-                .values(state=ExportState.running, started_at=now, lease_until=now + LEASE,
-                        rows_done=0).execution_options(synchronize_session=False)).rowcount
-        if claimed == 1:
-            return job_id
-    return None
+    due = or_(ExportJob.state == ExportState.queued,
+              (ExportJob.state == ExportState.running) & (ExportJob.lease_until < now))
+    ids = queue.claim(session, ExportJob, due,
+                      {"state": ExportState.running, "started_at": now,
+                       "lease_until": now + LEASE, "rows_done": 0},
+                      limit=1, order_by=(ExportJob.id,))
+    return ids[0] if ids else None
 
 
 def _progress(app: Flask, job_id: int, **values: Any) -> None:
     """Progress is written in its own short transaction (the export's read stays open)."""
     from app.extensions import db
 
-    with Session(bind=db.engine) as session, atomic(session):
+    with UnitSession(bind=db.engine) as session, atomic(session):
         session.execute(update(ExportJob).where(ExportJob.id == job_id)
                         .values(lease_until=utcnow() + LEASE, **values))
 
@@ -188,7 +182,7 @@ def _write(app: Flask, job_id: int) -> None:
                 write_xlsx(tmp, job.title, headers, rows)
             os.replace(tmp, target)
         _progress(app, job_id, state=ExportState.done, finished_at=utcnow())
-    except Exception as exc:  # noqa: BLE001 - recorded on the job, the worker goes on
+    except Exception as exc:
         log.exception("export %s failed", job_id)
         _progress(app, job_id, state=ExportState.failed, finished_at=utcnow(),
                   error=type(exc).__name__)

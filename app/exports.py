@@ -20,12 +20,11 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Response, send_file, stream_with_context
-from flask_babel import gettext as _
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 
-from app.labels import label
+from app.labels import display
 from app.timeutil import to_local
 
 DATE_FORMAT = "DD/MM/YYYY"
@@ -41,10 +40,8 @@ def _cell(ws, value: Any, bold: bool = False) -> WriteOnlyCell:
     elif isinstance(value, dt.date):
         cell = WriteOnlyCell(ws, value=value)
         cell.number_format = DATE_FORMAT
-    elif isinstance(value, enum.Enum):
-        cell = WriteOnlyCell(ws, value=label(value))
-    elif isinstance(value, bool):
-        cell = WriteOnlyCell(ws, value=yes_no(value))
+    elif isinstance(value, (enum.Enum, bool)):
+        cell = WriteOnlyCell(ws, value=display(value))
     elif isinstance(value, str) and value.startswith(FORMULA_STARTS):
         cell = _text_cell(ws, value)
     else:
@@ -123,32 +120,19 @@ def xlsx_response(filename: str, title: str, headers: Sequence[str],
     os.close(fd)
     try:
         write_xlsx(path, title, headers, rows, cover, widths)
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the response
+        handle = open(path, "rb")
     finally:
         os.unlink(path)  # the open handle keeps the data until the response closes it
     return send_file(handle, mimetype=XLSX_MIMETYPE, as_attachment=True,
                      download_name=filename, max_age=0)
 
 
-def yes_no(value: bool) -> str:
-    return _("Yes") if value else _("No")
-
-
 def text_value(value: Any) -> str:
-    """A value as a person reads it in a CSV cell."""
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return to_local(value).strftime("%d/%m/%Y %H:%M")
-    if isinstance(value, dt.date):
-        return value.strftime("%d/%m/%Y")
-    if isinstance(value, bool):
-        return yes_no(value)
-    if isinstance(value, enum.Enum):
-        return label(value)
+    """A value as a person reads it in a CSV cell (what ``display`` shows on a page, and
+    no cell that a spreadsheet would take for a formula)."""
     if isinstance(value, str):
         return "'" + value if value.startswith(FORMULA_STARTS) else value
-    return str(value)
+    return str(display(value))
 
 
 def csv_chunks(headers: Sequence[str], rows: Iterable[Sequence[Any]],

@@ -25,7 +25,7 @@ def _in_context(app: Flask, job: Job):
         with app.app_context():
             try:
                 job.run()
-            except Exception:  # noqa: BLE001 - a failing job must not kill the scheduler
+            except Exception:
                 log.exception("job %s failed", job.id)
             finally:
                 app.extensions["sqlalchemy"].session.remove()

@@ -11,6 +11,10 @@ import enum
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flask_babel import gettext as _
+
+from app.timeutil import format_date, format_datetime
+
 _REGISTRY: dict[type[enum.Enum], Mapping[enum.Enum, Any]] = {}
 _CODES: dict[str, Any] = {}  # stored codes (audit states, event names, message kinds)
 _SHOWN: dict[type, Callable[[Any], str]] = {}
@@ -67,24 +71,28 @@ def choices(enum_class: type[enum.Enum]) -> list[tuple[str, str]]:
     return [(member.name, label(member)) for member in enum_class]
 
 
+def _yes_no(value: bool) -> str:
+    return _("Yes") if value else _("No")
+
+
+#: How each kind of value is shown, the first that fits (bool before int, datetime
+#: before date).
+_DISPLAY: tuple[tuple[Any, Callable[[Any], Any]], ...] = (
+    (bool, _yes_no),
+    (enum.Enum, label),
+    (dt.datetime, format_datetime),
+    (dt.date, format_date),
+    ((list, tuple, set), lambda items: ", ".join(str(display(item)) for item in items)),
+)
+
+
 def display(value: Any) -> Any:
     """A value as a list or a record page shows it: nothing for None, Có/Không, labels
     for codes, dd/mm/yyyy (HH:MM Vietnam time), lists joined."""
-    from flask_babel import gettext as _
-
-    from app.timeutil import format_date, format_datetime
-
     if value is None:
         return ""
-    if isinstance(value, bool):
-        return _("Yes") if value else _("No")
-    if isinstance(value, enum.Enum):
-        return label(value)
-    if isinstance(value, dt.datetime):
-        return format_datetime(value)
-    if isinstance(value, dt.date):
-        return format_date(value)
-    if isinstance(value, (list, tuple, set)):
-        return ", ".join(str(display(item)) for item in value)
+    for kind, show in _DISPLAY:
+        if isinstance(value, kind):
+            return show(value)
     show = _SHOWN.get(type(value))
     return show(value) if show else value

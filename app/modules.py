@@ -38,7 +38,7 @@ def resolve(ref: str | Callable | type) -> Any:
         found = importlib.import_module(module_name)
         for part in attribute.split(".") if attribute else ():
             found = getattr(found, part)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the reference named
+    except Exception as exc:
         raise ModuleError(f"{ref!r} cannot be loaded: {exc!r}") from exc
     return found
 
@@ -143,7 +143,7 @@ def import_spec(dotted: str) -> ModuleSpec:
     """Import a part and return its ``MODULE``; errors are re-raised loudly."""
     try:
         package = importlib.import_module(dotted)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the module's name
+    except Exception as exc:
         raise ModuleError(f"module {dotted!r} failed to import: {exc!r}") from exc
     spec = getattr(package, "MODULE", None)
     if not isinstance(spec, ModuleSpec):
@@ -194,7 +194,7 @@ def import_models(specs: Sequence[ModuleSpec]) -> None:
         if spec.models:
             try:
                 importlib.import_module(spec.models)
-            except Exception as exc:  # noqa: BLE001 - re-raised with the module's name
+            except Exception as exc:
                 raise ModuleError(
                     f"models of module {spec.name!r} failed to import: {exc!r}"
                 ) from exc

@@ -24,6 +24,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from app.modules import resolve, specs_of
+from app.storage import is_hash
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ def restore(app: Flask, source: Path) -> dict[str, Any]:
                 shutil.copy2(part, destination)
     bad = [p.name for p in (data_dir / "files").rglob("*")
            if p.is_file() and "tmp" not in p.relative_to(data_dir).parts
-           and len(p.name) == 64 and _sha256(p) != p.name]
+           and is_hash(p.name) and _sha256(p) != p.name]
     chain = verify_chain(db.session)
     db.session.rollback()
     return {"files_checked": sum(1 for k in manifest["files"] if k.startswith("data/files/")),

@@ -44,9 +44,9 @@ class OfficeOwned:
     __owner__ = OFFICE_ROW
 
     @declared_attr
-    def office_id(cls) -> Mapped[int]:  # noqa: N805 - SQLAlchemy declared_attr
+    def office_id(cls) -> Mapped[int]:
         return mapped_column(ForeignKey("org_office.id"), index=True, nullable=False)
 
     @declared_attr
-    def office(cls):  # noqa: N805
+    def office(cls):
         return relationship("Office", lazy="joined")

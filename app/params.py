@@ -18,6 +18,9 @@ from sqlalchemy import Boolean, Date, DateTime, Integer, String, Text, inspect
 from app.errors import DomainError
 
 MAX_ID = 2**31 - 1  # ids and counts: 32-bit integers on every database
+MAX_ID_DIGITS = len(str(MAX_ID))
+MAX_NUMBER_DIGITS = 12  # a whole number typed anywhere (fees included) fits in 64 bits
+MAX_TIME_TEXT = 40  # an ISO date-time with its zone is about 32 characters
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 MAX_TEXT = 10_000  # a Text column: notes, reasons, templates
 SMALL_BODY = 1024 * 1024  # JSON and forms without a file
@@ -53,7 +56,7 @@ def _digits(value: Any) -> str | None:
 def as_id(value: Any) -> int | None:
     """A primary key from a URL, form or JSON value; None when it cannot be one."""
     digits = _digits(value)
-    if digits is None or len(digits) > 10:
+    if digits is None or len(digits) > MAX_ID_DIGITS:
         return None
     number = int(digits)
     return number if 0 < number <= MAX_ID else None
@@ -81,11 +84,12 @@ def integer(value: Any, name: str, *, low: int = 0, high: int = MAX_ID,
         return default
     negative = isinstance(value, str) and value.strip().startswith("-")
     digits = _digits(value.strip()[1:] if negative else value)
-    if digits is None or len(digits) > 12 or not low <= int(digits) * (-1 if negative else 1) \
-            <= high:
+    number = int(digits) * (-1 if negative else 1) \
+        if digits and len(digits) <= MAX_NUMBER_DIGITS else None
+    if number is None or not low <= number <= high:
         raise ParamError(_("%(name)s must be a whole number from %(low)s to %(high)s.",
                            name=name, low=low, high=high))
-    return int(digits) * (-1 if negative else 1)
+    return number
 
 
 def text(value: Any, name: str, *, max_length: int, required: bool = False) -> str | None:
@@ -124,7 +128,7 @@ def date(value: Any, name: str, default: dt.date | None = None) -> dt.date | Non
     if value in (None, ""):
         return default
     day = None
-    if isinstance(value, str) and len(value) <= 10:
+    if isinstance(value, str) and len(value) <= len("dd/mm/yyyy"):
         for form in ("%Y-%m-%d", "%d/%m/%Y"):
             try:
                 day = dt.datetime.strptime(value.strip(), form).date()
@@ -145,7 +149,7 @@ def moment(value: Any, name: str) -> dt.datetime:
     else:
         try:
             parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00")) \
-                if isinstance(value, str) and len(value) < 40 else None
+                if isinstance(value, str) and len(value) < MAX_TIME_TEXT else None
         except ValueError:
             parsed = None
     if parsed is None or not FIRST_YEAR <= parsed.year <= LAST_YEAR:
@@ -171,35 +175,38 @@ def json_object() -> dict[str, Any]:
     return body
 
 
+def _fits_column(column_type: Any, value: Any) -> bool:
+    """Whether a JSON value may go into a column of this type (checked before FAB's schema
+    or the database sees it)."""
+    if isinstance(column_type, Boolean):
+        return isinstance(value, bool)
+    if isinstance(column_type, Integer):
+        return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_ID
+    if isinstance(column_type, (Date, DateTime)):
+        return isinstance(value, str) and len(value) <= MAX_TIME_TEXT
+    if isinstance(column_type, (String, Text)):
+        limit = getattr(column_type, "length", None) or MAX_TEXT
+        return isinstance(value, str) and len(value) <= limit
+    return isinstance(value, (str, int, float, bool))
+
+
+def _fits_relation(relation: Any, value: Any) -> bool:
+    if relation.uselist:
+        return isinstance(value, list) and all(as_id(v) for v in value)
+    return as_id(value) is not None
+
+
 def check_record(model: Any, columns: Iterable[str], body: Mapping[str, Any]) -> None:
     """A generic REST body against the model's own columns: types, lengths, id ranges —
     before FAB's schema or the database sees it."""
     mapper = inspect(model)
     for name in columns:
-        if name not in body or body[name] is None:
+        if body.get(name) is None:
             continue
-        value = body[name]
         if name in mapper.relationships:
-            if mapper.relationships[name].uselist:
-                ok = isinstance(value, list) and all(as_id(v) for v in value)
-            else:
-                ok = as_id(value) is not None
+            ok = _fits_relation(mapper.relationships[name], body[name])
         elif name in mapper.columns:
-            column_type = mapper.columns[name].type
-            if isinstance(column_type, Boolean):
-                ok = isinstance(value, bool)
-            elif isinstance(column_type, Integer):
-                ok = isinstance(value, int) and not isinstance(value, bool) and \
-                    abs(value) <= MAX_ID
-            elif isinstance(column_type, (Date, DateTime)):
-                ok = isinstance(value, str) and len(value) <= 40
-            elif isinstance(column_type, String):
-                limit = column_type.length or MAX_TEXT
-                ok = isinstance(value, str) and len(value) <= limit
-            elif isinstance(column_type, Text):
-                ok = isinstance(value, str) and len(value) <= MAX_TEXT
-            else:
-                ok = isinstance(value, (str, int, float, bool))
+            ok = _fits_column(mapper.columns[name].type, body[name])
         else:
             continue
         if not ok:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from flask_babel import gettext as _
 
 MIN_LENGTH = 8
+MAX_LENGTH = 128
+FEWEST_DIFFERENT = 2  # "aaaaaaaa", "abababab": too few different characters
+SHORTEST_OWN_WORD = 4  # a user name this short may appear in a password by chance
 #: Passwords tried first by every guessing tool, and their Vietnamese favourites.
 COMMON = {
     "password", "password1", "password123", "passw0rd", "12345678", "123456789",
@@ -24,13 +27,13 @@ def password_problem(password: str | None, *, identity: str | None = None,
     plain = value.strip().lower()
     if len(value) < MIN_LENGTH or len(plain) < MIN_LENGTH:
         return _("The password must have at least %(n)s characters.", n=MIN_LENGTH)
-    if len(value) > 128:
-        return _("The password must have at most 128 characters.")
-    if plain in COMMON or len(set(plain)) <= 2:
+    if len(value) > MAX_LENGTH:
+        return _("The password must have at most %(n)s characters.", n=MAX_LENGTH)
+    if plain in COMMON or len(set(plain)) <= FEWEST_DIFFERENT:
         return _("This password is too common: choose one that is harder to guess.")
     for own in (identity, username):
         own = (own or "").strip().lower()
-        if own and len(own) >= 4 and own in plain:
+        if own and len(own) >= SHORTEST_OWN_WORD and own in plain:
             return _("The password must not contain your identity number or user name.")
     return None
 

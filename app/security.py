@@ -239,11 +239,30 @@ class SaoySecurityManager(SecurityManager):
 
     def reset_password(self, userid, password) -> None:
         """Every password change voids the sessions and API tokens made before it."""
-        user = self.get_user_by_id(userid)
-        if user is not None:
-            user.credentials_changed_at = utcnow()
-            user.locked_until, user.fail_login_count = None, 0
-        super().reset_password(userid, password)
+        with atomic(self.session):
+            user = self.get_user_by_id(userid)
+            if user is not None:
+                user.credentials_changed_at = utcnow()
+                user.locked_until, user.fail_login_count = None, 0
+            super().reset_password(userid, password)
+
+    # FAB's own writes of users (sign-in statistics, profile, new users) are edges of
+    # their own: each is one unit of work, like every other write (``app.transactions``).
+    def add_user(self, *args, **kwargs):
+        with atomic(self.session):
+            return super().add_user(*args, **kwargs)
+
+    def update_user(self, user, commit: bool = True):
+        with atomic(self.session):
+            return super().update_user(user, commit)
+
+    def delete_user(self, user_or_id, commit: bool = True) -> bool:
+        with atomic(self.session):
+            return super().delete_user(user_or_id, commit)
+
+    def add_register_user(self, *args, **kwargs):
+        with atomic(self.session):
+            return super().add_register_user(*args, **kwargs)
 
     def load_user(self, pk: Any):
         """A session user, only while its credentials are the ones it signed in with."""

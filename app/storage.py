@@ -23,6 +23,15 @@ class FileTooLargeError(ValueError):
     """The stream exceeded the configured limit; nothing was kept."""
 
 
+HEX = frozenset("0123456789abcdef")
+SHA256_HEX_LENGTH = 64
+
+
+def is_hash(name: str) -> bool:
+    """A file-store name: 64 lowercase hex digits (a SHA-256)."""
+    return len(name) == SHA256_HEX_LENGTH and set(name) <= HEX
+
+
 class FileStore:
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
@@ -30,7 +39,7 @@ class FileStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if not is_hash(sha256):
             raise ValueError("not a sha256 hex digest")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 

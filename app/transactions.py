@@ -14,9 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 _OPEN = "saoy_unit_of_work"
+
+
+class OutsideUnitOfWorkError(RuntimeError):
+    """A row of ours was about to be written with no unit of work open: a service was
+    called from an edge that forgot ``atomic()`` (a bug, never the user's fault)."""
 
 
 def in_unit_of_work(session: Session) -> bool:
@@ -38,3 +44,31 @@ def atomic(session: Session) -> Iterator[Session]:
         raise
     finally:
         session.info[_OPEN] = False
+
+
+def _ours(instance: object) -> bool:
+    """Rows of the application (FAB's own permission tables are FAB's business)."""
+    return type(instance).__module__.split(".", 1)[0] in ("app", "modules")
+
+
+class UnitSession(Session):
+    """A plain session for workers (dispatcher, exports) whose writes are guarded too."""
+
+
+def guard_writes(session_class: type) -> None:
+    """Every flush of ``session_class`` that writes a row of ours must happen inside
+    ``atomic()``: the rule "the edge opens one unit of work" enforces itself."""
+
+    @event.listens_for(session_class, "before_flush")
+    def _inside_a_unit(session: Session, _context, _instances) -> None:
+        if in_unit_of_work(session):
+            return
+        written = [o for o in (*session.new, *session.dirty, *session.deleted) if _ours(o)]
+        if written and any(session.is_modified(o) or o in session.new or o in session.deleted
+                           for o in written):
+            raise OutsideUnitOfWorkError(
+                f"{type(written[0]).__name__} written outside atomic(): open one unit of "
+                "work at the edge (view, API, job, command)")
+
+
+guard_writes(UnitSession)

@@ -14,6 +14,9 @@ class InvalidIdentifierError(ValueError):
     """The value is not a valid Vietnamese identifier; the message says why."""
 
 
+NATIONAL_DIGITS = 9  # a mobile number after 0 or 84
+
+
 def normalize_phone(raw: str) -> str:
     """A Vietnamese mobile number in international form ``84xxxxxxxxx``.
 
@@ -22,9 +25,9 @@ def normalize_phone(raw: str) -> str:
     digits = re.sub(r"[\s.\-()]", "", raw or "")
     if digits.startswith("+"):
         digits = digits[1:]
-    if digits.startswith("84") and len(digits) == 11:
+    if digits.startswith("84") and len(digits) == len("84") + NATIONAL_DIGITS:
         national = digits[2:]
-    elif digits.startswith("0") and len(digits) == 10:
+    elif digits.startswith("0") and len(digits) == len("0") + NATIONAL_DIGITS:
         national = digits[1:]
     else:
         raise InvalidIdentifierError("phone")

@@ -28,7 +28,7 @@ from bench.common import ROOT, machine
 
 sys.path.insert(0, str(ROOT))
 
-from deploy.stack import BIN, Stack, expect, login, port  # noqa: E402
+from deploy.stack import BIN, Stack, expect, login, port
 
 SIZES_MB = (1, 10, 30)
 BATCH = 100

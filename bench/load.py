@@ -15,8 +15,8 @@ from bench.common import ROOT, machine
 
 sys.path.insert(0, str(ROOT))
 
-from bench import loadmix  # noqa: E402
-from deploy.stack import Stack  # noqa: E402
+from bench import loadmix
+from deploy.stack import Stack
 
 
 def app_for(env: dict[str, str]):

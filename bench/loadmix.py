@@ -47,7 +47,7 @@ class Sinks:
                 return "250 OK"
 
         class Gateway(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 sinks.sms.append(body["id"])
                 self.send_response(200)

@@ -22,9 +22,9 @@ from bench.common import ROOT, machine
 
 sys.path.insert(0, str(ROOT))
 
-from bench import loadmix  # noqa: E402
-from bench.load import app_for, deployed  # noqa: E402
-from deploy.stack import BIN, Stack, port  # noqa: E402
+from bench import loadmix
+from bench.load import app_for, deployed
+from deploy.stack import BIN, Stack, port
 
 REDIS = "redis://127.0.0.1:6379/14"
 LIMIT = 10  # login attempts per address per 5 minutes

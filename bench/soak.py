@@ -17,9 +17,9 @@ from bench.common import ROOT, machine
 
 sys.path.insert(0, str(ROOT))
 
-from bench import loadmix  # noqa: E402
-from bench.load import serving  # noqa: E402
-from deploy.stack import Stack  # noqa: E402
+from bench import loadmix
+from bench.load import serving
+from deploy.stack import Stack
 
 EVERY = 15
 PLOT = ROOT / "bench" / "soak-rss.svg"

@@ -128,7 +128,7 @@ http {{
         return Path(flask_appbuilder.__file__).parent / "static"
 
     def start(self, command, env, name) -> subprocess.Popen:
-        log = open(self.work / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.work / f"{name}.log", "wb")
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(process)

@@ -361,6 +361,6 @@ CORPUS: dict[str, tuple[Callable, set[str]]] = {
                                   {"valid_with_later_changes"}),
     "docmdp_p3_then_page_content": (docmdp(MDPPerm.ANNOTATE, "content"), {"tampered"}),
     "naive_signing_time": (naive_signing_time, {"valid", "untrusted", "indeterminate"}),
-    "active_javascript": (active_javascript, {"valid"}),
+    "active_javascript": (active_javascript, {"untrusted"}),  # never plain valid
     "many_empty_updates": (many_empty_updates, {"indeterminate"}),
 }

@@ -43,7 +43,7 @@ class SmsGateway:
             def log_message(self, *args):
                 pass
 
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with gateway.lock:
@@ -125,7 +125,7 @@ class TsaServer:
             def log_message(self, *args):
                 pass
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.requests += 1
                 response = stamper.request_tsa_response(tsp.TimeStampReq.load(body)).dump()

@@ -169,7 +169,7 @@ def test_every_connection_dropped_the_next_requests_are_served(app, api, login):
 # --- the timestamp service --------------------------------------------------------------
 
 class _SlowHandler(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):
         time.sleep(3)
         self.send_response(500)
         self.end_headers()

@@ -16,18 +16,30 @@ from tests.softhsm import softhsm_lib
 
 
 def sign_leader(session, user, doc_id, placement=None):
-    """The leader's signature as the workflow makes it: prepared, then recorded."""
+    """The leader's signature as the workflow makes it: prepared, then recorded, in one
+    unit of work (the test is the edge)."""
     from modules.signing import services
 
-    version = services.prepare_leader_signature(session, user, doc_id, placement)
-    return services.record_leader_signature(session, user, doc_id, version)
+    with atomic(session):
+        version = services.prepare_leader_signature(session, user, doc_id, placement)
+        return services.record_leader_signature(session, user, doc_id, version)
 
 
 def seal(session, user, doc_id, number, book):
     from modules.signing import services
 
-    version = services.prepare_seal(session, user, doc_id, number, book)
-    return services.record_seal(session, user, doc_id, version, number, book)
+    with atomic(session):
+        version = services.prepare_seal(session, user, doc_id, number, book)
+        return services.record_seal(session, user, doc_id, version, number, book)
+
+
+def new_document(session, office_id, scan_bytes, **kwargs):
+    from app.storage import file_store
+    from modules.signing import services
+
+    with atomic(session):
+        return services.create_document(session, office_id, file_store().put_bytes(scan_bytes),
+                                        **{"document_type": None, "pages": 2, **kwargs})
 
 
 @pytest.fixture()
@@ -35,7 +47,8 @@ def signing_ctx(app):
     """An app context for calling the signing services directly (file store, config).
 
     Tests that also make requests use ``sealed_copy`` instead: a context kept pushed
-    would be shared with the test client's requests.
+    would be shared with the test client's requests.  The test is the edge: each of its
+    steps is one unit of work (the services never commit).
     """
     from app.extensions import db
 
@@ -69,14 +82,12 @@ def make_sealed(session, scan_bytes, leader="leader.a", clerk="clerk.a", number=
 
     leader_user = user_named(session, leader)
     sha = file_store().put_bytes(scan_bytes)
-    doc = services.create_document(session, leader_user.office_id, sha,
-                                   document_type="Giấy khai sinh", pages=2)
-    session.commit()
+    with atomic(session):  # the test is the edge: one unit of work per step
+        doc = services.create_document(session, leader_user.office_id, sha,
+                                       document_type="Giấy khai sinh", pages=2)
     sign_leader(session, leader_user, doc.id)
-    session.commit()
     signed = services.read_current(doc)
     seal(session, user_named(session, clerk), doc.id, number, "01/2026-SCTĐT/BS")
-    session.commit()
     return doc, signed, services.read_current(doc)
 
 
@@ -208,18 +219,17 @@ def test_delivery_gate_refuses_a_tampered_file(signing_ctx, scan):
     doc, _, sealed = make_sealed(signing_ctx, scan)
     clerk = user_named(signing_ctx, "clerk.a")
     assert services.check_delivery(signing_ctx, clerk, doc.id).valid
-    doc.current_sha256 = file_store().put_bytes(_paint_over(sealed))
+    with atomic(signing_ctx):
+        doc.current_sha256 = file_store().put_bytes(_paint_over(sealed))
     with pytest.raises(services.SigningError):
         services.check_delivery(signing_ctx, clerk, doc.id)
 
 
 def test_leader_chooses_page_and_rectangle(signing_ctx, scan):
-    from app.storage import file_store
     from modules.signing import pdf, services
 
     leader = user_named(signing_ctx, "leader.a")
-    doc = services.create_document(signing_ctx, leader.office_id, file_store().put_bytes(scan),
-                                   document_type="Học bạ", pages=2)
+    doc = new_document(signing_ctx, leader.office_id, scan, document_type="Học bạ")
     with pytest.raises(services.SigningError) as err:
         sign_leader(signing_ctx, leader, doc.id,
                              pdf.Placement(page=1, rect=(0, 0, 50, 50)))
@@ -235,12 +245,9 @@ def test_leader_chooses_page_and_rectangle(signing_ctx, scan):
 
 def test_leader_of_another_office_cannot_sign(signing_ctx, scan):
     from app.errors import NotFoundError as NotFound
-    from app.storage import file_store
-    from modules.signing import services
 
     leader_a = user_named(signing_ctx, "leader.a")
-    doc = services.create_document(signing_ctx, leader_a.office_id,
-                                   file_store().put_bytes(scan), document_type=None, pages=2)
+    doc = new_document(signing_ctx, leader_a.office_id, scan)
     with pytest.raises(NotFound):
         sign_leader(signing_ctx, user_named(signing_ctx, "leader.b"), doc.id)
 
@@ -248,7 +255,6 @@ def test_leader_of_another_office_cannot_sign(signing_ctx, scan):
 def test_leader_signs_with_a_softhsm_token(app, hsm, signing_ctx, scan, monkeypatch, tmp_path):
     """The administrator binds a key on a declared token (its certificate names someone
     else, so only with the fingerprint confirmed); a wrong PIN is a clear refusal."""
-    from app.storage import file_store
     from app.transactions import atomic
     from modules.signing import keys, services
     from tests.keys import signing_with
@@ -272,17 +278,14 @@ def test_leader_signs_with_a_softhsm_token(app, hsm, signing_ctx, scan, monkeypa
         key = existing or keys.register_pkcs11(signing_ctx, admin, **register,
                                                confirmed_fingerprint=fingerprint)
     with signing_with(signing_ctx, leader.office_id, leader.id, key.id):
-        doc = services.create_document(signing_ctx, leader.office_id,
-                                       file_store().put_bytes(scan), document_type=None, pages=2)
+        doc = new_document(signing_ctx, leader.office_id, scan)
         sign_leader(signing_ctx, leader, doc.id)
-        seal(signing_ctx, user_named(signing_ctx, "clerk.a"), doc.id, "40",
-             "01/2026-SCTĐT/BS")
+        seal(signing_ctx, user_named(signing_ctx, "clerk.a"), doc.id, "40", "01/2026-SCTĐT/BS")
         leader_sig = next(s for s in validated(doc)["signatures"] if s["role"] == "leader")
         assert leader_sig["signer"] == "Lê Thị Token" and leader_sig["trusted"]
         assert validated(doc)["valid"]
         pin.write_text("000000")  # wrong PIN: a clear refusal, no path, nothing signed
-        doc2 = services.create_document(signing_ctx, leader.office_id,
-                                        file_store().put_bytes(scan), document_type=None, pages=2)
+        doc2 = new_document(signing_ctx, leader.office_id, scan)
         with pytest.raises(services.SigningError) as err:
             sign_leader(signing_ctx, leader, doc2.id)
         assert "/" not in err.value.message and "PIN" in err.value.message
@@ -320,70 +323,6 @@ def test_timestamps_from_a_local_tsa(app, signing_ctx, scan, monkeypatch):
     monkeypatch.setitem(app.config, "TSA_URL", None)
     doc, _, _ = make_sealed(signing_ctx, scan)
     assert {s["time_source"] for s in validated(doc)["signatures"]} == {"server clock"}
-
-
-def test_signing_agent_signs_with_the_leaders_token_over_http(app, hsm, scan, monkeypatch):
-    """The agent (on the leader's PC) logs in over real HTTP, registers the token's
-    certificate, takes the job, signs with SoftHSM and posts the signature back."""
-    import threading
-
-    from werkzeug.serving import make_server
-
-    from app.extensions import db
-    from app.storage import file_store
-    from modules.signing import keys, services
-    from modules.signing.agent import AgentConfig, SigningAgent
-    from modules.signing.models import SignedDocument, SigningKey
-    from tests.keys import profile_of
-
-    monkeypatch.setitem(app.config, "TRUST_DIR", hsm["root"])
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    with app.app_context():
-        leader = user_named(db.session, "leader.b")
-        saved = profile_of(db.session, leader.office_id, leader.id).key_id
-    try:
-        agent = SigningAgent(AgentConfig(
-            server=f"http://127.0.0.1:{server.server_port}", username="leader.b",
-            password="saoy-demo", pkcs11_lib=softhsm_lib(), token_label="agent-token",
-            key_label="sign-key", pin="123456"))
-        agent.login()
-        agent.register()
-        with app.app_context():
-            leader = user_named(db.session, "leader.b")
-            key = db.session.scalars(select(SigningKey).where(
-                SigningKey.user_id == leader.id, SigningKey.kind == "agent")).one()
-            assert not key.active  # announced: it signs nothing before the approval
-            with atomic(db.session):
-                keys.approve_key(db.session, user_named(db.session, "admin"), key.id)
-            doc = services.create_document(db.session, leader.office_id,
-                                           file_store().put_bytes(scan),
-                                           document_type="Bằng tốt nghiệp", pages=2)
-            with atomic(db.session):
-                prepared = services.prepare_external_signature(db.session, leader, doc.id)
-                job = services.record_external_job(db.session, leader, doc.id, prepared)
-            doc_id, job_id = doc.id, job.id
-        r = agent.http.post(agent._url(f"/api/v1/signing_job/{job_id}/signature"),
-                            json={"signature": "AAAA"})
-        assert r.status_code == 422  # a wrong signature is refused, the job stays
-        assert agent.run_once() == 1
-        assert agent.run_once() == 0
-        with app.app_context():
-            doc = db.session.get(SignedDocument, doc_id)
-            assert doc.stage.value == "leader_signed"
-            assert services.read_current(doc).startswith(scan)
-            seal(db.session, user_named(db.session, "clerk.b"), doc.id, "5",
-                          "01/2026-SCTĐT/BS")
-            db.session.commit()
-            leader_sig = next(s for s in validated(doc)["signatures"] if s["role"] == "leader")
-            assert leader_sig["signer"] == "Vũ Thị Giang" and leader_sig["intact"]
-            assert validated(doc)["valid"]
-    finally:
-        server.shutdown()
-        with app.app_context():
-            leader = user_named(db.session, "leader.b")
-            profile_of(db.session, leader.office_id, leader.id).key_id = saved
-            db.session.commit()
 
 
 def test_office_admin_uploads_a_transparent_seal_image(login, app, db_session, office):

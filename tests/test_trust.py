@@ -283,7 +283,7 @@ def test_a_returned_request_refuses_the_agents_late_signature(app, api, db_sessi
 class _Listener(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         _Listener.hits.append(self.path)
         self.send_response(500)
         self.end_headers()

@@ -28,6 +28,8 @@ from app.users import StaffUser
 from app.vn import InvalidIdentifierError, identity_kind, normalize_phone
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+NAME_LENGTH = (2, 255)  # a full name as on the card: at least two letters
+MAX_EMAIL = 320  # RFC 5321: 64 + @ + 255
 
 
 class CitizenError(DomainError):
@@ -60,7 +62,7 @@ def validate(data: Registration) -> dict[str, str]:
     """Field → message for every invalid field (empty when all is well)."""
     errors: dict[str, str] = {}
     name = " ".join((data.full_name or "").split())
-    if len(name) < 2 or len(name) > 255 or any(ch.isdigit() for ch in name):
+    if not NAME_LENGTH[0] <= len(name) <= NAME_LENGTH[1] or any(ch.isdigit() for ch in name):
         errors["full_name"] = _("Enter your full name as on your identity card.")
     if message := identity_error((data.identity_number or "").strip()):
         errors["identity_number"] = message
@@ -69,7 +71,7 @@ def validate(data: Registration) -> dict[str, str]:
     except InvalidIdentifierError:
         errors["phone"] = _("Enter a Vietnamese mobile number of 10 digits (03x, 05x, 07x, "
                             "08x, 09x); +84 is accepted.")
-    if data.email and (len(data.email) > 320 or not EMAIL_RE.match(data.email.strip())):
+    if data.email and (len(data.email) > MAX_EMAIL or not EMAIL_RE.match(data.email.strip())):
         errors["email"] = _("The e-mail address is not valid.")
     if problem := password_problem(data.password, identity=data.identity_number):
         errors["password"] = problem

@@ -17,6 +17,7 @@ from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, parseaddr
+from http import HTTPStatus
 from typing import Any, Protocol
 
 import requests
@@ -29,6 +30,20 @@ from app.transactions import atomic
 from app.vn import unaccent
 
 log = logging.getLogger("saoy.notifications")
+
+#: Gateway answers worth another attempt although they are 4xx: timeout, too many requests.
+RETRIED = (HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS)
+#: SMTP 530/535: authentication — our configuration, to be fixed and retried, not dropped.
+SMTP_AUTH_FAILURES = (530, 535)
+SMTP_PERMANENT = 5  # RFC 5321: 5yz replies are permanent failures
+
+
+def _client_error(status: int) -> bool:
+    return HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+def _smtp_permanent(code: int) -> bool:
+    return code // 100 == SMTP_PERMANENT
 
 
 class DeliveryError(Exception):
@@ -94,10 +109,10 @@ class SmsGatewayTransport:
                                      timeout=self.timeout)
         except requests.RequestException as exc:
             raise TemporaryError(f"gateway unreachable: {exc.__class__.__name__}") from exc
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+        if _client_error(response.status_code) and response.status_code not in RETRIED:
             raise PermanentError(f"gateway refused ({response.status_code}): "
                                  f"{response.text[:200]}")
-        if response.status_code >= 300:
+        if response.status_code >= HTTPStatus.MULTIPLE_CHOICES:
             raise TemporaryError(f"gateway error ({response.status_code})")
         try:
             payload = response.json()
@@ -161,11 +176,11 @@ class SmtpTransport:
                 server.send_message(email)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
-            if all(500 <= c < 600 for c in codes):
+            if all(_smtp_permanent(c) for c in codes):
                 raise PermanentError(f"recipient refused: {codes}") from exc
             raise TemporaryError(f"recipient deferred: {codes}") from exc
         except smtplib.SMTPResponseException as exc:
-            if 500 <= exc.smtp_code < 600 and exc.smtp_code not in (530, 535):
+            if _smtp_permanent(exc.smtp_code) and exc.smtp_code not in SMTP_AUTH_FAILURES:
                 raise PermanentError(f"SMTP {exc.smtp_code}") from exc
             raise TemporaryError(f"SMTP {exc.smtp_code}") from exc
         except (OSError, smtplib.SMTPException) as exc:

@@ -23,10 +23,11 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from app import queue
 from app.notifications.channels import PermanentError, TemporaryError, Transport
 from app.notifications.models import Channel, Message, Status
 from app.timeutil import utcnow
-from app.transactions import atomic
+from app.transactions import UnitSession, atomic
 
 log = logging.getLogger("saoy.notifications")
 
@@ -72,26 +73,14 @@ class Dispatcher:
         )
         session = self.session_factory()
         try:
-            stmt = (select(Message.id).where(due)
-                    .order_by(Message.next_attempt_at, Message.id).limit(self.settings.batch))
-            if session.get_bind().dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            for _ in range(5):
-                with atomic(session):  # one short claim transaction
-                    ids = list(session.scalars(stmt))
-                    if not ids:
-                        return token, []
-                    # The condition is repeated: on SQLite another dispatcher may have
-                    # claimed these ids since our SELECT; then we look again.
-                    claimed = session.execute(
-                        update(Message).where(Message.id.in_(ids), due)
-                        .values(status=Status.sending, claim_token=token, claimed_at=now)
-                        .execution_options(synchronize_session=False)
-                    ).rowcount
-                if claimed:
-                    break
-            claimed = list(session.scalars(select(Message).where(Message.claim_token == token)
-                                           .order_by(Message.id)))
+            ids = queue.claim(session, Message, due,
+                              {"status": Status.sending, "claim_token": token, "claimed_at": now},
+                              limit=self.settings.batch,
+                              order_by=(Message.next_attempt_at, Message.id))
+            if not ids:
+                return token, []
+            claimed = list(session.scalars(select(Message).where(
+                Message.id.in_(ids), Message.claim_token == token).order_by(Message.id)))
             session.expunge_all()
             return token, claimed
         finally:
@@ -129,7 +118,7 @@ class Dispatcher:
             else:
                 values.update(status=Status.failed,
                               next_attempt_at=utcnow() + self.settings.backoff(attempts))
-        except Exception as exc:  # noqa: BLE001 - a bug in one message must not stop the rest
+        except Exception as exc:
             log.exception("unexpected error sending message %s", message.id)
             values.update(status=Status.failed, last_error=f"internal error: {exc!r}"[:2000],
                           next_attempt_at=utcnow() + self.settings.backoff(attempts))
@@ -161,7 +150,7 @@ def dispatcher_for_app(app, **overrides: Any) -> Dispatcher:
         engine = db.engine
 
     def session_factory() -> Session:
-        return Session(bind=engine, expire_on_commit=False)
+        return UnitSession(bind=engine, expire_on_commit=False)
 
     transports = transports_from_config(config, files, session_factory)
     return Dispatcher(session_factory, transports, DispatchSettings.from_config(config))

@@ -32,6 +32,10 @@ def appointment_json(a: Appointment) -> dict:
     }
 
 
+#: Days of free slots one question may ask for (a quarter).
+MAX_SLOT_DAYS = 92
+
+
 class AppointmentApi(ServiceApi):
     resource_name = "appointment"
     scoped_model = Appointment
@@ -60,8 +64,9 @@ class AppointmentApi(ServiceApi):
         today = services.today_vn()
         date_from = params.query_date("date_from", today)
         date_to = params.query_date("date_to", date_from + dt.timedelta(days=30))
-        if date_to < date_from or (date_to - date_from).days > 92:
-            raise DomainError(_("Ask for at most 92 days, with date_to after date_from."))
+        if date_to < date_from or (date_to - date_from).days > MAX_SLOT_DAYS:
+            raise DomainError(_("Ask for at most %(n)s days, with date_to after date_from.",
+                                n=MAX_SLOT_DAYS))
         type_id = params.query_int("document_type_id")
         types = {t.id for t in offered_document_types(db.session, office.id)}
         if type_id is not None and type_id not in types:

@@ -27,5 +27,5 @@ def load() -> int:
             db.session.add(WorkingSession(office_id=office.id, weekday=weekday,
                                           start_time=start, end_time=end))
         added += 1 + len(SESSIONS)
-    db.session.commit()
+    db.session.flush()
     return added

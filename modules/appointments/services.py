@@ -53,6 +53,7 @@ SETTING_LABELS = {
 #: No 0/O, 1/I/L: read aloud over the phone without mistakes.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
+DAYS_IN_WEEK = 7
 CERTIFYING_KINDS = (OfficeKind.commune, OfficeKind.district_justice)
 
 
@@ -408,7 +409,7 @@ class SettingsService(RecordService):
 class WorkingSessionService(RecordService):
     def validate(self, session: Session, user: Any, item: WorkingSession, *,
                  created: bool) -> None:
-        if item.weekday is None or not 0 <= item.weekday <= 6:
+        if item.weekday is None or item.weekday not in range(DAYS_IN_WEEK):
             raise AppointmentError(_("The weekday must be from 0 (Monday) to 6 (Sunday)."))
         begin, end = WorkingSession.parse(item.start_time), WorkingSession.parse(item.end_time)
         if begin is None or end is None:

@@ -15,12 +15,15 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from flask_babel import gettext as _
-from pypdf import PdfReader
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from app.errors import DomainError
+from modules.signing import policy
 
 log = logging.getLogger(__name__)
 DPI_SAMPLE_PAGES = 50  # the resolution is read from the first pages only (a scan is uniform)
@@ -37,6 +40,7 @@ class ScanLimits:
     max_image_pixels: int = 150_000_000  # A3 at 600 dpi is 70 Mpx
     max_page_points: float = 14_400  # 200 inches
     max_trailing_bytes: int = 4096  # after the last %%EOF (a PDF with a ZIP behind it)
+    max_small_filter: int = 4 * 2**20  # RunLength/LZW streams: no streaming inflater
     seconds: float = 30.0
 
 
@@ -62,69 +66,25 @@ class ScanInfo:
     size: int
 
 
-def _resolve(obj):
-    return obj.get_object() if hasattr(obj, "get_object") else obj
-
-
-def _page_dpi(page) -> int | None:
+def _page_dpi(page: generic.DictionaryObject, resources, box) -> int | None:
     """Pixels of the largest image across the page width, per inch of page."""
-    width_in = float(page.mediabox.width) / 72 or 1
-    height_in = float(page.mediabox.height) / 72 or 1
-    resources = _resolve(page.get("/Resources")) or {}
-    xobjects = _resolve(resources.get("/XObject")) or {}
+    try:
+        width_in = abs(float(box[2]) - float(box[0])) / 72 or 1
+        height_in = abs(float(box[3]) - float(box[1])) / 72 or 1
+    except (TypeError, ValueError, IndexError):
+        return None
+    xobjects = resources.get("/XObject") if isinstance(resources, generic.DictionaryObject) \
+        else None
     best = None
-    for ref in xobjects.values():
-        xobj = _resolve(ref)
-        if xobj.get("/Subtype") != "/Image":
+    for name in xobjects or ():
+        xobj = xobjects[name]
+        if not isinstance(xobj, generic.StreamObject) or xobj.get("/Subtype") != "/Image":
             continue
         px_w, px_h = int(xobj.get("/Width", 0)), int(xobj.get("/Height", 0))
         dpi = round(min(max(px_w, px_h) / max(width_in, height_in),
                         min(px_w, px_h) / min(width_in, height_in)))
         best = dpi if best is None else max(best, dpi)
     return best
-
-
-_ACTIVE_ACTIONS = {"/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/GoToE",
-                   "/Rendition", "/RichMediaExecute"}
-_ACTIVE_ANNOTATIONS = {"/FileAttachment", "/Movie", "/Sound", "/Screen", "/RichMedia"}
-
-
-def _runs_something(action, depth: int = 0) -> bool:
-    action = _resolve(action)
-    if depth > 20:
-        return True  # an action chain this deep is not a scanner's
-    if isinstance(action, dict):
-        if action.get("/S") in _ACTIVE_ACTIONS or "/JS" in action:
-            return True
-        return any(_runs_something(action[k], depth + 1) for k in ("/Next",) if k in action)
-    if isinstance(action, list):
-        return any(_runs_something(a, depth + 1) for a in action)
-    return False
-
-
-def active_content(reader: PdfReader) -> list[str]:
-    """What a scanner never puts in a scan and a certified copy must not carry: JavaScript,
-    launch and submit actions, embedded files, XFA forms, multimedia."""
-    found = []
-    root = _resolve(reader.trailer["/Root"])
-    names = _resolve(root.get("/Names")) or {}
-    found += [k[1:] for k in ("/JavaScript", "/EmbeddedFiles") if k in names]
-    if "/OpenAction" in root and _runs_something(root["/OpenAction"]):
-        found.append("OpenAction")
-    if "/AA" in root:
-        found.append("AA")
-    if "XFA" not in found and "/XFA" in (_resolve(root.get("/AcroForm")) or {}):
-        found.append("XFA")
-    for page in reader.pages:
-        if "/AA" in page:
-            found.append("page AA")
-        for ref in _resolve(page.get("/Annots")) or []:
-            annot = _resolve(ref) or {}
-            if annot.get("/Subtype") in _ACTIVE_ANNOTATIONS:
-                found.append(str(annot.get("/Subtype"))[1:])
-            if ("/A" in annot and _runs_something(annot["/A"])) or "/AA" in annot:
-                found.append("annotation action")
-    return sorted(set(found))
 
 
 def check_scan(fileobj: BinaryIO, max_bytes: int, max_pages: int,
@@ -146,40 +106,46 @@ def check_scan(fileobj: BinaryIO, max_bytes: int, max_pages: int,
         raise ScanError(_("The file does not end where a PDF ends: it is damaged or carries "
                           "something else. Scan the original again."))
     try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            raise ScanError(_("The PDF is password-protected or encrypted. Save it without "
-                              "protection and try again."))
-        pages = _admit(data, max_pages, limits)
-        dpis = [d for d in (_page_dpi(p) for p in list(reader.pages)[:DPI_SAMPLE_PAGES])
-                if d is not None]
-        active = active_content(reader)
+        pages, dpis, foreign = _admit(data, max_pages, limits)
     except ScanError:
         raise
     except _RefusedError as refusal:
         raise ScanError(str(refusal)) from None
-    except RecursionError:
+    except (RecursionError, policy.PolicyBudgetError):
         raise ScanError(_("The PDF nests its objects too deeply to be a scan. Scan the "
                           "original again.")) from None
     except Exception as exc:  # noqa: BLE001 - any reader failure: the file is not usable
         log.info("scan refused: %r", exc)
         raise ScanError(_("The PDF is damaged and cannot be read. Scan the original "
                           "again.")) from None
-    if active:
-        raise ScanError(_("The PDF carries active content (%(what)s): a scan has none, and a "
-                          "certified copy must not. Scan the paper original again.",
-                          what=", ".join(active)))
+    if foreign:
+        raise ScanError(_("The PDF carries active content or forms (%(what)s): a scan has "
+                          "none, and a certified copy must not carry them. Scan the paper "
+                          "original again.", what=policy.describe(foreign)))
     return ScanInfo(pages=pages, dpi=min(dpis) if dpis else None, size=size)
 
 
-def _admit(data: bytes, max_pages: int, limits: ScanLimits) -> int:
-    """Read the file as the signer will; return its real page count, or raise _RefusedError."""
-    from pyhanko.pdf_utils import generic
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
+def _admit(data: bytes, max_pages: int, limits: ScanLimits
+           ) -> tuple[int, list[int], list[policy.Finding]]:
+    """Read the file as the signer will (pyHanko, which finds cross-reference loops):
+    its real page count, the resolution of its first pages, and anything foreign in it;
+    or raise _RefusedError."""
     deadline = time.monotonic() + limits.seconds
     reader = PdfFileReader(io.BytesIO(data), strict=False)
+    if reader.encrypted:
+        raise ScanError(_("The PDF is password-protected or encrypted. Save it without "
+                          "protection and try again."))
+    _check_objects(reader, limits, deadline)
+    pages, dpis = _count_pages(reader, max_pages, limits)
+    foreign = policy.findings(reader.trailer, policy.Budget(
+        seconds=max(deadline - time.monotonic(), 1)))
+    writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+    writer.find_page_for_modification(pages - 1)  # the signer finds the last page
+    return pages, dpis, foreign
+
+
+def _check_objects(reader: PdfFileReader, limits: ScanLimits, deadline: float) -> None:
+    """Every object readable, none nested absurdly, every stream inflatable under a cap."""
     xrefs = reader.xrefs
     refs = {ref for revision in range(xrefs.total_revisions)
             for ref in xrefs.explicit_refs_in_revision(revision)}
@@ -187,58 +153,55 @@ def _admit(data: bytes, max_pages: int, limits: ScanLimits) -> int:
         raise _RefusedError(_("The PDF has more objects than a scan can have (%(n)s).",
                               n=len(refs)))
     inflated = [0]
-
-    def check_stream(stream) -> None:
-        filters = stream.get("/Filter")
-        names = [str(f) for f in (filters if isinstance(filters, list) else [filters])
-                 if f is not None]
-        if any(name not in _KNOWN_FILTERS for name in names):
-            raise _RefusedError(_("The PDF uses a compression that scans do not use (%(f)s).",
-                             f=", ".join(names)))
-        raw = stream.encoded_data
-        if names and names[0] in ("/FlateDecode", "/Fl"):
-            size = _inflated_size(raw, limits.max_stream_inflated)
-            inflated[0] += size
-            if size > limits.max_stream_inflated or inflated[0] > limits.max_total_inflated:
-                raise _RefusedError(_("A part of the PDF inflates to far more than a scan holds "
-                                 "(a compression bomb)."))
-        elif any(name in _SMALL_ONLY for name in names) and len(raw) > 4 * 2**20:
-            raise _RefusedError(_("The PDF uses a compression that scans do not use (%(f)s).",
-                             f=", ".join(names)))
-        if stream.get("/Subtype") == "/Image":
-            width, height = stream.get("/Width", 0), stream.get("/Height", 0)
-            if not (isinstance(width, int) and isinstance(height, int)) or width <= 0 or \
-                    height <= 0 or width * height > limits.max_image_pixels:
-                raise _RefusedError(_("An image of the PDF is far larger than a scan's (%(w)s × "
-                                 "%(h)s pixels).", w=width, h=height))
-
-    def check_depth(value) -> None:
-        stack = [(value, 0)]
-        while stack:
-            item, depth = stack.pop()
-            if depth > limits.max_depth:
-                raise _RefusedError(_("The PDF nests its objects too deeply to be a scan. Scan "
-                                 "the original again."))
-            if isinstance(item, generic.DictionaryObject):
-                stack.extend((item.raw_get(k), depth + 1) for k in item)
-            elif isinstance(item, generic.ArrayObject):
-                stack.extend((item.raw_get(i), depth + 1) for i in range(len(item)))
-
     # Object streams first: reading any object inside one inflates the whole stream.
     for revision in range(xrefs.total_revisions):
         for container in xrefs.object_streams_used_in(revision):
-            check_stream(reader.get_object(container))
+            _check_stream(reader.get_object(container), limits, inflated)
     for ref in sorted(refs, key=lambda r: r.idnum):
         if time.monotonic() > deadline:
             raise _RefusedError(_("The PDF is too complex to check in time."))
         obj = reader.get_object(ref)
-        check_depth(obj)
+        _check_depth(obj, limits)
         if isinstance(obj, generic.StreamObject):
-            check_stream(obj)
-    pages = _count_pages(reader, max_pages, limits)
-    writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
-    writer.find_page_for_modification(pages - 1)  # the signer finds the last page
-    return pages
+            _check_stream(obj, limits, inflated)
+
+
+def _check_stream(stream: generic.StreamObject, limits: ScanLimits, inflated: list[int]) -> None:
+    filters = stream.get("/Filter")
+    names = [str(f) for f in (filters if isinstance(filters, list) else [filters])
+             if f is not None]
+    if any(name not in _KNOWN_FILTERS for name in names):
+        raise _RefusedError(_("The PDF uses a compression that scans do not use (%(f)s).",
+                              f=", ".join(names)))
+    raw = stream.encoded_data
+    if names and names[0] in ("/FlateDecode", "/Fl"):
+        size = _inflated_size(raw, limits.max_stream_inflated)
+        inflated[0] += size
+        if size > limits.max_stream_inflated or inflated[0] > limits.max_total_inflated:
+            raise _RefusedError(_("A part of the PDF inflates to far more than a scan holds "
+                                  "(a compression bomb)."))
+    elif any(name in _SMALL_ONLY for name in names) and len(raw) > limits.max_small_filter:
+        raise _RefusedError(_("The PDF uses a compression that scans do not use (%(f)s).",
+                              f=", ".join(names)))
+    if stream.get("/Subtype") == "/Image":
+        width, height = stream.get("/Width", 0), stream.get("/Height", 0)
+        if not (isinstance(width, int) and isinstance(height, int)) or width <= 0 or \
+                height <= 0 or width * height > limits.max_image_pixels:
+            raise _RefusedError(_("An image of the PDF is far larger than a scan's (%(w)s × "
+                                  "%(h)s pixels).", w=width, h=height))
+
+
+def _check_depth(value: Any, limits: ScanLimits) -> None:
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limits.max_depth:
+            raise _RefusedError(_("The PDF nests its objects too deeply to be a scan. Scan "
+                                  "the original again."))
+        if isinstance(item, generic.DictionaryObject):
+            stack.extend((item.raw_get(k), depth + 1) for k in item)
+        elif isinstance(item, generic.ArrayObject):
+            stack.extend((item.raw_get(i), depth + 1) for i in range(len(item)))
 
 
 def _inflated_size(raw: bytes, cap: int) -> int:
@@ -257,49 +220,63 @@ def _inflated_size(raw: bytes, cap: int) -> int:
     return total
 
 
-def _count_pages(reader, max_pages: int, limits: ScanLimits) -> int:
-    """Walk the page tree: no cycle, every node's /Count its real one, sane page sizes."""
-    from pyhanko.pdf_utils import generic
+class _PageTree:
+    """Walk the page tree: no cycle, every node's /Count its real one, sane page sizes;
+    the resolution of the first pages read on the way (boxes and resources inherited)."""
 
-    seen: set = set()
+    def __init__(self, max_pages: int, limits: ScanLimits):
+        self.max_pages, self.limits = max_pages, limits
+        self.seen: set = set()
+        self.dpis: list[int] = []
 
-    def box_ok(box) -> bool:
+    def box_ok(self, box) -> bool:
         try:
             x1, y1, x2, y2 = (float(v) for v in box)
         except (TypeError, ValueError):
             return False
-        return 1 <= abs(x2 - x1) <= limits.max_page_points and \
-            1 <= abs(y2 - y1) <= limits.max_page_points
+        side = self.limits.max_page_points
+        return 1 <= abs(x2 - x1) <= side and 1 <= abs(y2 - y1) <= side
 
-    def walk(raw, depth: int, inherited_box) -> int:
+    def walk(self, raw, depth: int, box, resources) -> int:
         ref = raw.reference if isinstance(raw, generic.IndirectObject) else None
-        if ref is None or ref in seen or depth > limits.max_depth:
+        if ref is None or ref in self.seen or depth > self.limits.max_depth:
             raise _RefusedError(_("The PDF's page tree is damaged (a loop or a page listed "
                                   "twice)."))
-        seen.add(ref)
+        self.seen.add(ref)
         node = raw.get_object()
         if not isinstance(node, generic.DictionaryObject):
             raise _RefusedError(_("The PDF's page tree is damaged."))
-        box = node.get("/MediaBox", inherited_box)
+        box = node.get("/MediaBox", box)
+        resources = node.get("/Resources", resources)
         if node.get("/Type") == "/Pages" or "/Kids" in node:
-            kids = node.get("/Kids")
-            if not isinstance(kids, generic.ArrayObject):
-                raise _RefusedError(_("The PDF's page tree is damaged."))
-            count = sum(walk(kids.raw_get(i), depth + 1, box) for i in range(len(kids)))
-            if node.get("/Count") != count:
-                raise _RefusedError(_("The PDF says it has %(said)s pages but holds %(real)s.",
-                                 said=node.get("/Count"), real=count))
-            return count
-        if box is None or not box_ok(box):
+            return self.node(node, depth, box, resources)
+        if box is None or not self.box_ok(box):
             raise _RefusedError(_("A page of the PDF has no sensible size."))
-        if len(seen) > max_pages + 64:
-            raise _RefusedError(_("The PDF has more than %(max)s pages.", max=max_pages))
+        if len(self.seen) > self.max_pages + 64:
+            raise _RefusedError(_("The PDF has more than %(max)s pages.", max=self.max_pages))
+        if len(self.dpis) < DPI_SAMPLE_PAGES and (dpi := _page_dpi(node, resources, box)):
+            self.dpis.append(dpi)
         return 1
 
-    pages = walk(reader.root.raw_get("/Pages"), 0, None)
+    def node(self, node, depth: int, box, resources) -> int:
+        kids = node.get("/Kids")
+        if not isinstance(kids, generic.ArrayObject):
+            raise _RefusedError(_("The PDF's page tree is damaged."))
+        count = sum(self.walk(kids.raw_get(i), depth + 1, box, resources)
+                    for i in range(len(kids)))
+        if node.get("/Count") != count:
+            raise _RefusedError(_("The PDF says it has %(said)s pages but holds %(real)s.",
+                                  said=node.get("/Count"), real=count))
+        return count
+
+
+def _count_pages(reader: PdfFileReader, max_pages: int, limits: ScanLimits
+                 ) -> tuple[int, list[int]]:
+    tree = _PageTree(max_pages, limits)
+    pages = tree.walk(reader.root.raw_get("/Pages"), 0, None, None)
     if pages < 1:
         raise _RefusedError(_("The PDF has no page."))
     if pages > max_pages:
         raise _RefusedError(_("The PDF has %(pages)s pages; at most %(max)s are accepted.",
-                         pages=pages, max=max_pages))
-    return pages
+                              pages=pages, max=max_pages))
+    return pages, tree.dpis

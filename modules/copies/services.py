@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app import audit, params
 from app.audit import AuditEvent
-from app.citizens.services import by_identity, identity_error, verify_at_counter
+from app.citizens.services import MAX_EMAIL, by_identity, identity_error, verify_at_counter
 from app.errors import DomainError, NotFoundError
 from app.offices.services import is_offered
 from app.params import as_id
@@ -34,6 +34,7 @@ from modules.signing import services as signing
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_COPIES = 100
+SATURDAY = 5  # date.weekday(): Monday is 0; offices work Monday to Friday
 
 
 class IntakeError(DomainError):
@@ -74,7 +75,7 @@ def fee_for(pages: int, copies: int, config: Any = None) -> int:
 
 
 def _working_day(session: Session, office_id: int, day: dt.date) -> bool:
-    return day.weekday() < 5 and not appointments.is_closed(session, office_id, day)
+    return day.weekday() < SATURDAY and not appointments.is_closed(session, office_id, day)
 
 
 def due_at(session: Session, office_id: int, received_at: dt.datetime) -> dt.datetime:
@@ -120,7 +121,7 @@ def _intake_email(value: str | None, required: bool) -> str | None:
     email = (value or "").strip().lower()
     if not email and not required:
         return None
-    if not EMAIL_RE.match(email) or len(email) > 320:
+    if not EMAIL_RE.match(email) or len(email) > MAX_EMAIL:
         raise IntakeError(_("Enter the e-mail address the certified copy is sent to."))
     return email
 

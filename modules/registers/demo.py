@@ -29,5 +29,5 @@ def load() -> int:
             next_number=1, opening_date=dt.date(year, 1, 1), status=RegisterStatus.open,
         ))
         created += 1
-    db.session.commit()
+    db.session.flush()
     return created

@@ -18,7 +18,7 @@ from sqlalchemy import func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import audit
+from app import audit, params
 from app.errors import DomainError
 from app.records import RecordService
 from app.scope import scoped
@@ -77,7 +77,7 @@ def validate_register(session: Session, register: Register, *, had_entries: bool
 def _validate_register(session, register, had_entries, old_year, old_start) -> None:
     if register.start_number is None or register.start_number < 1:
         raise RegisterError(_("The start number must be a whole number from 1."))
-    if not register.year or not 2000 <= register.year <= 2100:
+    if not register.year or not params.FIRST_YEAR <= register.year <= params.LAST_YEAR:
         raise RegisterError(_("The year is not valid."))
     if register.opening_date and register.opening_date.year != register.year:
         raise RegisterError(_("The opening date must fall in the register's year."))

@@ -52,11 +52,15 @@ from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timesta
 from pyhanko.sign.validation.generic_cms import extract_tst_data_iter
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 
+from modules.signing import policy
 from modules.signing.validation import validation_context
 
 log = logging.getLogger(__name__)
 
 RENDER_DPI = 50
+MAX_PAGE_TREE_DEPTH = 64  # a page tree deeper than this is hostile, not a document
+MAX_DRAWING_DEPTH = 12  # forms drawn in forms: deeper nesting draws nothing real
+PIXEL_NOISE = 4  # grey levels two renders of one page may differ by
 FULL_COVERAGE = {"ENTIRE_FILE", "ENTIRE_REVISION"}
 #: What later revisions may change under a certification signature (DocMDP P).
 DOCMDP_ALLOWED = {1: set(), 2: {"form_filling", "signature_appearance"},
@@ -161,6 +165,8 @@ class Explanation:
     pages: int | None = None
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    #: Active content the PDF policy found (codes; ``policy.label`` names them).
+    content: list[str] = field(default_factory=list)
 
     def to_dict(self, previews: bool = False) -> dict[str, Any]:
         data = asdict(self)
@@ -304,7 +310,7 @@ def revision_ends(data: bytes, reader: PdfFileReader) -> list[int]:
     """Byte length of the file as it stood after each revision."""
     eofs = [m.end() for m in re.finditer(rb"%%EOF[ \t]*(\r\n|\r|\n)?", data)]
     ends, reach = [], 0
-    sections = reader.xrefs._xref_sections  # noqa: SLF001 - start/end per revision
+    sections = reader.xrefs._xref_sections
     for revision in range(reader.xrefs.total_revisions):
         reach = max(reach, sections[revision].meta_info.end_location)
         ends.append(next((e for e in eofs if e >= reach), len(data)))
@@ -338,7 +344,7 @@ def _page_tree(resolver) -> tuple[list[generic.Reference], set]:
 
     def walk(raw, depth: int) -> None:
         node = _deref(resolver, raw)
-        if depth > 64 or not isinstance(node, generic.DictionaryObject):
+        if depth > MAX_PAGE_TREE_DEPTH or not isinstance(node, generic.DictionaryObject):
             return
         if "/Kids" in node:
             if (ref := _ref(raw)) is not None:
@@ -457,7 +463,7 @@ def _drawn_by_pages(resolver, pages: list[generic.Reference], budget: _Budget
     def walk(raw, index: int, kind: str, seen: set, depth: int) -> None:
         ref = _ref(raw)
         if ref is not None:
-            if ref in seen or depth > 12:
+            if ref in seen or depth > MAX_DRAWING_DEPTH:
                 return
             seen.add(ref)
             found.setdefault(ref, set()).add((index, kind))
@@ -489,12 +495,13 @@ def _may_draw(obj: generic.DictionaryObject) -> bool:
         # XMP metadata, object and xref streams are never drawn (a drawn stream needs a
         # /Subtype of /Form or /Image, or is a content stream compared above).
         return not (subtype == "/XML" or (type_ in ("/ObjStm", "/XRef") and subtype is None))
-    return type_ == "/Catalog" or type_ == "/Pages" or \
+    return type_ in {"/Catalog", "/Pages"} or \
         any(key in obj for key in _DRAWN_KEYS | _OPTIONAL_CONTENT)
 
 
-def _structural_changes(reader: PdfFileReader, revision: int, base: int, budget: _Budget,
-                        trees: _Trees) -> tuple[dict[int, set[tuple[str, bool]]], int, int, bool]:
+def _structural_changes(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
+        reader: PdfFileReader, revision: int, base: int, budget: _Budget, trees: _Trees
+) -> tuple[dict[int, set[tuple[str, bool]]], int, int, bool]:
     """What one revision rewrote, per page (0-based index → kinds), read from the few
     objects it wrote — not from the whole document, which pyHanko reads slowly.
 
@@ -605,7 +612,7 @@ def _regions(old: Image.Image, new: Image.Image, block: int = 6) -> list[tuple[i
     if old.size != new.size:
         return [(0, 0, *new.size)]
     # Renders of unchanged content are identical, so any difference is a real change.
-    diff = ImageChops.difference(old, new).point(lambda v: 255 if v > 4 else 0)
+    diff = ImageChops.difference(old, new).point(lambda v: 255 if v > PIXEL_NOISE else 0)
     if diff.getbbox() is None:
         return []
     cols, rows = -(-new.width // block), -(-new.height // block)
@@ -716,7 +723,8 @@ def explain(data: bytes, roots, *, previews: bool = False,
         return Explanation("indeterminate", True, error=f"analysis:{type(exc).__name__}")
 
 
-def _explain(data: bytes, roots, previews: bool, budget: _Budget) -> Explanation:
+def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
+        data: bytes, roots, previews: bool, budget: _Budget) -> Explanation:
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         embedded = list(reader.embedded_signatures)
@@ -777,10 +785,19 @@ def _explain(data: bytes, roots, previews: bool, budget: _Budget) -> Explanation
         notes.append("timestamps_out_of_order")
     if _docmdp_violated(signatures, revisions):
         notes.append("docmdp_violated")
-    if active_content(reader):
+    content = _foreign_content(reader)
+    if policy.active(content):
         notes.append("active_content")
     return Explanation(_verdict(signatures, revisions, notes), True, signatures, revisions,
-                       pages, notes)
+                       pages, notes, content=[f.code for f in policy.active(content)])
+
+
+def _foreign_content(reader: PdfFileReader) -> list[policy.Finding]:
+    """The PDF policy's findings on the file as a reader opens it (its last revision)."""
+    try:
+        return policy.findings(reader.trailer)
+    except Exception:  # noqa: BLE001 - unreadable or too large: reported as such elsewhere
+        return []
 
 
 def _docmdp_violated(signatures: list[SignatureDetail], revisions: list[RevisionReport]
@@ -800,57 +817,6 @@ def _docmdp_violated(signatures: list[SignatureDetail], revisions: list[Revision
         if any((c.bbox or c.kind in VISIBLE_KINDS) and c.kind not in allowed
                for c in report.changes):
             return True
-    return False
-
-
-#: Actions that run something when the file is opened or a link is followed.
-_ACTIVE_ACTIONS = {"/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/GoToE",
-                   "/Rendition", "/RichMediaExecute"}
-
-
-def active_content(reader: PdfFileReader, max_pages: int = 200) -> list[str]:
-    """JavaScript, launch actions, embedded files, XFA: what a certified copy must not carry."""
-    found: list[str] = []
-    try:
-        resolver = reader.get_historical_resolver(reader.xrefs.total_revisions - 1)
-        root = resolver(resolver.root_ref)
-        names = root.get("/Names") if "/Names" in root else None
-        if isinstance(names, generic.DictionaryObject):
-            found += [k[1:] for k in ("/JavaScript", "/EmbeddedFiles") if k in names]
-        for key in ("/OpenAction", "/AA"):
-            if key in root and _is_active(root[key]):
-                found.append(key[1:])
-        form = root.get("/AcroForm") if "/AcroForm" in root else None
-        if isinstance(form, generic.DictionaryObject) and "/XFA" in form:
-            found.append("XFA")
-        for index, page_ref in enumerate(_page_refs(resolver)):
-            if index >= max_pages:
-                break
-            page = resolver(page_ref)
-            if "/AA" in page:
-                found.append("page AA")
-            for raw in _raw_items(_deref(resolver, _entry(page, "/Annots"))):
-                annot = _deref(resolver, raw)
-                if not isinstance(annot, generic.DictionaryObject):
-                    continue
-                if annot.get("/Subtype") in ("/FileAttachment", "/Movie", "/Sound", "/Screen",
-                                             "/RichMedia"):
-                    found.append(str(annot.get("/Subtype"))[1:])
-                if ("/A" in annot and _is_active(annot["/A"])) or "/AA" in annot:
-                    found.append("annotation action")
-    except Exception:  # noqa: BLE001 - unreadable parts: reported as such elsewhere
-        return found
-    return sorted(set(found))
-
-
-def _is_active(action) -> bool:
-    action = action.get_object() if hasattr(action, "get_object") else action
-    if isinstance(action, generic.DictionaryObject):
-        if action.get("/S") in _ACTIVE_ACTIONS or "/JS" in action:
-            return True
-        return any(_is_active(action[k]) for k in action if k not in ("/Next", "/D", "/P"))
-    if isinstance(action, generic.ArrayObject):
-        return any(_is_active(v) for v in action)
     return False
 
 
@@ -889,8 +855,9 @@ def byte_range_digests(data: bytes) -> list[bool | None]:
     return results
 
 
-def _verdict(signatures: list[SignatureDetail], revisions: list[RevisionReport],
-             notes: list[str]) -> str:
+def _verdict(  # noqa: PLR0911 - one answer per rule, in order
+        signatures: list[SignatureDetail], revisions: list[RevisionReport],
+        notes: list[str]) -> str:
     if any(s.error is None and not s.intact for s in signatures):
         return "tampered"
     if any(r.visible and r.covered_by is None for r in revisions):
@@ -899,7 +866,7 @@ def _verdict(signatures: list[SignatureDetail], revisions: list[RevisionReport],
         return "tampered"
     if any(s.error for s in signatures) or "revision_analysis_failed" in notes:
         return "indeterminate"
-    if not all(s.trusted and s.valid for s in signatures):
+    if not all(s.trusted and s.valid for s in signatures) or "active_content" in notes:
         return "untrusted"
     if any(not (c.prepared and c.kind in ROUTINE_KINDS) for r in revisions
            for c in r.changes if c.bbox or c.kind in VISIBLE_KINDS):

@@ -431,7 +431,7 @@ def record_delivery_check(session: Session, user: Any, document_id: int,
 
 
 def document_by_code(session: Session, code: str) -> SignedDocument | None:
-    if not code or len(code) > 32:
+    if not code or len(code) > SignedDocument.verify_code.type.length:
         return None
     return session.scalars(select(SignedDocument).where(
         SignedDocument.verify_code == code)).first()
@@ -550,7 +550,7 @@ def finish_external_signature(session: Session, user: Any, job_id: int,
             job.reserved_start, job.reserved_end, base64.b64decode(job.signed_attrs),
             store.read_bytes(key.fingerprint), signature)
         report = validate_bytes(signed.getvalue())
-    except Exception as exc:  # noqa: BLE001 - a broken signature value from outside
+    except Exception as exc:
         raise SigningError(_("The signature from the signing agent could not be used."),
                            422) from exc
     leader = next((s for s in report.signatures if s.role == "leader"), None)

@@ -5,6 +5,8 @@ the request to any address; this one never follows one, and always has a timeout
 """
 from __future__ import annotations
 
+from http import HTTPStatus
+
 import requests
 from asn1crypto import tsp
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError, set_tsp_headers
@@ -24,7 +26,7 @@ class AllowedTimeStamper(RequestsHTTPTimeStamper):
                                     timeout=self.timeout, allow_redirects=False)
             except OSError as exc:
                 raise TimestampRequestError("timestamp server unreachable") from exc
-            if raw.status_code != 200 or \
+            if raw.status_code != HTTPStatus.OK or \
                     raw.headers.get("Content-Type") != "application/timestamp-reply":
                 raise TimestampRequestError("timestamp server answered badly", raw)
             try:

@@ -20,8 +20,8 @@ from app.timeutil import to_local
 from app.transactions import atomic
 from app.web import current_user
 from modules.copies import services, workflow
+from modules.copies.forms import BATCH_MAX, params_from, read_upload, too_large_message
 from modules.copies.models import CopyRequest, State
-from modules.copies.views import BATCH_MAX, params_from, read_upload, too_large_message
 from modules.signing import services as signing
 
 log = logging.getLogger(__name__)

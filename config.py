@@ -201,6 +201,14 @@ class Config:
     TSA_URL = _env("SAOY_TSA_URL")  # the default service (allowed too)
     TSA_TIMEOUT = _env_int("SAOY_TSA_TIMEOUT", 10)
     FONT_DIR = _env("SAOY_FONT_DIR", "/usr/share/fonts/truetype/noto")
+    #: The signing plugin on the leader's computer (VGCA Sign Service, or SaoY's own
+    #: signer): its local address and the function the leader's signature calls.
+    SIGNER_URL = _env("SAOY_SIGNER_URL", "wss://127.0.0.1:8987")
+    SIGNER_FUNCTION = _env("SAOY_SIGNER_FUNCTION", "SignApproved")
+    #: How long a signing job's one-time download and upload links stay valid.
+    SIGNING_JOB_MINUTES = _env_int("SAOY_SIGNING_JOB_MINUTES", 10)
+    #: The plugin's doors (download, upload) per client address.
+    SIGNER_RATE_LIMIT = _env("SAOY_SIGNER_RATE_LIMIT", "240 per 10 minute")
 
     # Citizens: a national identity provider (OpenID Connect, e.g. VNeID) proves identity.
     OIDC_ISSUER = _env("SAOY_OIDC_ISSUER")

@@ -11,10 +11,16 @@ from flask_babel import gettext as _
 
 from app.errors import DomainError, NotFoundError
 
-#: FAB's templates carry inline scripts and styles; everything else comes from here.
+#: FAB's templates carry inline scripts and styles; everything else comes from here —
+#: and the pages may talk to the leader's signing plugin on the leader's own computer.
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
        "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+       "connect-src 'self' {signer}; "
        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'")
+
+
+def content_security_policy() -> str:
+    return CSP.format(signer=current_app.config.get("SIGNER_URL") or "")
 
 
 def _view(blueprint: str):
@@ -55,7 +61,7 @@ def check_generic_doors() -> None:
 
 def security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("Content-Security-Policy", content_security_policy())
     headers.setdefault("X-Frame-Options", "SAMEORIGIN")  # the request page frames its PDF
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")

@@ -160,6 +160,7 @@ class ScopedResetPasswordView(ResetPasswordView):
 
 
 CREDENTIALS_KEY = "_saoy_credentials"
+CREDENTIALS_CLAIM = "cred"
 
 
 def _credentials_stamp(user: Any) -> str:
@@ -271,13 +272,25 @@ class SaoySecurityManager(SecurityManager):
             return None
         return user
 
+    def create_jwt_manager(self, app):
+        """Each API token carries the credentials it was issued under (``cred``): a token
+        from before a password change is void, one from just after it is not (comparing
+        whole-second issue times with the change's instant refused those too)."""
+        manager = super().create_jwt_manager(app)
+
+        @manager.additional_claims_loader
+        def _credentials(identity):
+            user = self.get_user_by_id(as_id(identity))
+            return {CREDENTIALS_CLAIM: _credentials_stamp(user) if user is not None else ""}
+
+        return manager
+
     def load_user_jwt(self, _jwt_header, jwt_data):
         user = self.get_user_by_id(as_id(jwt_data.get("sub")))
         if user is None or not user.is_active or self._locked(user):
             return None
-        changed = user.credentials_changed_at
-        if changed and jwt_data.get("iat", 0) < changed.replace(tzinfo=dt.UTC).timestamp():
-            return None  # issued before the password changed
+        if jwt_data.get(CREDENTIALS_CLAIM, "") != _credentials_stamp(user):
+            return None  # issued under a password since changed
         g.user = user
         return user
 

@@ -28,6 +28,7 @@ from bench.common import ROOT, machine
 
 sys.path.insert(0, str(ROOT))
 
+from deploy.leader import one_time_code
 from deploy.stack import BIN, Stack, expect, login, port
 
 SIZES_MB = (1, 10, 30)
@@ -135,7 +136,7 @@ class Office:
         return time.perf_counter() - start
 
     def certify(self, pk: int) -> dict[str, float]:
-        sign = self.event(self.leader, pk, "sign")
+        sign = self.event(self.leader, pk, "sign", {"otp": one_time_code()})
         self.event(self.leader, pk, "forward")
         seal = self.event(self.clerk, pk, "seal", {"register_id": self.register_id})
         self.event(self.clerk, pk, "pay", {"receipt_number": f"BL-{pk}"})
@@ -144,8 +145,8 @@ class Office:
 
     def sign_batch(self, ids: list[int]) -> tuple[float, int]:
         start = time.perf_counter()
-        r = self.leader.post(f"{self.base}/api/v1/copy/sign-batch", json={"ids": ids},
-                             stream=True, timeout=600)
+        r = self.leader.post(f"{self.base}/api/v1/copy/sign-batch", stream=True, timeout=600,
+                             json={"ids": ids, "otp": one_time_code()})
         expect(r, 200, "sign-batch")
         lines = [json.loads(line) for line in r.iter_lines() if line]
         signed = sum(1 for line in lines if line.get("ok"))
@@ -185,7 +186,7 @@ def pages(base: str, office: Office, scan: bytes) -> list[tuple[str, float]]:
     result = [("leader: queue (Bản sao chờ ký)", server_ms(leader, f"{base}/copies-to-sign/list/")),
               ("leader: request page", server_ms(leader, f"{base}/copies/request/{pk}")),
               ("leader: page preview", server_ms(leader, f"{base}/copies/request/{pk}/page/1.png"))]
-    office.event(office.leader, pk, "sign")
+    office.event(office.leader, pk, "sign", {"otp": one_time_code()})
     office.event(office.leader, pk, "forward")
     result += [("clerk: queue (Bản sao chờ đóng dấu)",
                 server_ms(clerk, f"{base}/copies-to-seal/list/")),
@@ -222,7 +223,7 @@ def run_server(name: str, base: str, scans: dict[int, bytes], runs: int, bare) -
     loop_ids = [office.submitted(one_mb) for _ in range(20)]
     start = time.perf_counter()
     for pk in loop_ids:
-        office.event(office.leader, pk, "sign")
+        office.event(office.leader, pk, "sign", {"otp": one_time_code()})
     loop = time.perf_counter() - start
     print(f"  batch: {signed}/{BATCH} copies of 1 MB signed in {elapsed:.1f} s = "
           f"{signed / elapsed:.1f} copies/s (one request each, as before: "

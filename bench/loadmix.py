@@ -19,9 +19,11 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
+from deploy import leader
 from deploy.stack import port
 
 PASSWORD = "saoy-demo"
@@ -157,6 +159,7 @@ class World:
     register_ids: dict[str, int]
     citizens: list[str]
     scan: bytes
+    data_dir: Path  # the demo PKI's key files: leader.b signs on "their own computer"
     think: float = 1.0  # seconds between one person's actions, on average
 
 
@@ -253,7 +256,8 @@ class Officer(Person):
 class Leader(Person):
     def start_up(self):
         self.letter = "AB"[self.number % 2]
-        self.http = api_session(self.base, f"leader.{self.letter.lower()}", self.address)
+        self.username = f"leader.{self.letter.lower()}"
+        self.http = api_session(self.base, self.username, self.address)
 
     def act(self):
         r = self.rec.call("leader: queue", lambda: self.http.get(
@@ -262,8 +266,8 @@ class Leader(Person):
         if not waiting:
             return
         pk = waiting[self.rng.randrange(min(3, len(waiting)))]["id"]  # others may take it
-        signed = self.rec.call("leader: sign", lambda: self.http.post(
-            f"{self.base}/api/v1/copy/{pk}/sign", json={}, timeout=120))
+        signed = self.rec.call("leader: sign", lambda: leader.sign(
+            self.http, self.base, pk, self.username, self.world.data_dir, timeout=120))
         if signed is not None and signed.ok:
             self.rec.call("leader: forward", lambda: self.http.post(
                 f"{self.base}/api/v1/copy/{pk}/forward", json={}, timeout=60))
@@ -379,7 +383,8 @@ def prepare(app, bases: list[str], citizens: int = 10) -> World:
                 Register.office_id == office.id, Register.status == RegisterStatus.open)
                 .order_by(Register.id)).first()
         db.session.remove()
-    return World(bases, offices, types, registers, names, sized_scan_pdf(200 * 1024))
+    return World(bases, offices, types, registers, names, sized_scan_pdf(200 * 1024),
+                 Path(app.config["DATA_DIR"]))
 
 
 def invariants(app, sinks: Sinks | None, wait_seconds: float = 120) -> dict[str, object]:

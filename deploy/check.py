@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from deploy.leader import one_time_code  # noqa: E402
 from deploy.stack import Stack, expect, login, step  # noqa: E402
 
 
@@ -38,7 +39,8 @@ def certify(base: str, scan: bytes) -> tuple[int, bytes]:
     pk = r.json()["id"]
     step(f"intake of {len(scan) / 2**20:.1f} MB in {time.time() - start:.1f} s (#{pk})")
     expect(officer.post(f"{base}/api/v1/copy/{pk}/submit", json={}, timeout=60), 200, "submit")
-    for session, event, body in ((leader, "sign", {}), (leader, "forward", {})):
+    for session, event, body in ((leader, "sign", {"otp": one_time_code()}),
+                                 (leader, "forward", {})):
         expect(session.post(f"{base}/api/v1/copy/{pk}/{event}", json=body, timeout=300),
                200, event)
     registers = clerk.get(f"{base}/api/v1/register/", timeout=30).json()["result"]

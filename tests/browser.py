@@ -39,7 +39,9 @@ def browser(tmp_path):
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1280,1000", "--lang=vi"):
+                "--window-size=1280,1000", "--lang=vi", "--disable-background-networking",
+                # the signing plugin's own localhost certificate (the office trusts it once)
+                "--ignore-certificate-errors"):
         options.add_argument(arg)
     downloads = tmp_path / "downloads"
     downloads.mkdir()
@@ -83,10 +85,32 @@ def click(driver, css):
     wait_for(driver, lambda d: _stale(old))
 
 
-def timed_click(driver, css) -> float:
-    """``click``, and the seconds from pressing the button to the next page loaded (the
-    POST, its redirect and the page), as the browser's navigation timing reports them."""
-    click(driver, css)
+def confirm_click(driver, css) -> None:
+    """Click a button that asks "Xác nhận: …?" first (Ký số does), say yes, wait for the
+    next page."""
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.CSS_SELECTOR, css).click()
+
+    def asked(d) -> bool:
+        try:
+            d.switch_to.alert  # noqa: B018 - raises while no dialog is open
+            return True
+        except NoAlertPresentException:
+            return False
+
+    wait_for(driver, asked)
+    driver.switch_to.alert.accept()
+    wait_for(driver, lambda d: _stale(old))
+
+
+def timed_click(driver, css, confirm: bool = False) -> float:
+    """``click`` (``confirm_click``), and the seconds from pressing the button to the next
+    page loaded (the POST, its redirect and the page), as the browser's navigation timing
+    reports them."""
+    (confirm_click if confirm else click)(driver, css)
     wait_for(driver, lambda d: d.execute_script(
         "var n = performance.getEntriesByType('navigation')[0];"
         "return document.readyState === 'complete' && n && n.loadEventEnd > 0;"))

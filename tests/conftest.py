@@ -86,6 +86,25 @@ def migrate_and_seed(app) -> None:
     with app.app_context():
         upgrade()
         load_demo()
+        open_signing_session(app, "leader.a")
+
+
+def open_signing_session(app, username: str, days: int = 3) -> None:
+    """The demo leader whose key the server holds signs all day in the tests: a signing
+    session as their one-time code would open (tests of the code itself close it)."""
+    from sqlalchemy.orm import Session
+
+    from app.timeutil import utcnow
+    from modules.signing.models import SecondFactor
+
+    with Session(bind=engine_of(app)) as session:
+        user = user_named(session, username)
+        factor = session.scalars(select(SecondFactor).where(
+            SecondFactor.user_id == user.id)).one()
+        factor.session_until = utcnow() + dt.timedelta(days=days)
+        factor.session_stamp = user.credentials_changed_at
+        factor.failures, factor.locked_until = 0, None
+        session.commit()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -220,7 +239,7 @@ def hsm(tmp_path_factory):
                      "leader-key")
     make_token(directory, "agent-token", agent.key_pem_path, agent.cert_pem_path, "sign-key")
     os.environ["SOFTHSM2_CONF"] = env["SOFTHSM2_CONF"]
-    return {**env, "root": str(pki.root_pem)}
+    return {**env, "root": str(pki.root_pem), "agent_cert": str(agent.cert_pem_path)}
 
 
 # --- a month of supervision data (dashboard, statistics, exports) ----------------------

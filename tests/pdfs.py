@@ -80,8 +80,9 @@ def _noisy_scan(target_bytes: int, dpi: int) -> bytes:
     return out.getvalue()
 
 
-def pdfsig(app, tmp_path, pdf: bytes) -> str:
-    """poppler's pdfsig on ``pdf`` with an NSS database that trusts the demo root."""
+def pdfsig(app, tmp_path, pdf: bytes, extra_roots: tuple[str, ...] = ()) -> str:
+    """poppler's pdfsig on ``pdf`` with an NSS database that trusts the demo root (and
+    ``extra_roots``, PEM files)."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -90,9 +91,10 @@ def pdfsig(app, tmp_path, pdf: bytes) -> str:
     nss = Path(tempfile.mkdtemp(prefix="nss-", dir=tmp_path))
     subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True,
                    capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
-    root = Path(app.config["DATA_DIR"]) / "pki" / "demo-root.pem"
-    subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", "saoy-demo-root", "-t",
-                    "C,C,C", "-i", str(root)], check=True, capture_output=True)
+    roots = [Path(app.config["DATA_DIR"]) / "pki" / "demo-root.pem", *map(Path, extra_roots)]
+    for number, root in enumerate(roots):
+        subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", f"saoy-root-{number}", "-t",
+                        "C,C,C", "-i", str(root)], check=True, capture_output=True)
     path = nss / "copy.pdf"
     path.write_bytes(pdf)
     return subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(path)], capture_output=True,

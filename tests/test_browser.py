@@ -17,6 +17,7 @@ from tests.browser import (
     CONTENT_SUBMIT,
     _stale,
     click,
+    confirm_click,
     requires_chromium,
     screenshot,
     sign_in,
@@ -113,7 +114,7 @@ def test_walk_in_copy_signed_sealed_delivered_and_downloaded(browser, live, app,
     sign_in(browser, live, "leader.a")
     browser.get(f"{live}/copies-to-sign/list/")
     browser.find_element(By.CSS_SELECTOR, f"a[href='/copies/request/{pk}']").click()
-    signing = timed_click(browser, "#do-sign")
+    signing = timed_click(browser, "#do-sign", confirm=True)
     assert browser.find_element(By.ID, "request-state").text == "Đã ký"
     click(browser, "#do-forward")
     assert browser.find_element(By.ID, "request-state").text == "Chờ đóng dấu"
@@ -237,7 +238,7 @@ def test_leader_drags_and_resizes_the_attestation_inside_the_page(browser, live,
     assert x2 - x1 > BLOCK_MIN_WIDTH and y2 - y1 == BLOCK_MIN_HEIGHT  # never below the minimum
     assert 0 <= x1 and x2 <= 596 and 0 <= y1 and y2 <= 842  # inside the A4 page
     screenshot(browser, "leader-place-attestation")
-    click(browser, "#do-sign")
+    confirm_click(browser, "#do-sign")
     db_session.expire_all()
     copy = db_session.get(CopyRequest, pk)
     assert copy.state is State.signed

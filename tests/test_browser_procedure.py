@@ -19,6 +19,7 @@ from tests.browser import (
     CONTENT_SUBMIT,
     _stale,
     click,
+    confirm_click,
     requires_chromium,
     screenshot,
     sign_in,
@@ -172,7 +173,7 @@ def test_the_procedure_through_the_pages(browser, live, app, db_session, tmp_pat
         sign_in(browser, live, "leader.a")
         browser.get(f"{live}/copies/request/{pk}")
         screenshot(browser, "leader-2-sign")
-        click(browser, "#do-sign")
+        confirm_click(browser, "#do-sign")
         assert _state(browser) == "Đã ký"
         assert not browser.find_elements(By.ID, "request-reason")  # the return is history
         click(browser, "#do-forward")
@@ -249,7 +250,7 @@ def test_the_procedure_through_the_pages(browser, live, app, db_session, tmp_pat
         placed = browser.find_element(By.ID, "place-rect").get_attribute("value")
         assert placed != before
         screenshot(browser, "leader-3-place")
-        click(browser, "#do-sign")
+        confirm_click(browser, "#do-sign")
         click(browser, "#do-forward")
         sign_in(browser, live, "clerk.a")
         browser.get(f"{live}/copies/request/{walk_in}")

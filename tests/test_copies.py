@@ -619,43 +619,6 @@ def test_lists_filter_search_export_and_highlight_overdue(app, login, db_session
     assert any(row[0] == pk for row in rows)
 
 
-def test_a_leader_with_a_signing_agent_signs_and_the_request_moves_on(app, db_session, office,
-                                                                      doc_type):
-    """The token stays on the leader's PC: "Ký số" leaves a job; the agent's signature,
-    when it comes back, moves the request to signed (the signing hook)."""
-    import base64
-
-    from modules.copies import workflow
-    from modules.copies.models import State
-    from modules.signing import keys
-    from modules.signing import services as signing
-    from tests.keys import demo_token, signing_with
-
-    pk = _submitted(app, db_session, doc_type)
-    leader = user_named(db_session, "leader.a")
-    token, _ = demo_token(app, "agent-leader.a", "Trần Thị Bình", "UBND Phường Sài Gòn")
-    with app.test_request_context():
-        with atomic(db_session):
-            key = signing.register_agent_certificate(db_session, leader,
-                                                     token.signing_cert.dump())
-        with atomic(db_session):
-            keys.set_active(db_session, user_named(db_session, "admin"), key, True)
-        with signing_with(db_session, leader.office_id, leader.id, key.id):
-            with atomic(db_session):
-                copy = workflow.apply(db_session, leader, pk, "request_signature")
-            assert copy.state is State.awaiting_signature  # waiting for the agent
-            (job,) = [j for j in signing.pending_jobs(db_session, leader)
-                      if j.document_id == copy.document_id]
-            signature = token.sign_raw(base64.b64decode(job.signed_attrs), "sha256")
-            with atomic(db_session):
-                signing.finish_external_signature(db_session, leader, job.id, signature)
-    copy = state_of(db_session, pk)
-    assert copy.state is State.signed and copy.signed_by_id == leader.id
-    with app.app_context():
-        report = signing.validate_bytes(signing.read_current(copy.document))
-    assert [s.role for s in report.signatures if s.intact] == ["leader"]
-
-
 def test_first_signatures_at_once_make_whole_fonts(app, tmp_path, monkeypatch):
     """Several first signatures of a fresh server at once (threaded server, empty font
     cache): each block comes out whole.  They once wrote the Vietnamese font subset into

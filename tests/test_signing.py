@@ -277,6 +277,7 @@ def test_leader_signs_with_a_softhsm_token(app, hsm, signing_ctx, scan, monkeypa
     with atomic(signing_ctx):
         key = existing or keys.register_pkcs11(signing_ctx, admin, **register,
                                                confirmed_fingerprint=fingerprint)
+        keys.choose_server_custody(signing_ctx, admin, key.id)  # a leader's key on a server
     with signing_with(signing_ctx, leader.office_id, leader.id, key.id):
         doc = new_document(signing_ctx, leader.office_id, scan)
         sign_leader(signing_ctx, leader, doc.id)

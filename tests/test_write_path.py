@@ -298,17 +298,22 @@ def test_a_draft_edit_from_a_stale_page_cannot_undo_a_submit(app, db_session, do
 
 # --- the audit chain does not serialise offices ------------------------------------------
 
-def _forwarded_in(app, db_session, letter: str) -> tuple[int, int]:
+def _forwarded_in(app, db_session, api, letter: str) -> tuple[int, int]:
+    """A request of that office signed by its leader (leader.a's key in the server's
+    custody, leader.b's own token through the plugin) and forwarded to its clerk."""
     from app.offices.services import offered_document_types
     from modules.copies import workflow
     from modules.registers.models import Register, RegisterStatus
+    from tests.test_leader_signing import sign_through_plugin
 
     officer = user_named(db_session, f"officer.{letter.lower()}")
     doc_type = offered_document_types(db_session, officer.office_id)[0]
     pk = _submitted(app, db_session, doc_type, officer=officer.username)
     leader = user_named(db_session, f"leader.{letter.lower()}")
+    if letter == "B":
+        sign_through_plugin(app, api, pk, "leader.b")
     with app.test_request_context():
-        for event in ("sign", "forward"):
+        for event in ("sign", "forward") if letter == "A" else ("forward",):
             with atomic(db_session):
                 workflow.apply(db_session, leader, pk, event)
     register = db_session.scalars(select(Register).where(
@@ -316,7 +321,7 @@ def _forwarded_in(app, db_session, letter: str) -> tuple[int, int]:
     return pk, register.id
 
 
-def test_two_offices_seal_at_once_without_waiting_on_each_other(app, db_session,
+def test_two_offices_seal_at_once_without_waiting_on_each_other(app, db_session, api,
                                                                monkeypatch):
     if app.config["SAOY_BACKEND"] != "postgresql":
         pytest.skip("SQLite has one writer for the whole file: the claim is PostgreSQL's")
@@ -325,7 +330,8 @@ def test_two_offices_seal_at_once_without_waiting_on_each_other(app, db_session,
     from modules.copies.models import State
     from modules.signing import pdf
 
-    jobs = {"a": _forwarded_in(app, db_session, "A"), "b": _forwarded_in(app, db_session, "B")}
+    jobs = {"a": _forwarded_in(app, db_session, api, "A"),
+            "b": _forwarded_in(app, db_session, api, "B")}
     intervals: dict[str, tuple[float, float]] = {}
     real_seal = pdf.seal_with_number
     phase = threading.local()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import secrets
 
 from flask import Response, current_app, jsonify, request, send_file, stream_with_context
 from flask_appbuilder import expose
@@ -158,10 +159,60 @@ class CopyApi(ServiceApi):
             422: {description: Missing reason / register, bad placement}
         """
         def run():
+            asked = params_from(params.json_object())
+            with signing.counting_wrong_codes(db.session, current_user()), atomic(db.session):
+                copy = workflow.apply(db.session, current_user(), pk, event, asked)
+            answer = copy_json(copy, current_user(), full=True)
+            if asked.opened is not None:  # request_signature: the plugin's one-time links
+                answer["signing"] = signing.job_json(asked.opened, copy.id)
+            return jsonify(answer), 200
+
+        return self.answer(run)
+
+    @expose("/request-signature", methods=["POST"])
+    @protect()
+    @permission_name("transition")
+    def request_signature(self):
+        """Prepare several copies for the leader's signing plugin at once (one batch, one
+        approval in SaoY's own signer): each request is its own unit of work.
+        ---
+        post:
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [ids]
+                  properties:
+                    ids: {type: array, items: {type: integer}, maxItems: 200}
+                    page: {type: integer, description: "one copy: 1-based page of the block"}
+                    rect: {type: array, items: {type: number}}
+          responses:
+            200: {description: "{batch, jobs: [{request_id, download_url, upload_url, sha256,
+              field, doc_number, expires_at}], refused: [{id, status, message}]}"}
+            422: {description: "ids is not a list of record numbers, or too many"}
+        """
+        def run():
             body = params.json_object()
-            with atomic(db.session):
-                copy = workflow.apply(db.session, current_user(), pk, event, params_from(body))
-            return jsonify(copy_json(copy, current_user(), full=True)), 200
+            ids = params.ids(body.get("ids"), "ids", max_count=BATCH_MAX)
+            if not ids:
+                raise params.ParamError(_("Choose the requests to sign."))
+            batch, jobs, refused = secrets.token_urlsafe(12), [], []
+            for pk in ids:
+                asked = params_from(body if len(ids) == 1 else {})
+                asked.batch = batch
+                try:
+                    with atomic(db.session):
+                        copy = workflow.apply(db.session, current_user(), pk,
+                                              workflow.Event.request_signature, asked)
+                    jobs.append(signing.job_json(asked.opened, copy.id))
+                except DomainError as exc:
+                    refused.append({"id": pk, "status": exc.status, "message": exc.message})
+            if not jobs and refused:
+                return jsonify(message=refused[0]["message"], refused=refused), \
+                    refused[0]["status"]
+            return jsonify(batch=batch, jobs=jobs, refused=refused), 200
 
         return self.answer(run)
 
@@ -190,10 +241,12 @@ class CopyApi(ServiceApi):
             422: {description: "ids is not a list of record numbers, or too many"}
         """
         def run():
-            ids = params.ids(params.json_object().get("ids"), "ids", max_count=BATCH_MAX)
+            body = params.json_object()
+            ids = params.ids(body.get("ids"), "ids", max_count=BATCH_MAX)
             if not ids:
                 raise params.ParamError(_("Choose the requests to sign."))
-            return Response(stream_with_context(_signed_one_by_one(ids)),
+            otp = params.text(body.get("otp"), _("Authentication code"), max_length=16)
+            return Response(stream_with_context(_signed_one_by_one(ids, otp)),
                             mimetype="application/x-ndjson",
                             headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"})
 
@@ -284,24 +337,29 @@ class CopyApi(ServiceApi):
         """
         def report():
             copy = workflow.get_visible(db.session, current_user(), pk)
-            result = signing.validate_bytes(signing.read_current(copy.document))
+            result = signing.validate_bytes(signing.read_current(copy.document), copy.document)
             return jsonify(request_id=copy.id, state=copy.state.value,
                            **result.to_dict()), 200
 
         return self.answer(report)
 
 
-def _signed_one_by_one(ids: list[int]):
+def _signed_one_by_one(ids: list[int], otp: str | None):
     """Each request signed in its own unit of work (one refusal stops no other), the
-    leader's key opened once for all of them."""
+    leader's key opened once for all of them; the one-time code opens the day's signing
+    session with the first copy."""
     user = current_user()
     with signing.one_signer_session():
         for pk in ids:
             try:
-                with atomic(db.session):
-                    event = workflow.sign_event(workflow.get_visible(db.session, user, pk), user)
-                    copy = workflow.apply(db.session, user, pk, event)
+                with signing.counting_wrong_codes(db.session, user), atomic(db.session):
+                    copy = workflow.apply(db.session, user, pk, workflow.Event.sign,
+                                          workflow.Params(otp=otp))
                 line = {"id": pk, "ok": True, "state": copy.state.value}
+            except signing.SecondFactorError as exc:  # the code: no copy can be signed
+                yield json.dumps({"id": pk, "ok": False, "status": exc.status,
+                                  "message": exc.message}, ensure_ascii=False) + "\n"
+                return
             except DomainError as exc:  # 404 for another office's request, 409 signed…
                 line = {"id": pk, "ok": False, "status": exc.status, "message": exc.message}
             except Exception:

@@ -68,4 +68,5 @@ def params_from(values) -> workflow.Params:
     return workflow.Params(
         reason=reason, ground=ground, placement=placement_from(values), register_id=register_id,
         seal_key_id=params.as_id(values.get("seal_key_id")),
-        receipt_number=params.text(receipt, _("Receipt number"), max_length=64))
+        receipt_number=params.text(receipt, _("Receipt number"), max_length=64),
+        otp=params.text(values.get("otp"), _("Authentication code"), max_length=16))

@@ -213,6 +213,8 @@ class CopyRequestView(CopyListBase):
             if workflow.Event.seal in events else [],
             seal_keys=signing.seal_keys(db.session, current_user(), copy.office_id)
             if workflow.Event.seal in events else [],
+            leader_signing=signing.how_leader_signs(db.session, copy.office_id, current_user())
+            if {workflow.Event.sign, workflow.Event.request_signature} & set(events) else None,
             min_block=(signing_pdf.BLOCK_MIN_WIDTH, signing_pdf.BLOCK_MIN_HEIGHT),
             can_verify="Officer" in role_names(current_user()))
 
@@ -221,7 +223,7 @@ class CopyRequestView(CopyListBase):
     def do(self, pk: int, event: str):
         """Every workflow button posts here; the workflow says yes or why not."""
         try:
-            with atomic(db.session):
+            with signing.counting_wrong_codes(db.session, current_user()), atomic(db.session):
                 copy = workflow.apply(db.session, current_user(), pk, event,
                                       params_from(request.form))
             flash(self._done_message(copy, workflow.parse_event(event)), "success")
@@ -236,7 +238,7 @@ class CopyRequestView(CopyListBase):
     @staticmethod
     def _done_message(copy: CopyRequest, event: workflow.Event) -> str:
         if event is workflow.Event.request_signature:
-            return _("Sent to your signing agent: confirm on your token.")
+            return _("Prepared for your signing plugin.")
         if event is workflow.Event.seal:
             return _("Number %(number)s, book %(book)s: sealed.", number=copy.number,
                      book=copy.book)
@@ -322,7 +324,11 @@ class CopyRequestView(CopyListBase):
         """Sign several at once: one confirmation, each signed separately, progress shown."""
         ids = params.ids(request.args.get("ids"), "ids", max_count=BATCH_MAX)
         items = [c for c in (self._get_or_none(pk) for pk in ids) if c is not None]
-        return self.render_template("copies/bulk_sign.html", items=items)
+        user = current_user()
+        return self.render_template(
+            "copies/bulk_sign.html", items=items,
+            leader_signing=signing.how_leader_signs(db.session, user.office_id, user)
+            if getattr(user, "office_id", None) else None)
 
     def _get(self, pk: int) -> CopyRequest:
         return workflow.get_visible(db.session, current_user(), pk)

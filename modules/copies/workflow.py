@@ -82,6 +82,13 @@ class Params:
     placement: signing_pdf.Placement | None = None
     receipt_number: str | None = None
     draft: DraftChanges | None = None
+    #: sign with a key the server holds: the leader's one-time code (opens the day's
+    #: signing session; not needed while one is open)
+    otp: str | None = None
+    #: request_signature: jobs opened together, shown and approved at once by the signer
+    batch: str | None = None
+    #: request_signature, filled in by the event: the job the page hands to the plugin
+    opened: Any = None
 
 
 # --- guards: why an event is refused although the state allows it ------------------------
@@ -115,7 +122,7 @@ def _fee_due(request: CopyRequest, user: Any) -> str | None:
 
 def _signs_on_server(request: CopyRequest, user: Any) -> str | None:
     if signing.signs_elsewhere(object_session(request), request.office_id, user):
-        return _("You sign with the signing agent on your own computer.")
+        return _("You sign with the signing plugin on your own computer.")
     return None
 
 
@@ -129,7 +136,7 @@ def _signs_elsewhere(request: CopyRequest, user: Any) -> str | None:
 
 def _prepare_sign(session, user, request: CopyRequest, params: Params):
     return signing.prepare_leader_signature(session, user, request.document_id,
-                                            params.placement)
+                                            params.placement, params.otp)
 
 
 def _sign(session, user, request: CopyRequest, params: Params, version) -> dict:
@@ -139,15 +146,16 @@ def _sign(session, user, request: CopyRequest, params: Params, version) -> dict:
 
 
 def _prepare_external(session, user, request: CopyRequest, params: Params):
-    return signing.prepare_external_signature(session, user, request.document_id,
-                                              params.placement)
+    return signing.prepare_for_own_signer(session, user, request.document_id,
+                                          params.placement)
 
 
 def _send_to_signer(session, user, request: CopyRequest, params: Params, prepared) -> dict:
     """The request waits for the leader's own signer; ``signature_received`` moves it on
     (one pending job per request: an earlier one is cancelled)."""
-    job = signing.record_external_job(session, user, request.document_id, prepared)
-    return {"file_sha256": job.prepared_sha256}
+    params.opened = signing.open_signing_job(session, user, request.document_id, prepared,
+                                             params.batch)
+    return {"file_sha256": params.opened.sha256}
 
 
 def _signature_received(session, user, request: CopyRequest, params: Params, prepared) -> None:
@@ -321,12 +329,6 @@ def apply(session: Session, user: Any, request_id: Any, event: Event | str,
           params: Params | None = None) -> CopyRequest:
     """Apply one event in the caller's unit of work, or raise with nothing changed."""
     return WORKFLOW.apply(session, user, request_id, event, params or Params())
-
-
-def sign_event(request: CopyRequest, user: Any) -> Event:
-    """What "Ký số" is for this leader: a signature on the server, or a request to the
-    leader's own signer."""
-    return Event.sign if _signs_on_server(request, user) is None else Event.request_signature
 
 
 def get_visible(session: Session, user: Any, request_id: Any) -> CopyRequest:

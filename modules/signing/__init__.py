@@ -8,10 +8,8 @@ own signer, the ``signing.leader_signed`` hook tells whoever waits for it.
 """
 from flask_babel import lazy_gettext as _l
 
-from app.modules import Api, Category, Link, ModuleSpec, View
-
-OFFICE_SETTINGS = Category("Office settings", _l("Office settings"))
-ADMINISTRATION = Category("Administration", _l("Administration"))
+from app.menus import ADMINISTRATION, OFFICE_SETTINGS
+from app.modules import Api, Link, ModuleSpec, View
 
 MODULE = ModuleSpec(
     name="signing",
@@ -22,13 +20,20 @@ MODULE = ModuleSpec(
         View("modules.signing.views:VerifyView", rate_limit="VERIFY_RATE_LIMIT"),
         Link("Verify a copy", _l("Verify a certified copy"), "/verify/", "fa-qrcode"),
         Api("modules.signing.api:VerifyApi", rate_limit="VERIFY_RATE_LIMIT"),
-        Api("modules.signing.api:SigningJobApi"),
+        # The leader's signing plugin: one-time links to fetch and return the file.
+        View("modules.signing.views:SignerFilesView", rate_limit="SIGNER_RATE_LIMIT"),
+        Api("modules.signing.api:LeaderKeyApi"),
         View("modules.signing.views:SignerProfileView", "Signing keys", _l("Signers"),
              "fa-key", OFFICE_SETTINGS),
         View("modules.signing.views:SigningKeyView", "Registered signing keys",
              _l("Registered signing keys"), "fa-lock", ADMINISTRATION),
         Link("Register a signing key", _l("Register a signing key"),
              "/signingkeyview/register", "fa-plus", ADMINISTRATION),
+        View("modules.signing.views:SecondFactorView", "Leaders' signing codes",
+             _l("Leaders' signing codes"), "fa-mobile", ADMINISTRATION),
+        # A leader whose key the server holds sets up their one-time codes (linked from
+        # the request page when a code is needed).
+        View("modules.signing.views:MyCodeView"),
     ),
     roles={
         "OfficeAdmin": [
@@ -36,7 +41,7 @@ MODULE = ModuleSpec(
             ["^SigningKeyView$", "^(can_list|can_show)$"],
             ["^(Signing keys)$", "^menu_access$"],
         ],
-        "Leader": [["^SigningJobApi$", "^can_(get|post)$"]],
+        "Leader": [["^LeaderKeyApi$", "^can_post$"], ["^MyCodeView$", "^can_index$"]],
         "Public": [["^Verify a copy$", "^menu_access$"]],
     },
     offers_hooks=("signing.leader_signed",),

@@ -12,12 +12,11 @@ from flask_babel import gettext as _
 
 from app import params
 from app.crud import DomainErrorAnswers
-from app.errors import DomainError, NotFoundError
+from app.errors import DomainError
 from app.extensions import db
 from app.params import large_body
 from app.transactions import atomic
 from modules.signing import services
-from modules.signing.models import ExternalSigningJob
 from modules.signing.views import _read_upload, _sealed, report_json
 
 
@@ -78,78 +77,39 @@ class VerifyApi(DomainErrorAnswers, BaseApi):
         return self.answer(answer)
 
 
-class SigningJobApi(BaseApi):
-    """For the leader's signing agent: jobs to sign, signatures back, the certificate."""
+class LeaderKeyApi(BaseApi):
+    """The leader's plugin tells SaoY the token's certificate (``GetCertInfo``): it is
+    registered for that leader and signs nothing until the system administrator approves
+    it.  The private key never leaves the token."""
 
-    resource_name = "signing_job"
-    scoped_model = ExternalSigningJob
-    openapi_spec_tag = "Signing agent"
+    resource_name = "leader_key"
+    openapi_spec_tag = "Signing plugin"
     allow_browser_login = True
-
-    @expose("/", methods=["GET"])
-    @protect()
-    @permission_name("get")
-    def pending(self):
-        """Pending jobs of the logged-in leader.
-        ---
-        get:
-          responses:
-            200: {description: "{result: [{id, document_id, data_to_sign (base64 DER)}]}"}
-        """
-        jobs = services.pending_jobs(db.session, g.user)
-        return self.response(200, result=[
-            {"id": j.id, "document_id": j.document_id, "data_to_sign": j.signed_attrs,
-             "mechanism": "SHA256_RSA_PKCS"} for j in jobs])
-
-    @expose("/<int:pk>/signature", methods=["POST"])
-    @protect()
-    @permission_name("post")
-    def signature(self, pk: int):
-        """The token's signature over ``data_to_sign`` (base64).
-        ---
-        post:
-          parameters:
-          - in: path
-            name: pk
-            schema: {type: integer}
-          responses:
-            200: {description: The document is signed}
-            404: {description: Not your job}
-            409: {description: "The job was cancelled (its request was returned, cancelled
-              or sent again), or its document no longer waits for this signature"}
-            422: {description: The signature does not match}
-        """
-        value = params.json_object().get("signature", "")
-        try:
-            signature = base64.b64decode(value, validate=True)
-        except (ValueError, TypeError):
-            return self.response_400(message=_("The signature is not valid base64."))
-        try:
-            with atomic(db.session):
-                doc = services.finish_external_signature(db.session, g.user, pk, signature)
-        except NotFoundError:
-            raise
-        except DomainError as exc:  # refused: nothing of it is kept, but the refusal is
-            with atomic(db.session):
-                services.record_refused_signature(db.session, g.user, pk, exc.message)
-            return self.response(exc.status, message=exc.message)
-        return self.response(200, document_id=doc.id, stage=doc.stage.value)
 
     @expose("/certificate", methods=["POST"])
     @protect()
     @permission_name("post")
     def certificate(self):
-        """Register the token's certificate (DER, base64) for the logged-in leader.
+        """Announce the token's certificate (DER, base64) for the signed-in leader.
         ---
         post:
+          requestBody:
+            content:
+              application/json:
+                schema: {type: object, properties: {certificate: {type: string}}}
           responses:
-            200: {description: Registered}
+            200: {description: "Registered, waiting for the administrator's approval"}
+            400: {description: Not base64}
+            409: {description: The certificate is registered for someone else}
         """
         value = params.json_object().get("certificate", "")
         try:
             der = base64.b64decode(value, validate=True)
         except (ValueError, TypeError):
             return self.response_400(message=_("The certificate is not valid base64."))
-        with atomic(db.session):
-            services.register_agent_certificate(db.session, g.user, der)
-        return self.response(200, message="ok")
+        try:
+            with atomic(db.session):
+                key = services.register_agent_certificate(db.session, g.user, der)
+        except DomainError as exc:
+            return self.response(exc.status, message=exc.message)
+        return self.response(200, id=key.id, active=key.active, fingerprint=key.fingerprint)

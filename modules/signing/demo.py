@@ -1,5 +1,11 @@
-"""Demo signing: a demo PKI, a PKCS#12 key per demo leader and per commune seal, and
-transparent signature / seal images (drawn here, so no file has to be shipped)."""
+"""Demo signing: a demo PKI, a key per demo leader and per commune seal, and transparent
+signature / seal images (drawn here, so no file has to be shipped).
+
+The two demo leaders sign the two ways a leader signs: leader.a with a key the server holds
+(server custody, chosen by the administrator) and one-time codes from ``DEMO_CODE_SECRET``
+(printed in the README, so a tester or a script can make codes); leader.b with the plugin
+on their own computer — SaoY knows only the certificate, whose key is in
+``pki/leader-leader.b.p12`` for a tester's own token (SoftHSM) and SaoY's signer."""
 from __future__ import annotations
 
 import hashlib
@@ -20,11 +26,16 @@ from app.storage import file_store
 from app.transactions import atomic
 from app.users import StaffUser
 from modules.signing import keys
-from modules.signing.models import SignerProfile, SigningKey
+from modules.signing.models import SecondFactor, SignerProfile, SigningKey
 from modules.signing.pki import DemoPki
+from modules.signing.second_factor import encrypt
 
 LEADERS = {"leader.a": ("Phó Chủ tịch", "CCCD:079190000011"),
            "leader.b": ("Chủ tịch", "CCCD:079185000022")}
+#: The leader whose personal key the server holds (the other signs with the plugin).
+SERVER_CUSTODY = "leader.a"
+#: leader.a's one-time-code secret in the demo (base32, as authenticator apps take it).
+DEMO_CODE_SECRET = "SAOYDEMOLEADERAKYSOCHUNGTHUCXXXY"
 
 
 def signature_png(name: str) -> bytes:
@@ -88,7 +99,24 @@ def load() -> int:
     with atomic(db.session):
         for office, user, issued, title, image in owners:
             created += _bind(pki, admin, office, user, issued, title, image)
+        created += _demo_custody(admin)
     return created
+
+
+def _demo_custody(admin) -> int:
+    """leader.a: server custody chosen by the administrator, a confirmed code."""
+    leader = db.session.scalars(select(StaffUser).where(
+        StaffUser.username == SERVER_CUSTODY)).one()
+    key = db.session.scalars(select(SigningKey).where(SigningKey.user_id == leader.id,
+                                                      SigningKey.active.is_(True))).first()
+    if key is None or not key.on_server:
+        return 0
+    keys.choose_server_custody(db.session, admin, key.id)
+    if db.session.scalar(select(SecondFactor.id).where(SecondFactor.user_id == leader.id)):
+        return 0
+    db.session.add(SecondFactor(user_id=leader.id, secret=encrypt(DEMO_CODE_SECRET),
+                                confirmed_at=key.server_custody_at, confirmed_by_id=admin.id))
+    return 1
 
 
 def _bind(pki: DemoPki, admin, office, user, issued, title, image: bytes) -> int:
@@ -96,7 +124,10 @@ def _bind(pki: DemoPki, admin, office, user, issued, title, image: bytes) -> int
         issued.cert_pem_path.read_bytes()).public_bytes(Encoding.DER)).hexdigest()
     key = db.session.scalars(select(SigningKey).where(
         SigningKey.fingerprint == fingerprint)).first()
-    if key is None:
+    if key is None and user is not None and user.username != SERVER_CUSTODY:
+        key = keys.announce_agent_key(db.session, user, issued.cert_der)  # the own token
+        keys.approve_key(db.session, admin, key.id)
+    elif key is None:
         key = keys.register_pkcs12(
             db.session, admin, office_id=office.id, user_id=user.id if user else None,
             name=f"Demo {user.username if user else 'seal ' + office.code}",
@@ -105,11 +136,12 @@ def _bind(pki: DemoPki, admin, office, user, issued, title, image: bytes) -> int
     profile = db.session.scalars(select(SignerProfile).where(
         SignerProfile.office_id == office.id, SignerProfile.user_id.is_(None) if user is None
         else SignerProfile.user_id == user_id)).first()
-    if profile is not None and profile.key_id is not None:
-        return 0
-    if profile is None:
-        profile = SignerProfile(office_id=office.id, user_id=user_id, title=title,
-                                image_sha256=file_store().put_bytes(image), active=True)
+    if profile is None:  # (approving an own-token key made one already: complete it)
+        profile = SignerProfile(office_id=office.id, user_id=user_id, active=True)
         db.session.add(profile)
-    profile.key = key
+    if profile.key_id is not None and profile.title == title and profile.image_sha256:
+        return 0
+    profile.key = profile.key or key
+    profile.title = profile.title or title
+    profile.image_sha256 = profile.image_sha256 or file_store().put_bytes(image)
     return 1

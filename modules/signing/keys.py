@@ -263,6 +263,24 @@ def approve_key(session: Session, admin: Any, key_id: int) -> SigningKey:
     return key
 
 
+def choose_server_custody(session: Session, admin: Any, key_id: int) -> SigningKey:
+    """The system administrator chooses, for one leader, that the server holds their
+    personal key (audited; the verification page says so).  Signing with it still needs
+    the leader's own one-time code."""
+    _require_key_officer(admin)
+    key = session.get(SigningKey, key_id)
+    if key is None:
+        raise NotFoundError()
+    if key.user_id is None or not key.on_server:
+        raise KeyRegistrationError(_("Server custody is chosen for a leader's key held by the "
+                                     "server only."))
+    if key.server_custody_at is None:
+        key.server_custody_at, key.server_custody_by_id = utcnow(), admin.id
+        audit.record(session, admin, "signing_key_server_custody", obj=key,
+                     reason=f"{key.fingerprint} → {key.user.username}")
+    return key
+
+
 def set_active(session: Session, admin: Any, key: SigningKey, active: bool) -> None:
     _require_key_officer(admin)
     if key.active != active:
@@ -284,6 +302,26 @@ def check_usable(key: SigningKey | None, office_id: int, user_id: int | None) ->
     if key.not_after and key.not_after < utcnow():
         raise SignerUnavailableError(_("The certificate of this key has expired."))
     return key
+
+
+def custody(session: Session, office_id: int, fingerprints: set[str]
+            ) -> dict[str, tuple[str, dt.datetime | None]]:
+    """fingerprint → ("server", since) or ("own", None) for this office's leader keys: what
+    the verification page says of who held the key."""
+    found = session.scalars(select(SigningKey).where(
+        SigningKey.office_id == office_id, SigningKey.user_id.is_not(None),
+        SigningKey.fingerprint.in_(fingerprints or {""})))
+    return {k.fingerprint: ("server", k.server_custody_at) if k.on_server else ("own", None)
+            for k in found}
+
+
+def signer_key(session: Session, office_id: int, user_id: int | None) -> SigningKey:
+    """The key a signer's active profile points at, checked (``check_usable``)."""
+    profile = session.scalars(select(SignerProfile).where(
+        SignerProfile.office_id == office_id, SignerProfile.active.is_(True),
+        SignerProfile.user_id.is_(None) if user_id is None
+        else SignerProfile.user_id == user_id)).first()
+    return check_usable(profile.key if profile else None, office_id, user_id)
 
 
 def bound_purposes(session: Session, office_id: int, fingerprints: set[str]) -> dict[str, str]:

@@ -57,6 +57,9 @@ class SignedDocument(OfficeOwned, Model):
     number: Mapped[str | None] = mapped_column(String(32))
     book: Mapped[str | None] = mapped_column(String(64))
     leader_name: Mapped[str | None] = mapped_column(String(255))
+    #: The field the leader's signature is in (a plugin may make a field of its own where
+    #: the leader dragged it); None: the prepared field.
+    leader_field: Mapped[str | None] = mapped_column(String(64))
     leader_signed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     sealed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     validation: Mapped[dict | None] = mapped_column(JSON)
@@ -71,13 +74,15 @@ class SignedDocument(OfficeOwned, Model):
 class KeyKind(str, enum.Enum):
     pkcs12 = "pkcs12"  # a PKCS#12 file imported into the keystore (outside the database)
     pkcs11 = "pkcs11"  # a key on a token or HSM declared in configuration
-    agent = "agent"  # on the leader's own token: the signing agent signs, SaoY holds the cert
+    #: On the leader's own token: the plugin on the leader's computer signs (VGCA's, or
+    #: SaoY's own signer); SaoY holds only the certificate.
+    agent = "agent"
 
 
 KEY_KIND_LABELS = labelled({
     KeyKind.pkcs12: _l("Key file (PKCS#12) on the server"),
     KeyKind.pkcs11: _l("Token or HSM (PKCS#11) on the server"),
-    KeyKind.agent: _l("The leader's own token (signing agent)"),
+    KeyKind.agent: _l("The leader's own token (signing plugin on their computer)"),
 })
 
 
@@ -85,9 +90,17 @@ code_labels({
     "SignedDocument": _l("Electronic copy"), "SignerProfile": _l("Signer"),
     "SigningKey": _l("Signing key"), "ExternalSigningJob": _l("Signing agent job"),
     "document_signed": _l("Signed by the leader"), "document_sealed": _l("Sealed"),
-    "external_signature_requested": _l("Sent to the signing agent"),
-    "external_signature_cancelled": _l("Signing agent job cancelled"),
-    "external_signature_refused": _l("Late signature refused"),
+    "external_signature_requested": _l("Sent to the leader's signing plugin"),
+    "external_signature_cancelled": _l("Signing job cancelled"),
+    "external_signature_refused": _l("Signed file refused"),
+    "external_signature_accepted": _l("Signed file accepted"),
+    "signing_key_server_custody": _l("Server custody chosen for a leader's key"),
+    "second_factor_enrolled": _l("Signing code set up"),
+    "second_factor_confirmed": _l("Signing code confirmed"),
+    "second_factor_reset": _l("Signing code removed"),
+    "second_factor_refused": _l("Wrong signing code"),
+    "signing_session_opened": _l("Signing session opened"),
+    "SecondFactor": _l("Signing code"),
     "signer_image_uploaded": _l("Signature image uploaded"),
     "signer_profile_key_bound": _l("Key chosen for the signer"),
     "signing_key_registered": _l("Signing key registered"),
@@ -124,12 +137,20 @@ class SigningKey(OfficeOwned, Model):
     registered_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
     approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: A leader's personal key held by the server signs only once the system administrator
+    #: chose server custody for that leader (audited, stated on the verification page).
+    server_custody_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    server_custody_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
 
     user = relationship(StaffUser, foreign_keys=[user_id], lazy="joined")
 
     @property
     def purpose(self) -> str:
         return "leader" if self.user_id else "seal"
+
+    @property
+    def on_server(self) -> bool:
+        return self.kind in (KeyKind.pkcs12, KeyKind.pkcs11)
 
     def __repr__(self) -> str:
         return f"{self.name} ({self.fingerprint[:12]}…)"
@@ -179,8 +200,10 @@ JOB_STATE_LABELS = labelled({
 
 
 class ExternalSigningJob(OfficeOwned, Model):
-    """A signature the leader's signing agent must make: the prepared file is in the
-    file store, and the agent signs ``signed_attrs`` with the token."""
+    """A signature made away from the server: the leader's own signer (the plugin on
+    their computer) fetches the prepared file with a one-time token and uploads the
+    signed file with another; each token is kept only as its SHA-256, valid a few
+    minutes, used once.  (A remote signing service signs ``signed_attrs`` instead.)"""
 
     __tablename__ = "sign_external_job"
 
@@ -192,12 +215,45 @@ class ExternalSigningJob(OfficeOwned, Model):
         Enum(JobState, name="sign_job_state", native_enum=False, length=16), nullable=False,
         default=JobState.pending)
     prepared_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    document_digest: Mapped[str] = mapped_column(String(128), nullable=False)
-    reserved_start: Mapped[int] = mapped_column(Integer, nullable=False)
-    reserved_end: Mapped[int] = mapped_column(Integer, nullable=False)
-    signed_attrs: Mapped[str] = mapped_column(Text, nullable=False)  # base64 DER
+    download_token: Mapped[str | None] = mapped_column(String(64), unique=True)  # SHA-256
+    upload_token: Mapped[str | None] = mapped_column(String(64), unique=True)  # SHA-256
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    downloaded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: Jobs opened together (the leader's batch), approved at once by SaoY's own signer.
+    batch: Mapped[str | None] = mapped_column(String(32))
+    document_digest: Mapped[str | None] = mapped_column(String(128))
+    reserved_start: Mapped[int | None] = mapped_column(Integer)
+    reserved_end: Mapped[int | None] = mapped_column(Integer)
+    signed_attrs: Mapped[str | None] = mapped_column(Text)  # base64 DER
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     document = relationship(SignedDocument, lazy="joined")
+    user = relationship(StaffUser, foreign_keys=[user_id], lazy="joined")
+
+
+class SecondFactor(Model):
+    """A leader's one-time-code secret (``second_factor``): enrolled by the leader,
+    confirmed by the system administrator; the day's signing session it opened."""
+
+    __tablename__ = "sign_second_factor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"), unique=True, nullable=False)
+    secret: Mapped[str] = mapped_column(Text, nullable=False)  # encrypted with the server key
+    enrolled_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    #: The last time step whose code was used (a code is accepted once).
+    last_counter: Mapped[int | None] = mapped_column(Integer)
+    session_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: The password the session was opened under: a password change ends it.
+    session_stamp: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    user = relationship(StaffUser, foreign_keys=[user_id], lazy="joined")
+
+    def __repr__(self) -> str:
+        return f"{self.user.username if self.user else self.user_id}"

@@ -17,6 +17,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
@@ -41,12 +42,15 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from reportlab.platypus import Paragraph
 
+from app.timeutil import date_in_words
+
 FIELD_LEADER = "ChuKyLanhDao"
 FIELD_SEAL = "DauCoQuan"
 FIELD_NUMBER = "SoChungThuc"
 FIELD_BOOK = "QuyenSo"
 
 BLOCK_MIN_WIDTH, BLOCK_MIN_HEIGHT = 380, 300
+MARGIN_POINTS = 2  # what the block keeps free along its edges
 RESERVED, RESERVED_WITH_TSA = 12 * 1024, 24 * 1024  # CMS sizes (hex doubles them)
 DEFAULT_MARGIN = 50
 
@@ -126,8 +130,8 @@ def render_block(
         return _render_block(att, fonts, width, height)
 
 
-def _render_block(att: Attestation, fonts: Fonts, width: float,
-                  height: float) -> tuple[bytes, FieldBoxes]:
+def _render_block(  # noqa: PLR0915 - one drawing, top to bottom, its coordinates together
+        att: Attestation, fonts: Fonts, width: float, height: float) -> tuple[bytes, FieldBoxes]:
     out = io.BytesIO()
     c = canvas.Canvas(out, pagesize=(width, height), pageCompression=1)
     c.setTitle("Lời chứng")
@@ -138,7 +142,7 @@ def _render_block(att: Attestation, fonts: Fonts, width: float,
     def para(text, font, size, align=TA_CENTER, x=0.0, w=width, top=0.0):
         style = ParagraphStyle("p", fontName=font, fontSize=size, leading=size * 1.3,
                                alignment=align)
-        p = Paragraph(nfc(text), style)
+        p = Paragraph(escape(nfc(text)), style)  # names are text, never ReportLab markup
         _, h = p.wrap(w, height)
         p.drawOn(c, x, top - h)
         return top - h
@@ -168,7 +172,7 @@ def _render_block(att: Attestation, fonts: Fonts, width: float,
     x += pdfmetrics.stringWidth(label_book, "SaoY-Serif", 11.5) + 4
     book_box = (x, base - 1, x + book_w, base + 15)
     y -= line_h + 6
-    date_text = f"ngày {att.date.day:02d} tháng {att.date.month:02d} năm {att.date.year}"
+    date_text = date_in_words(att.date)
     date_line = f"{att.place}, {date_text}" if att.place else date_text[0].upper() + date_text[1:]
     right_x = width * 0.42
     right_w = width - right_x - pad
@@ -201,13 +205,13 @@ def _render_block(att: Attestation, fonts: Fonts, width: float,
     renderPDF.draw(drawing, c, pad, qr_y)
     caption = ParagraphStyle("q", fontName="SaoY-Serif", fontSize=7.5, leading=9,
                              alignment=TA_LEFT)
-    lines = f"Kiểm tra bản sao tại:<br/>{att.verify_url}"
+    lines = f"Kiểm tra bản sao tại:<br/>{escape(att.verify_url)}"
     if att.access_code:
-        lines += f"<br/>Mã truy cập: {att.access_code}"
+        lines += f"<br/>Mã truy cập: {escape(att.access_code)}"
     p = Paragraph(nfc(lines), caption)
     _, ph = p.wrap(right_x - pad, 40)
     p.drawOn(c, pad, qr_y - ph - 2)
-    if min(lowest, qr_y - ph - 2) < 2:  # the name (or the link) would fall off the block
+    if min(lowest, qr_y - ph - 2) < MARGIN_POINTS:  # the name or the link would fall off
         raise PlacementError(f"block too small for its content: {width:.0f}×{height:.0f}")
     c.showPage()
     c.save()
@@ -251,7 +255,7 @@ def _visible_box(writer: IncrementalPdfFileWriter, index: int) -> tuple[float, .
     page_ref, _resources = writer.find_page_for_modification(index)
     node = page_ref.get_object()
     found = {}
-    while node is not None and len(found) < 2:
+    while node is not None and len(found) < len(("/CropBox", "/MediaBox")):
         for key in ("/CropBox", "/MediaBox"):
             if key in node and key not in found:
                 found[key] = [float(v) for v in node[key]]
@@ -313,6 +317,11 @@ def add_attestation(writer: IncrementalPdfFileWriter, att: Attestation, fonts: F
     page_ref = writer.find_page_for_modification(page_index)[0]
     _text_field(writer, FIELD_NUMBER, page_ref, boxes.number)
     _text_field(writer, FIELD_BOOK, page_ref, boxes.book)
+    # Signatures exist, append only (what signing sets): the leader's revision then
+    # changes nothing of the form's flags, as a difference analysis expects.
+    form = writer.root["/AcroForm"]
+    form[pdf_name("/SigFlags")] = generic.NumberObject(3)
+    writer.update_container(form)
     return page_index
 
 
@@ -369,14 +378,26 @@ def _stream(pdf_data: bytes | io.BytesIO) -> io.BytesIO:
     return io.BytesIO(pdf_data)
 
 
-def sign_as_leader(scan: bytes | io.BytesIO, att: Attestation, fonts: Fonts,
-                   signer: signers.Signer, look: SignatureLook,
-                   placement: Placement = Placement(), timestamper=None) -> io.BytesIO:
-    """Attestation + fields + the leader's certification signature, one incremental update.
-
-    Returns the new version as a stream (no extra copy of a 30 MB file)."""
+def prepare_for_signature(scan: bytes | io.BytesIO, att: Attestation, fonts: Fonts,
+                          placement: Placement = Placement()) -> io.BytesIO:
+    """What the leader is asked to sign, whoever holds the key: the scan, byte for byte,
+    then one incremental update with the attestation and the four empty fields (the
+    leader's signature, the seal, the number and the book).  Returns it as a stream."""
     writer = IncrementalPdfFileWriter(_stream(scan), strict=False)
     add_attestation(writer, att, fonts, placement)
+    out = io.BytesIO()
+    writer.write(out)
+    out.seek(0)
+    return out
+
+
+def sign_as_leader(prepared: bytes | io.BytesIO, att: Attestation, fonts: Fonts,
+                   signer: signers.Signer, look: SignatureLook,
+                   timestamper=None) -> io.BytesIO:
+    """The leader's certification signature (DocMDP P=2) in the prepared leader field,
+    one incremental update after the preparation.  Returns the new version as a stream
+    (no extra copy of a 30 MB file)."""
+    writer = IncrementalPdfFileWriter(_stream(prepared), strict=False)
     return _sign_existing_field(writer, _leader_meta(att), signer, fonts, look, timestamper)
 
 
@@ -440,14 +461,13 @@ def _external_signer(cert_der: bytes, signature: bytes | None = None):
                                   signature_value=signature or 256)
 
 
-def prepare_external(scan: bytes | io.BytesIO, att: Attestation, fonts: Fonts,
-                     cert_der: bytes, look: SignatureLook,
-                     placement: Placement = Placement()) -> PreparedExternal:
-    """Same revision as ``sign_as_leader``, stopped before the signature value."""
+def prepare_external(prepared: bytes | io.BytesIO, att: Attestation, fonts: Fonts,
+                     cert_der: bytes, look: SignatureLook) -> PreparedExternal:
+    """The revision ``sign_as_leader`` makes, stopped before the signature value (a
+    remote signing service signs the signed attributes)."""
     import asyncio
 
-    writer = IncrementalPdfFileWriter(_stream(scan), strict=False)
-    add_attestation(writer, att, fonts, placement)
+    writer = IncrementalPdfFileWriter(_stream(prepared), strict=False)
     ext = _external_signer(cert_der)
     pdf_signer = signers.PdfSigner(_leader_meta(att), signer=ext,
                                    stamp_style=_stamp_style(fonts, look))

@@ -28,6 +28,11 @@ class IssuedKey:
     cert_pem_path: Path
     key_pem_path: Path  # unencrypted PKCS#8, for importing into SoftHSM in tests
 
+    @property
+    def cert_der(self) -> bytes:
+        return x509.load_pem_x509_certificate(self.cert_pem_path.read_bytes()).public_bytes(
+            serialization.Encoding.DER)
+
 
 def _name(cn: str, org: str | None = None, uid: str | None = None) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "VN")]

@@ -6,7 +6,6 @@ signing failure raises ``SigningError`` before anything is written.
 """
 from __future__ import annotations
 
-import base64
 import contextlib
 import contextvars
 import datetime as dt
@@ -18,19 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
+from flask import current_app, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.errors import DomainError, NotFoundError
-from app.modules import handlers
 from app.records import RecordService
 from app.scope import scoped
 from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
-from modules.signing import keys, pdf
+from app.transactions import atomic
+from modules.signing import external, keys, pdf, second_factor
 from modules.signing.explain import Explanation, Limits, explain, render_page
 from modules.signing.fonts import subset_font
 from modules.signing.models import SignedDocument, SignerProfile, SigningKey, Stage
@@ -39,6 +38,9 @@ from modules.signing.validation import ValidationReport, trust_roots, validate_p
 
 ROLES = {pdf.FIELD_LEADER: "leader", pdf.FIELD_SEAL: "seal"}
 CODE_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+SecondFactorError = second_factor.SecondFactorError
 
 
 class SigningError(DomainError):
@@ -163,6 +165,26 @@ def _look(profile: SignerProfile, text: str) -> pdf.SignatureLook:
                              text)
 
 
+@dataclass(frozen=True)
+class LeaderSigning:
+    """How a leader signs, for the page: with the plugin on their computer, or with a key
+    the server holds (then the day's signing session needs their one-time code)."""
+
+    with_plugin: bool
+    needs_code: bool
+    signer_url: str
+    signer_function: str
+    code_ready: bool = True  # the leader's code is set up and confirmed
+
+
+def how_leader_signs(session: Session, office_id: int, user: Any) -> LeaderSigning:
+    config = current_app.config
+    plugin = signs_elsewhere(session, office_id, user)
+    return LeaderSigning(plugin, not plugin and not second_factor.session_open(session, user),
+                         config["SIGNER_URL"], config["SIGNER_FUNCTION"],
+                         plugin or second_factor.state(session, user) == "confirmed")
+
+
 def signs_elsewhere(session: Session, office_id: int, user: Any) -> bool:
     """Does this leader sign on their own signer (the key is not on the server)?"""
     try:
@@ -174,7 +196,7 @@ def signs_elsewhere(session: Session, office_id: int, user: Any) -> bool:
 def _attestation(doc: SignedDocument, user: Any, profile: SignerProfile) -> pdf.Attestation:
     return pdf.Attestation(
         office_name=doc.office.name, certifier_name=_full_name(user),
-        certifier_title=profile.title or _("Certifier"),
+        certifier_title=profile.title or "",  # the document's text: Vietnamese, never a UI word
         date=dt.datetime.now(VN_TZ).date(), verify_url=verify_url(doc.verify_code),
         verify_code=doc.verify_code, access_code=doc.access_code,
         place=doc.office.name.replace("UBND ", "").replace("Phòng Tư pháp ", ""),
@@ -270,22 +292,69 @@ def _sign_with(profile: SignerProfile, office_id: int, user_id: int | None, make
         raise _signing_failure(exc) from exc
 
 
-def prepare_leader_signature(session: Session, user: Any, document_id: int,
-                             placement: pdf.Placement | None = None) -> NewVersion:
-    """Attestation + fields + the leader's certification signature (PAdES, DocMDP P=2),
-    in memory: slow work, done before any row is locked."""
+def _leader_profile(session: Session, user: Any, document_id: int
+                    ) -> tuple[SignedDocument, SignerProfile]:
     doc = scoped(session, user, SignedDocument).get_or_404(document_id)
     if doc.stage is not Stage.scanned:
         raise SigningError(_("This document is already signed by a leader."))
-    profile = profile_for(session, doc.office_id, user.id)
-    if profile.is_agent:
-        raise SigningError(_("This leader signs with the signing agent on their own computer."))
+    return doc, profile_for(session, doc.office_id, user.id)
+
+
+def _prepared(doc: SignedDocument, user: Any, profile: SignerProfile,
+              placement: pdf.Placement | None) -> tuple[pdf.Attestation, io.BytesIO]:
+    """What the leader is asked to sign, whoever holds the key (``pdf.prepare_for_signature``)."""
     attestation = _attestation(doc, user, profile)
+    try:
+        return attestation, pdf.prepare_for_signature(
+            file_store().read_bytes(doc.scan_sha256), attestation, fonts(),
+            placement or pdf.Placement())
+    except pdf.PlacementError as exc:
+        raise _signing_failure(exc) from exc
+
+
+def prepare_leader_signature(session: Session, user: Any, document_id: int,
+                             placement: pdf.Placement | None = None,
+                             otp: str | None = None) -> NewVersion:
+    """The leader's certification signature (PAdES, DocMDP P=2) with a key the server
+    holds — only where the system administrator chose server custody for this leader, and
+    only in a signing session opened with the leader's own one-time code.  In memory: slow
+    work, done before any row is locked."""
+    doc, profile = _leader_profile(session, user, document_id)
+    if profile.is_agent:
+        raise SigningError(_("You sign with the signing plugin on your own computer."))
+    try:
+        key = keys.check_usable(profile.key, doc.office_id, user.id)
+    except SignerUnavailableError as exc:
+        raise _signing_failure(exc) from exc
+    if key.server_custody_at is None:
+        raise SigningError(_("Your key is on the server, but the system administrator has not "
+                             "chosen server custody for you: nothing can be signed with it."),
+                           403)
+    second_factor.require(session, user, otp)
+    attestation, prepared = _prepared(doc, user, profile, placement)
     signed = _sign_with(profile, doc.office_id, user.id, lambda signer, timestamper: (
-        pdf.sign_as_leader(file_store().read_bytes(doc.scan_sha256), attestation, fonts(),
-                           signer, _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s"),
-                           placement or pdf.Placement(), timestamper=timestamper)))
+        pdf.sign_as_leader(prepared, attestation, fonts(), signer,
+                           _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s"),
+                           timestamper=timestamper)))
     return NewVersion(signed, attestation.certifier_name)
+
+
+def prepare_for_own_signer(session: Session, user: Any, document_id: int,
+                           placement: pdf.Placement | None = None) -> io.BytesIO:
+    """The prepared file for the plugin on the leader's computer (no lock, no write)."""
+    doc, profile = _leader_profile(session, user, document_id)
+    if not profile.is_agent:
+        raise SigningError(_("Your key is on the server: sign directly."))
+    try:
+        keys.check_usable(profile.key, doc.office_id, user.id)
+    except SignerUnavailableError as exc:
+        raise _signing_failure(exc) from exc
+    return _prepared(doc, user, profile, placement)[1]
+
+
+def open_signing_job(session: Session, user: Any, document_id: int, prepared: io.BytesIO,
+                     batch: str | None = None) -> external.OpenedJob:
+    return external.open_job(session, user, document_id, prepared, batch)
 
 
 def record_leader_signature(session: Session, user: Any, document_id: int,
@@ -341,8 +410,16 @@ def record_seal(session: Session, user: Any, document_id: int, version: NewVersi
     return doc
 
 
-def validate_bytes(data: bytes) -> ValidationReport:
-    return validate_pdf(data, roots(), ROLES)
+def roles_of(doc: SignedDocument | None) -> dict[str, str]:
+    """Which field is the leader's and which the seal's (a plugin may sign in a field of
+    its own)."""
+    if doc is None or not doc.leader_field:
+        return ROLES
+    return {doc.leader_field: "leader", pdf.FIELD_SEAL: "seal"}
+
+
+def validate_bytes(data: bytes, doc: SignedDocument | None = None) -> ValidationReport:
+    return validate_pdf(data, roots(), roles_of(doc))
 
 
 def verify_limits() -> Limits:
@@ -406,7 +483,7 @@ def check_delivery(session: Session, user: Any, document_id: int) -> ValidationR
     doc = scoped(session, user, SignedDocument).get_or_404(document_id)
     if doc.stage is not Stage.sealed:
         raise SigningError(_("The copy is not sealed yet."))
-    report = validate_bytes(file_store().read_bytes(doc.current_sha256))
+    report = validate_bytes(file_store().read_bytes(doc.current_sha256), doc)
     roles = {s.role for s in report.signatures if s.intact and s.trusted}
     if not report.valid or not {"leader", "seal"} <= roles:
         raise SigningError(_("Delivery refused: the signatures of this copy do not validate."))
@@ -450,135 +527,62 @@ def pdf_stream(doc: SignedDocument) -> io.BufferedReader:
     return file_store().open(doc.current_sha256)
 
 
-# --- External signing agent ----------------------------------------------------------
+# --- the leader's own signer ------------------------------------------------------------
+
+@contextlib.contextmanager
+def counting_wrong_codes(session: Session, user: Any) -> Iterator[None]:
+    """Around an edge's unit of work: a wrong one-time code is counted in a unit of its own
+    (the refused unit rolls back), so that wrong codes in a row pause signing."""
+    try:
+        yield
+    except second_factor.SecondFactorError as exc:
+        if exc.details.get("wrong_code"):
+            with atomic(session):
+                second_factor.note_failure(session, user)
+        raise
+
+
+def job_json(opened: external.OpenedJob, request_id: int) -> dict[str, Any]:
+    """What the page hands to the plugin: the one-time links (absolute, at the address the
+    leader's browser uses: the plugin is on the same computer), the file's SHA-256."""
+    return {"job_id": opened.job_id, "request_id": request_id, "sha256": opened.sha256,
+            "field": opened.field, "doc_number": f"Hồ sơ #{request_id}",
+            "expires_at": opened.expires_at.isoformat() + "Z",
+            "download_url": url_for("SignerFilesView.file", token=opened.download_token,
+                                    _external=True),
+            "upload_url": url_for("SignerFilesView.upload", token=opened.upload_token,
+                                  _external=True)}
+
 
 def register_agent_certificate(session: Session, user: Any, cert_der: bytes):
-    """The agent announces the leader's certificate; the key stays on the token, and the
-    certificate signs nothing until the system administrator approves it."""
+    """The leader's plugin tells SaoY the token's certificate; the key stays on the token,
+    and the certificate signs nothing until the system administrator approves it."""
     return keys.announce_agent_key(session, user, cert_der)
 
 
-def prepare_external_signature(session: Session, user: Any, document_id: int,
-                               placement: pdf.Placement | None = None) -> pdf.PreparedExternal:
-    """The leader's revision with the signature space reserved, in memory (no lock)."""
-    doc = scoped(session, user, SignedDocument).get_or_404(document_id)
-    if doc.stage is not Stage.scanned:
-        raise SigningError(_("This document is already signed by a leader."))
-    profile = profile_for(session, doc.office_id, user.id)
-    if not profile.is_agent:
-        raise SigningError(_("No signing agent certificate is registered for this leader."))
-    try:
-        key = keys.check_usable(profile.key, doc.office_id, user.id)
-        store = file_store()
-        return pdf.prepare_external(
-            store.read_bytes(doc.scan_sha256), _attestation(doc, user, profile), fonts(),
-            store.read_bytes(key.fingerprint),
-            _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s"), placement or pdf.Placement())
-    except (pdf.PlacementError, SignerUnavailableError) as exc:
-        raise _signing_failure(exc) from exc
-
-
-def record_external_job(session: Session, user: Any, document_id: int,
-                        prepared: pdf.PreparedExternal):
-    """Leave the job for the leader's signing agent: one pending job per document (an
-    earlier pending one is cancelled, so the last click is the only one that counts)."""
-    from modules.signing.models import ExternalSigningJob, JobState
-
-    doc = scoped(session, user, SignedDocument).get_or_404(document_id)
-    cancel_jobs(session, user, doc.id, "signature requested again")
-    sha, _size = file_store().put_file(prepared.pdf)
-    job = ExternalSigningJob(
-        office_id=doc.office_id, document_id=doc.id, user_id=user.id, state=JobState.pending,
-        prepared_sha256=sha, document_digest=prepared.document_digest.hex(),
-        reserved_start=prepared.reserved_start, reserved_end=prepared.reserved_end,
-        signed_attrs=base64.b64encode(prepared.signed_attrs).decode())
-    session.add(job)
-    session.flush()
-    audit.record(session, user, "external_signature_requested", obj=job, file_sha256=sha)
-    return job
-
-
 def cancel_jobs(session: Session, user: Any, document_id: int, why: str) -> int:
-    """A request returned, cancelled or signed again takes its pending agent jobs with it."""
-    from modules.signing.models import ExternalSigningJob, JobState
-
-    jobs = scoped(session, user, ExternalSigningJob).all(
-        ExternalSigningJob.document_id == document_id,
-        ExternalSigningJob.state == JobState.pending)
-    for job in jobs:
-        job.state, job.finished_at, job.error = JobState.cancelled, utcnow(), why
-        audit.record(session, user, "external_signature_cancelled", obj=job, reason=why,
-                     from_state=JobState.pending.value, to_state=JobState.cancelled.value)
-    return len(jobs)
+    return external.cancel_jobs(session, user, document_id, why)
 
 
-def pending_jobs(session: Session, user: Any) -> list:
-    from modules.signing.models import ExternalSigningJob, JobState
-
-    return list(session.scalars(select(ExternalSigningJob).where(
-        ExternalSigningJob.user_id == user.id, ExternalSigningJob.state == JobState.pending)
-        .order_by(ExternalSigningJob.id)))
+def prepared_for_download(session: Session, token: str) -> bytes:
+    return external.prepared_file(session, token)
 
 
-def finish_external_signature(session: Session, user: Any, job_id: int,
-                              signature: bytes) -> SignedDocument:
-    """Embed the agent's signature, only while its job is pending and its document still
-    waits for it; the leader's signature must then be intact and the request move on
-    (the hooks refuse a request that no longer waits: the whole unit is undone)."""
-    from modules.signing.models import ExternalSigningJob, JobState
-
-    job = scoped(session, user, ExternalSigningJob).get_or_404(job_id)
-    if job.user_id != user.id:
-        raise NotFoundError()  # another leader's job: as if it did not exist
-    if job.state is JobState.cancelled:
-        raise SigningError(_("This signing job was cancelled: its request was returned, "
-                             "cancelled or sent for signature again."))
-    if job.state is not JobState.pending:
-        raise SigningError(_("This signing job is already finished."))
-    doc = job.document
-    if doc.stage is not Stage.scanned:
-        raise SigningError(_("This document is already signed by a leader."))
-    profile = profile_for(session, doc.office_id, user.id)
+def accept_signed_upload(session: Session, token: str, data: bytes) -> SignedDocument:
+    """The plugin's upload: taken only if it is the prepared file plus exactly the
+    leader's one signature (``external.check_one_more_signature``)."""
+    job = external.job_for_upload(session, token)
     try:
-        key = keys.check_usable(profile.key, doc.office_id, user.id)
-    except SignerUnavailableError as exc:
-        raise _signing_failure(exc) from exc
-    store = file_store()
+        return external.accept_upload(session, job, data, roots())
+    except (external.RefusedSignatureError, SignerUnavailableError) as exc:
+        raise SigningError(str(exc), 422, job_id=job.id) from None
+
+
+def record_refused_upload(session: Session, token: str, why: str) -> None:
     try:
-        signed = pdf.finish_external(
-            store.read_bytes(job.prepared_sha256), bytes.fromhex(job.document_digest),
-            job.reserved_start, job.reserved_end, base64.b64decode(job.signed_attrs),
-            store.read_bytes(key.fingerprint), signature)
-        report = validate_bytes(signed.getvalue())
-    except Exception as exc:
-        raise SigningError(_("The signature from the signing agent could not be used."),
-                           422) from exc
-    leader = next((s for s in report.signatures if s.role == "leader"), None)
-    if leader is None or not (leader.intact and leader.valid):
-        raise SigningError(_("The signature from the signing agent does not match the "
-                             "document."), 422)
-    sha, _size = store.put_file(signed)
-    doc.leader_sha256 = doc.current_sha256 = sha
-    doc.stage = Stage.leader_signed
-    doc.leader_name = _full_name(user)
-    doc.leader_signed_at = utcnow()
-    job.state = JobState.done
-    job.finished_at = utcnow()
-    audit.record(session, user, "document_signed", obj=doc, file_sha256=sha,
-                 from_state=Stage.scanned.value, to_state=Stage.leader_signed.value,
-                 reason="external agent")
-    for hook in handlers("signing.leader_signed"):
-        hook(session, user, doc)
-    return doc
-
-
-def record_refused_signature(session: Session, user: Any, job_id: int, why: str) -> None:
-    """A signature that came back too late (or wrong) is refused — and that is audited."""
-    from modules.signing.models import ExternalSigningJob
-
-    job = scoped(session, user, ExternalSigningJob).get(job_id)
-    if job is not None:
-        audit.record(session, user, "external_signature_refused", obj=job, reason=why[:500])
+        external.record_refusal(session, external.job_for_upload(session, token), why)
+    except NotFoundError:
+        pass
 
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024

@@ -2,18 +2,34 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
-from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
-from flask_appbuilder import BaseView, expose, has_access
+import qrcode
+import qrcode.image.svg
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField
 
-from app.crud import Datamodel
+from app.crud import Datamodel, ServiceFormViewMixin
 from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.params import large_body
@@ -21,9 +37,10 @@ from app.scope import scoped
 from app.scoping import OFFICE_SCOPE, ScopedModelView
 from app.timeutil import to_local
 from app.transactions import atomic
-from modules.signing import keys, services
+from app.web import authorised_by_token
+from modules.signing import keys, second_factor, services
 from modules.signing.explain import Explanation
-from modules.signing.models import SignedDocument, SignerProfile, SigningKey
+from modules.signing.models import SecondFactor, SignedDocument, SignerProfile, SigningKey
 
 VERDICTS = {
     "valid": _l("Valid: every signature is intact and trusted, and nothing changed after "
@@ -83,8 +100,9 @@ def report_json(explanation: Explanation, data: bytes, doc: SignedDocument | Non
                 *, previews: bool = False) -> dict:
     """The verification contract: verdict, summary, signatures, revisions and changes."""
     result = explanation.to_dict(previews=previews)
+    roles = services.roles_of(doc)
     for signature in result["signatures"]:
-        signature["role"] = services.ROLES.get(signature["field"], "other")
+        signature["role"] = roles.get(signature["field"], "other")
     if doc is not None:  # one of our copies: its leader and seal must be this office's
         _check_binding(explanation, result, doc)
     result.update(
@@ -97,10 +115,14 @@ def report_json(explanation: Explanation, data: bytes, doc: SignedDocument | Non
 
 def _check_binding(explanation: Explanation, result: dict, doc: SignedDocument) -> None:
     roles = [s for s in result["signatures"] if s["role"] in ("leader", "seal")]
-    bound = keys.bound_purposes(db.session, doc.office_id,
-                                {s["fingerprint"] for s in roles if s.get("fingerprint")})
+    fingerprints = {s["fingerprint"] for s in roles if s.get("fingerprint")}
+    bound = keys.bound_purposes(db.session, doc.office_id, fingerprints)
+    custody = keys.custody(db.session, doc.office_id, fingerprints)
     for signature in roles:
         signature["bound"] = bound.get(signature.get("fingerprint")) == signature["role"]
+        if signature["role"] == "leader" and signature.get("fingerprint") in custody:
+            signature["custody"], signature["custody_since"] = \
+                custody[signature["fingerprint"]]
     if any(not s["bound"] for s in roles):
         result["notes"].append("signer_not_bound")
         if explanation.verdict in ("valid", "valid_with_later_changes"):
@@ -182,6 +204,79 @@ class VerifyView(BaseView):
                          as_attachment=True, download_name=f"ban-sao-{doc.verify_code}.pdf")
 
 
+#: SaoY's own signer, served to leaders from the plugin page.
+SIGNER_PROGRAM = Path(__file__).resolve().parents[2] / "signer" / "saoy_signer.py"
+
+#: What the plugin's upload handler answers (VGCA's contract): 0 taken, 4 refused.
+TAKEN, REFUSED = 0, 4
+
+
+def _signed_upload() -> bytes:
+    """The plugin's signed file: the first file part of a multipart body (whatever its
+    name: the plugin's is not published) or a raw PDF body, within the upload limit."""
+    limit = (current_app.config["MAX_UPLOAD_MB"] + 5) * 2**20
+    request.max_content_length = limit + 256 * 1024
+    if request.files:
+        return next(iter(request.files.values())).stream.read(limit + 1)
+    return request.get_data(cache=False)[:limit + 1]
+
+
+class SignerFilesView(BaseView):
+    """The doors of the leader's signing plugin, which carries no session: the prepared
+    file, once, and the signed file back — each authorised by a one-time token in its
+    address (``external``), nothing else."""
+
+    route_base = "/signing"
+
+    @expose("/plugin")
+    def help(self):
+        """How to install and start the signing plugin (a leader's page says when none
+        answers); a signed-in leader registers the token's certificate here."""
+        leader = self.appbuilder.sm.has_access("can_post", "LeaderKeyApi")
+        return self.render_template("signing/plugin_help.html",
+                                    signer_url=current_app.config["SIGNER_URL"],
+                                    base_url=request.host_url.rstrip("/"), leader=leader)
+
+    @expose("/saoy_signer.py")
+    def signer_program(self):
+        """SaoY's own signer, the one file a leader's computer runs (signer/)."""
+        return send_file(SIGNER_PROGRAM, mimetype="text/x-python", as_attachment=True,
+                         download_name="saoy_signer.py")
+
+    @expose("/file/<token>")
+    def file(self, token: str):
+        with atomic(db.session):
+            data = services.prepared_for_download(db.session, token)
+        return Response(data, mimetype="application/pdf", headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": "attachment; filename=ban-sao-de-ky.pdf"})
+
+    @expose("/upload/<token>", methods=["POST"])
+    @large_body
+    @authorised_by_token
+    def upload(self, token: str):
+        try:
+            data = _signed_upload()
+            with atomic(db.session):
+                doc = services.accept_signed_upload(db.session, token, data)
+        except RequestEntityTooLarge:
+            return _plugin_answer(REFUSED, _("The signed file is too large."), 413)
+        except NotFoundError:
+            return _plugin_answer(REFUSED, _("This signing link does not exist."), 404)
+        except DomainError as exc:  # refused: nothing of it is kept, but the refusal is
+            with atomic(db.session):
+                services.record_refused_upload(db.session, token, exc.message)
+            return _plugin_answer(REFUSED, exc.message, exc.status)
+        return _plugin_answer(TAKEN, _("The signed copy was received."), 200,
+                              FileName=f"ban-sao-{doc.id}.pdf",
+                              FileServer=current_app.config["BASE_URL"])
+
+
+def _plugin_answer(status: int, message: str, http: int, **extra):
+    return jsonify(Status=status, Message=message, FileName=extra.get("FileName", ""),
+                   FileServer=extra.get("FileServer", "")), http
+
+
 def _same(a: str, b: str) -> bool:
     import hmac
 
@@ -246,7 +341,8 @@ class SigningKeyView(ScopedModelView):
     office's seal (office admins see their office's keys, nothing more)."""
 
     datamodel = Datamodel(SigningKey)
-    base_permissions = ["can_list", "can_show", "can_register", "approve", "deactivate"]
+    base_permissions = ["can_list", "can_show", "can_register", "approve", "server_custody",
+                        "deactivate"]
     list_title = _l("Registered signing keys")
     show_title = _l("Signing key")
     label_columns = {
@@ -256,12 +352,13 @@ class SigningKeyView(ScopedModelView):
         "fingerprint": _l("SHA-256 fingerprint"), "not_before": _l("Valid from"),
         "not_after": _l("Valid until"), "active": _l("Active"), "token_label": _l("Token"),
         "key_label": _l("Key label"), "registered_at": _l("Registered at"),
-        "approved_at": _l("Approved at"),
+        "approved_at": _l("Approved at"), "server_custody_at": _l("Server custody since"),
     }
-    list_columns = ["name", "office", "user", "kind", "subject", "not_after", "active"]
+    list_columns = ["name", "office", "user", "kind", "subject", "not_after", "active",
+                    "server_custody_at"]
     show_columns = ["name", "office", "user", "kind", "subject", "organisation", "identity",
                     "fingerprint", "not_before", "not_after", "token_label", "key_label",
-                    "active", "registered_at", "approved_at"]
+                    "active", "registered_at", "approved_at", "server_custody_at"]
     search_columns = ["name", "office", "active"]
     base_order = ("registered_at", "desc")
 
@@ -309,6 +406,19 @@ class SigningKeyView(ScopedModelView):
         flash(_("Key %(name)s approved.", name=item.name), "success")
         return redirect(self.get_redirect())
 
+    @action("server_custody", _l("Choose server custody"),
+            _l("Let the server hold this leader's personal key? Each signing session will "
+               "still need the leader's own one-time code, and the verification page will say "
+               "that the server held the key."), "fa-server", multiple=False)
+    def server_custody(self, item):
+        try:
+            with atomic(db.session):
+                keys.choose_server_custody(db.session, g.user, item.id)
+            flash(_("Server custody chosen for %(name)s.", name=item.name), "success")
+        except DomainError as exc:
+            flash(exc.message, "danger")
+        return redirect(self.get_redirect())
+
     @action("deactivate", _l("Deactivate"), _l("Deactivate the selected keys? They sign "
                                                "nothing afterwards."), "fa-ban")
     def deactivate(self, items):
@@ -316,4 +426,74 @@ class SigningKeyView(ScopedModelView):
             for item in items if isinstance(items, list) else [items]:
                 keys.set_active(db.session, g.user, item, False)
         flash(_("Keys deactivated."), "success")
+        return redirect(self.get_redirect())
+
+
+class MyCodeView(BaseView):
+    """A leader whose key the server holds sets up their one-time codes here: scan the QR
+    code with an authenticator app, type a code; the system administrator confirms it."""
+
+    route_base = "/signing/code"
+    default_view = "index"
+
+    @expose("/", methods=["GET", "POST"])
+    @has_access
+    def index(self):
+        user = g.user
+        if request.method == "POST":
+            try:
+                with atomic(db.session):
+                    second_factor.enrol(db.session, user, request.form.get("code"),
+                                        session.get("saoy_new_code", ""))
+                session.pop("saoy_new_code", None)
+                flash(_("Your code is set up: the system administrator confirms it before "
+                        "you sign."), "success")
+                return redirect(url_for("MyCodeView.index"))
+            except DomainError as exc:
+                flash(exc.message, "danger")
+        state = second_factor.state(db.session, user)
+        secret = None
+        if state == "none":
+            secret = session.get("saoy_new_code") or second_factor.new_secret()
+            session["saoy_new_code"] = secret
+        return self.render_template(
+            "signing/my_code.html", state=state, secret=secret,
+            qr=_qr_svg(second_factor.provisioning_uri(secret, user.username)) if secret
+            else None)
+
+
+def _qr_svg(text: str) -> Markup:
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    return Markup(image.to_string(encoding="unicode"))
+
+
+class SecondFactorView(ServiceFormViewMixin, ModelView):
+    """The system administrator confirms a leader's code (in person: it is theirs) or
+    removes it (a lost phone)."""
+
+    datamodel = Datamodel(SecondFactor)
+    base_permissions = ["can_list", "can_show", "confirm", "remove"]
+    list_title = _l("Leaders' signing codes")
+    show_title = _l("Signing code")
+    label_columns = {"user": _l("Leader"), "enrolled_at": _l("Set up at"),
+                     "confirmed_at": _l("Confirmed at"), "session_until": _l("Signing until"),
+                     "locked_until": _l("Paused until")}
+    list_columns = ["user", "enrolled_at", "confirmed_at", "session_until", "locked_until"]
+    show_columns = list_columns
+    search_columns = ["user"]
+
+    @action("confirm", _l("Confirm"), _l("Did the leader show you this code set up on their "
+                                        "own phone?"), "fa-check", multiple=False)
+    def confirm(self, item):
+        with atomic(db.session):
+            second_factor.confirm(db.session, g.user, item.user_id)
+        flash(_("Code confirmed."), "success")
+        return redirect(self.get_redirect())
+
+    @action("remove", _l("Remove"), _l("Remove this leader's code? They set up a new one."),
+            "fa-trash", multiple=False)
+    def remove(self, item):
+        with atomic(db.session):
+            second_factor.reset(db.session, g.user, item.user_id)
+        flash(_("Code removed."), "success")
         return redirect(self.get_redirect())

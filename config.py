@@ -224,8 +224,13 @@ class Config:
     VERIFY_MAX_MB = _env_int("SAOY_VERIFY_MAX_MB", MAX_UPLOAD_MB + 5)
     VERIFY_MAX_REVISIONS = _env_int("SAOY_VERIFY_MAX_REVISIONS", 30)
     VERIFY_MAX_RENDERS = _env_int("SAOY_VERIFY_MAX_RENDERS", 60)
-    VERIFY_SECONDS = _env_int("SAOY_VERIFY_SECONDS", 20)
+    # One verification's wall time and memory (its child is killed past them).
+    VERIFY_SECONDS = _env_int("SAOY_VERIFY_SECONDS", 15)
+    VERIFY_MEMORY_MB = _env_int("SAOY_VERIFY_MEMORY_MB", 300)
     VERIFY_RATE_LIMIT = _env("SAOY_VERIFY_RATE_LIMIT", "30 per 10 minute")
+    #: Citizens looked up by identity number (intake's account search, counter codes), per
+    #: staff member: a counter serves a few dozen people an hour.
+    IDENTITY_LOOKUP_RATE_LIMIT = _env("SAOY_IDENTITY_LOOKUP_RATE_LIMIT", "120 per hour")
     #: Exports longer than this are written in the background (progress page, link).
     EXPORT_INLINE_ROWS = _env_int("SAOY_EXPORT_INLINE_ROWS", 20000)
     EXPORT_KEEP_HOURS = _env_int("SAOY_EXPORT_KEEP_HOURS", 24)

@@ -15,10 +15,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.routing import IntegerConverter
 
-from app import errors, http, i18n, security
+from app import errors, http, i18n, security, sessions
 from app.cli import register_cli
 from app.extensions import csrf, db, migrate
 from app.modules import load_modules, register_all, resolve, specs_of
+from app.params import TextRequest
 from app.storage import FileStore
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "app" / "static"),
         static_url_path="/static",
     )
+    app.request_class = TextRequest  # form text checked at the door, as it is parsed
     app.url_map.converters["int"] = BoundedInt  # ids beyond 32 bits are 404, not SQL errors
     app.config.from_object(Config)
     if overrides:
@@ -96,11 +98,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         register_all(app, appbuilder, specs)
     exempt_from_global_csrf(app)
 
-    from app.params import bound_request_body
+    from app.params import bound_request_body, check_request_text
 
     app.before_request_funcs.setdefault(None, []).insert(0, bound_request_body)
+    app.before_request_funcs[None].insert(1, check_request_text)
     app.before_request(security.guard_session_api_calls)
     http.register(app)
+    sessions.register(app)
     errors.register_error_handlers(app)
     i18n.register(app)
     register_cli(app)

@@ -251,8 +251,15 @@ class ServiceFormViewMixin(ReadableViewMixin):
 
     @expose("/action_post", methods=["POST"])
     def action_post(self):
+        """FAB posts the ticked rows here; an action made for one row (``multiple=False``)
+        gets that row, and more or fewer than one is a 400 (FAB handed it a list: 500)."""
         action = self._permitted_action(request.form.get("action", ""))
-        return action.func(self._rows_in_scope(request.form.getlist("rowid")))
+        rows = self._rows_in_scope(request.form.getlist("rowid"))
+        if action.multiple:
+            return action.func(rows)
+        if len(rows) != 1:
+            raise DomainError(_("Choose exactly one row for this action."), 400)
+        return action.func(rows[0])
 
     @expose("/delete/<pk>", methods=["POST"])
     @has_access

@@ -32,6 +32,17 @@ class DomainError(Exception):
             self.status = status
         self.details = details
 
+    def __reduce__(self):
+        """Whole across a process boundary (the sandbox hands refusals back)."""
+        return (_restore, (type(self), self.message, self.status, self.details))
+
+
+def _restore(cls: type[DomainError], message: str, status: int, details: dict) -> DomainError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.message, error.status, error.details = message, status, details
+    return error
+
 
 class NotFoundError(DomainError):
     """Not there, or not in the user's offices: the same 404 either way (ids leak nothing)."""
@@ -125,8 +136,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
+        """A bug: logged, and the request's unit of work ended before the page is drawn
+        (a write half done must not keep SQLite locked for every other writer)."""
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _respond(500)
+        return _respond_safely(500)
 
 
 def _is_outage(exc: Exception) -> bool:

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from flask import Response, send_file, stream_with_context
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 
 from app.labels import display
@@ -42,8 +43,9 @@ def _cell(ws, value: Any, bold: bool = False) -> WriteOnlyCell:
         cell.number_format = DATE_FORMAT
     elif isinstance(value, (enum.Enum, bool)):
         cell = WriteOnlyCell(ws, value=display(value))
-    elif isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        cell = _text_cell(ws, value)
+    elif isinstance(value, str):
+        made = _value(ws, value)
+        cell = WriteOnlyCell(ws, value=made) if isinstance(made, str) else made
     else:
         cell = WriteOnlyCell(ws, value=value if value is None or isinstance(
             value, (int, float, str, bool)) else str(value))
@@ -66,8 +68,11 @@ def _text_cell(ws, value: str) -> WriteOnlyCell:
 
 def _value(ws, value: Any) -> Any:
     """Plain values go in as they are (fast path); dates, enums and text that looks like a
-    formula need a cell."""
+    formula need a cell.  A control character (stored before the door refused them) is
+    dropped: XML cannot carry it, and one such cell made the whole workbook a 500."""
     if isinstance(value, str):
+        if ILLEGAL_CHARACTERS_RE.search(value):
+            value = ILLEGAL_CHARACTERS_RE.sub("", value)
         return _text_cell(ws, value) if value.startswith(FORMULA_STARTS) else value
     return value if isinstance(value, _PLAIN) and not isinstance(value, bool) else \
         _cell(ws, value)

@@ -282,10 +282,10 @@ def register_menu(app: Flask, appbuilder: Any, spec: ModuleSpec) -> None:
             added = appbuilder.add_view(resolve(entry.view), entry.name, label=entry.label,
                                         icon=entry.icon, **extra,
                                         **_category(entry.category))
-        if entry.rate_limit:
+        if entry.rate_limit:  # one bucket per client and setting, across the doors sharing it
             setting = entry.rate_limit
-            appbuilder.sm.limiter.limit(lambda s=setting: app.config[s],
-                                        methods=["POST"])(added.blueprint)
+            appbuilder.sm.limiter.shared_limit(lambda s=setting: app.config[s], scope=setting,
+                                               methods=["POST"])(added.blueprint)
 
 
 def _category(category: Category | None) -> dict[str, Any]:

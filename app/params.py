@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import request
+from flask import Request, request
 from flask_babel import gettext as _
-from sqlalchemy import Boolean, Date, DateTime, Integer, String, Text, inspect
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, String, Text, inspect
 
 from app.errors import DomainError
 
@@ -213,19 +214,88 @@ def check_record(model: Any, columns: Iterable[str], body: Mapping[str, Any]) ->
             raise ParamError(_("The value of %(name)s is not valid.", name=name))
 
 
-def check_lengths(item: Any) -> None:
-    """Text that fits its column (and Text columns a sane size) before the database
-    refuses it — for records from any form."""
+def check_values(item: Any) -> None:
+    """A record from any form or API, before the database sees it: text that fits its
+    column and holds no control character, dates within the years a certification can
+    name, whole numbers within their column."""
     mapper = inspect(type(item))
     for column in mapper.columns:
         value = getattr(item, column.key, None)
-        if not isinstance(value, str):
-            continue
-        limit = column.type.length if isinstance(column.type, String) and \
-            column.type.length else MAX_TEXT
-        if len(value) > limit:
-            raise ParamError(_("%(name)s is longer than %(n)s characters.", name=column.key,
-                               n=limit))
+        if isinstance(value, str):
+            limit = column.type.length if isinstance(column.type, String) and \
+                column.type.length else MAX_TEXT
+            if len(value) > limit:
+                raise ParamError(_("%(name)s is longer than %(n)s characters.",
+                                   name=column.key, n=limit))
+            _refuse_control_characters(value, column.key)
+        elif isinstance(value, (dt.date, dt.datetime)) and \
+                not FIRST_YEAR <= value.year <= LAST_YEAR:
+            raise ParamError(_("%(name)s must be a date between %(first)s and %(last)s.",
+                               name=column.key, first=FIRST_YEAR, last=LAST_YEAR))
+        elif isinstance(value, int) and not isinstance(value, bool) and isinstance(
+                column.type, Integer) and abs(value) > _integer_limit(column.type):
+            raise ParamError(_("The value of %(name)s is not valid.", name=column.key))
+
+
+def _integer_limit(column_type: Any) -> int:
+    return 2**63 - 1 if isinstance(column_type, BigInteger) else MAX_ID
+
+
+# --- text at the door ----------------------------------------------------------------------
+
+#: C0 controls but tab, newline and carriage return; DEL; C1 controls; lone surrogates
+#: (a JSON "\ud800" is valid JSON and no valid text); the two non-characters U+FFFE/FFFF.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+MAX_JSON_DEPTH = 32  # SaoY's bodies nest two or three levels
+
+
+def _refuse_control_characters(value: str, name: str) -> None:
+    if CONTROL_CHARACTERS.search(value):
+        raise ParamError(_("%(name)s contains characters that are not text (control "
+                           "characters). Remove them and try again.", name=name))
+
+
+def check_request_text() -> None:
+    """Every query and JSON text of a request, refused at the door when it holds a
+    control character (a NUL stored once broke every export of its list) or when its JSON
+    is not text or nests absurdly.  Forms are checked as they are parsed (``TextRequest``),
+    so an upload's form is read once, after its own size limit."""
+    check_form_text(request.args)
+    if request.is_json:
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:
+            raise ParamError(_("The JSON body nests too deeply."), 400) from None
+        _check_json(body, 0)
+
+
+class TextRequest(Request):
+    """Flask's request whose form fields are checked for control characters when the
+    body is parsed, wherever that happens (the CSRF hook, FAB's forms, an upload view)."""
+
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        check_form_text(self.form)
+
+
+def check_form_text(values: Any) -> None:
+    for name, value in values.items(multi=True):
+        _refuse_control_characters(name, "?")
+        _refuse_control_characters(value, name)
+
+
+def _check_json(value: Any, depth: int) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise ParamError(_("The JSON body nests too deeply."), 400)
+    if isinstance(value, str):
+        _refuse_control_characters(value, "JSON")
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_control_characters(key, "JSON")
+            _check_json(item, depth + 1)
 
 
 #: Rows a list API answers per page.

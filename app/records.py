@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.errors import DomainError
 from app.ownership import OfficeOwned
-from app.params import check_lengths
+from app.params import check_values
 from app.scope import staff_office_id
 
 _SECRET_FIELDS = {"password"}
@@ -74,7 +74,7 @@ class RecordService:
     def create(self, session: Session, user: Any, item: Any) -> Any:
         if isinstance(item, OfficeOwned):
             item.office_id = staff_office_id(user)
-        check_lengths(item)
+        check_values(item)
         with session.no_autoflush:
             self.validate(session, user, item, created=True)
         session.add(item)
@@ -88,7 +88,7 @@ class RecordService:
         if isinstance(item, OfficeOwned) and state.attrs.office_id.history.deleted:
             raise DomainError(_("A record cannot be moved to another office."), 403)
         changes = describe_changes(item)
-        check_lengths(item)
+        check_values(item)
         with session.no_autoflush:
             self.validate(session, user, item, created=False)
         session.flush()

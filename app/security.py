@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from flask import current_app, g, request, session
+from flask import current_app, g, has_request_context, request, session
 from flask_appbuilder import expose
 from flask_appbuilder.models.sqla.filters import FilterInFunction
 from flask_appbuilder.security.sqla.manager import SecurityManager
@@ -24,7 +24,7 @@ from flask_appbuilder.security.views import (
 from flask_appbuilder.widgets import ListWidget, ShowWidget
 from flask_babel import lazy_gettext as _l
 from flask_login import user_logged_in
-from sqlalchemy import inspect
+from sqlalchemy import delete, inspect
 
 from app import audit
 from app.crud import Datamodel, ReadableViewMixin, ServiceFormViewMixin
@@ -33,9 +33,10 @@ from app.params import as_id
 from app.records import RecordService
 from app.scope import ADMIN_ROLE, is_admin, scoped, staff_office_id
 from app.scoping import OFFICE_SCOPE
+from app.sessions import end_sessions_of
 from app.timeutil import utcnow
 from app.transactions import atomic
-from app.users import StaffUser
+from app.users import LoginFailure, StaffUser
 
 STAFF_ROLES = ("OfficeAdmin", "Officer", "Leader", "Clerk", "Supervisor")
 CITIZEN_ROLE = "Citizen"
@@ -222,21 +223,43 @@ class SaoySecurityManager(SecurityManager):
                 self.limiter.limit(lambda: current_app.config["AUTH_RATE_LIMIT"],
                                    methods=["POST"])(view.blueprint)
 
-    # --- credentials: lockout per account, stamps that void old sessions and tokens -----
+    # --- credentials: lockout per account and address, stamps that void old sessions ---
 
     def _locked(self, user: Any) -> bool:
-        return bool(user is not None and user.locked_until and user.locked_until > utcnow())
+        """Locked for this request's address (or the whole account by an administrator)."""
+        if user is None:
+            return False
+        now = utcnow()
+        if _account_locked(user):
+            return True
+        failure = self.session.get(LoginFailure, (user.id, _address()))
+        return bool(failure and failure.locked_until and failure.locked_until > now)
 
     def _count_failure(self, user: Any) -> None:
+        """One more wrong password from this address: past LOGIN_LOCK_AFTER, this address
+        waits 1, 2, 4 … minutes (up to LOGIN_LOCK_MAX_MINUTES) before it may try again.
+        The account's owner, elsewhere, is not locked out by a stranger."""
         config = current_app.config
-        failures = user.fail_login_count or 0
-        if failures >= config["LOGIN_LOCK_AFTER"]:
-            minutes = min(2 ** (failures - config["LOGIN_LOCK_AFTER"]),
-                          config["LOGIN_LOCK_MAX_MINUTES"])
-            with atomic(self.session):
-                user.locked_until = utcnow() + dt.timedelta(minutes=minutes)
+        with atomic(self.session):
+            key = (user.id, _address())
+            failure = self.session.get(LoginFailure, key) or LoginFailure(
+                user_id=key[0], address=key[1], failures=0)
+            failure.failures += 1
+            failure.last_at = utcnow()
+            self.session.add(failure)
+            over = failure.failures - config["LOGIN_LOCK_AFTER"]
+            if over >= 0:
+                minutes = min(2 ** over, config["LOGIN_LOCK_MAX_MINUTES"])
+                failure.locked_until = utcnow() + dt.timedelta(minutes=minutes)
                 audit.record(self.session, user, "user_locked", obj=user,
-                             reason=f"{failures} failed logins, {minutes} min")
+                             reason=f"{failure.failures} failed logins from {key[1]}, "
+                                    f"{minutes} min")
+
+    def _forget_failures(self, user: Any) -> None:
+        with atomic(self.session):
+            failure = self.session.get(LoginFailure, (user.id, _address()))
+            if failure is not None:
+                self.session.delete(failure)
 
     def reset_password(self, userid, password) -> None:
         """Every password change voids the sessions and API tokens made before it."""
@@ -245,6 +268,8 @@ class SaoySecurityManager(SecurityManager):
             if user is not None:
                 user.credentials_changed_at = utcnow()
                 user.locked_until, user.fail_login_count = None, 0
+                self.session.execute(delete(LoginFailure).where(LoginFailure.user_id == user.id))
+                end_sessions_of(self.session, user.id)
             super().reset_password(userid, password)
 
     # FAB's own writes of users (sign-in statistics, profile, new users) are edges of
@@ -287,7 +312,7 @@ class SaoySecurityManager(SecurityManager):
 
     def load_user_jwt(self, _jwt_header, jwt_data):
         user = self.get_user_by_id(as_id(jwt_data.get("sub")))
-        if user is None or not user.is_active or self._locked(user):
+        if user is None or not user.is_active or _account_locked(user):
             return None
         if jwt_data.get(CREDENTIALS_CLAIM, "") != _credentials_stamp(user):
             return None  # issued under a password since changed
@@ -320,6 +345,8 @@ class SaoySecurityManager(SecurityManager):
         found = super().auth_user_db(username, password)
         if found is None and user is not None:
             self._count_failure(user)
+        elif found is not None:
+            self._forget_failures(found)
         return found
 
     def is_item_public(self, permission_name: str, view_name: str) -> bool:
@@ -328,6 +355,15 @@ class SaoySecurityManager(SecurityManager):
             re.match(view, view_name) and re.match(perm, permission_name)
             for view, perm in self.builtin_roles.get(self.auth_role_public, ())
         )
+
+
+def _account_locked(user: Any) -> bool:
+    return bool(user.locked_until and user.locked_until > utcnow())
+
+
+def _address() -> str:
+    """The client's address (nginx's X-Forwarded-For, read by ProxyFix when deployed)."""
+    return (request.remote_addr or "-")[:64] if has_request_context() else "-"
 
 
 def builtin_roles_config(specs) -> dict[str, list[list[str]]]:

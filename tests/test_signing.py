@@ -353,3 +353,59 @@ def test_office_admin_uploads_a_transparent_seal_image(login, app, db_session, o
     db_session.expire_all()
     assert profile_of("A").image_sha256 == hashlib.sha256(png).hexdigest()
     assert profile_of("B").image_sha256 == foreign_before  # office B's seal untouched
+
+
+def test_markup_in_a_title_or_a_name_is_printed_as_text_and_fetches_nothing(
+        signing_ctx, scan, monkeypatch):
+    """The issue's SSRF and file read: ReportLab markup in the signer's title (set by the
+    office admin) or in the leader's own name was fetched and drawn; a bare ``<`` made
+    every signature a 500.  Now both are text, and signing opens no socket at all."""
+    import http.server
+    import socket
+    import threading
+
+    from modules.signing.models import SignerProfile
+    from tests.pdfs import pdf_text
+
+    hits: list[str] = []
+
+    class Bait(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    bait = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bait)
+    threading.Thread(target=bait.serve_forever, daemon=True).start()
+    session = signing_ctx
+    leader = user_named(session, "leader.a")
+    profile = session.scalar(select(SignerProfile).where(SignerProfile.user_id == leader.id))
+    saved = profile.title, leader.last_name
+    with atomic(session):
+        profile.title = (f'Phó Chủ tịch<img src="http://127.0.0.1:{bait.server_port}/x" '
+                         'width="10" height="10"/> a < b')
+        leader.last_name = 'Văn <img src="/etc/hostname"/> &'  # a server file
+    connections: list = []
+    real_connect = socket.socket.connect
+
+    def watched(sock, address):
+        connections.append(address)
+        return real_connect(sock, address)
+
+    try:
+        doc = new_document(session, leader.office_id, scan)
+        monkeypatch.setattr(socket.socket, "connect", watched)
+        sign_leader(session, leader, doc.id)
+        monkeypatch.undo()
+    finally:
+        bait.shutdown()
+        with atomic(session):
+            profile.title, leader.last_name = saved
+    from modules.signing import services
+
+    text = pdf_text(services.read_current(session.get(type(doc), doc.id)))
+    assert hits == [] and connections == []
+    assert "Phó Chủ tịch<img" in text and "a < b" in text and "hostname" in text

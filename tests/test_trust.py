@@ -222,12 +222,62 @@ def test_an_impostor_account_never_receives_the_copy(app, api, login, client, db
     for pk in (waiting, by_mail):
         assert impostor.get(f"/mycopies/{pk}/file").status_code == 404
 
-    web = login("officer.a")  # the real person at the counter, card compared
+    # The issue's squatting: at the counter the officer compared the card and ticked the
+    # check, and the copy went to the squatter.  Now the check needs the code sent to the
+    # account — the squatter's phone — which the person at the counter does not have.
+    web = login("officer.a")
     assert web.post(f"/copies/request/{waiting}/verify-requester").status_code == 302
+    assert web.post(f"/copies/request/{waiting}/counter-code").status_code == 302
+    sent = _last_code(db_session, "84912340000")
+    for typed in ("", "000000" if sent != "000000" else "111111"):
+        web.post(f"/copies/request/{waiting}/verify-requester", data={"counter_code": typed})
+    assert _citizen(db_session, victim).verified_at is None
     clerk, ch = api("clerk.a")
-    assert clerk.post(f"/api/v1/copy/{waiting}/deliver", headers=ch).get_json()[
-        "state"] == "delivered"
-    assert state_of(db_session, waiting).delivered_to == "portal"
+    assert clerk.post(f"/api/v1/copy/{waiting}/deliver", headers=ch).status_code == 409
+
+
+def test_the_counter_check_proves_the_account_with_a_code_sent_to_it(
+        app, api, login, client, db_session, office, doc_type):
+    """The account's owner at the counter reads out the code their phone received: the
+    account is verified and the waiting copy reaches it (and the code works once)."""
+    from app.audit import AuditEvent
+    from tests.test_appointments import new_identity
+
+    owner = new_identity()
+    assert client.post("/api/v1/citizen/", json={
+        "full_name": "Chủ Tài Khoản", "identity_number": owner, "phone": "0912348888",
+        "password": "mat-khau-that-2026"}).status_code == 202
+    officer, oh = api("officer.a")
+    r = officer.post("/api/v1/copy/counter-code", headers=oh, json={"identity_number": owner})
+    assert r.status_code == 200 and r.get_json()["sent_to"] == "…888"
+    code = _last_code(db_session, "84912348888")
+    r = officer.post("/api/v1/copy/", headers=oh, content_type="multipart/form-data", data={
+        "scan": (io.BytesIO(scan_pdf()), "s.pdf"), "document_type_id": doc_type.id,
+        "identity_number": owner, "verify_identity": "1", "counter_code": code})
+    assert r.status_code == 201, r.get_json()
+    citizen = _citizen(db_session, owner)
+    assert citizen.verified_via == "counter" and citizen.counter_code_digest is None
+    db_session.expire_all()
+    events = db_session.scalars(select(AuditEvent.event).where(
+        AuditEvent.object_type == "Citizen", AuditEvent.object_id == citizen.id)).all()
+    assert {"counter_code_sent", "citizen_verified"} <= set(events)
+
+
+def _last_code(db_session, phone: str) -> str:
+    from app.notifications.models import Message
+
+    db_session.expire_all()
+    message = db_session.scalars(select(Message).where(
+        Message.recipient == phone, Message.kind == "counter_code")
+        .order_by(Message.id.desc())).first()
+    return re.search(r"\b(\d{6})\b", message.body_text).group(1)
+
+
+def _citizen(db_session, identity: str):
+    from app.citizens.models import Citizen
+
+    db_session.expire_all()
+    return db_session.scalars(select(Citizen).where(Citizen.identity_number == identity)).one()
 
 
 # --- 4. timestamp services from the administrator's list ------------------------------------

@@ -79,7 +79,7 @@ def install(app) -> int:
     from app.transactions import atomic
     from modules.copies import services, workflow
     from modules.signing import keys
-    from tests.conftest import user_named
+    from tests.conftest import open_signing_session, user_named
     from tests.keys import profile_of
     from tests.pdfs import scan_pdf
 
@@ -102,12 +102,14 @@ def install(app) -> int:
             key = keys.register_pkcs11(session, admin, **register,
                                        confirmed_fingerprint=fingerprint)
             profile_of(session, leader.office_id, leader.id).key_id = key.id
+            keys.choose_server_custody(session, admin, key.id)  # the token is the server's
         with atomic(session):
             copy, _info = services.intake(
                 session, officer, upload=services.Upload(io.BytesIO(scan_pdf()), "s.pdf"),
                 document_type_id=offered_document_types(session, officer.office_id)[0].id,
                 copies=1, requester=services.Requester(identity_number="079203001234"))
             workflow.apply(session, officer, copy.id, workflow.Event.submit)
+    open_signing_session(app, "leader.a")  # as the leader's one-time code would
     (WORK / "request").write_text(str(copy.id))
     return copy.id
 

@@ -26,6 +26,10 @@ class Citizen(Model):
     verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
     verified_via: Mapped[str | None] = mapped_column(String(16))  # "counter" / "oidc"
+    #: The counter check's one-time code (sent to the account's phone or e-mail, read out
+    #: by the requester at the counter): its digest and end of validity.
+    counter_code_digest: Mapped[str | None] = mapped_column(String(64))
+    counter_code_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     user = relationship(StaffUser, foreign_keys=[user_id], lazy="joined")
 

@@ -68,6 +68,25 @@ DEFAULT_TEMPLATES: dict[str, tuple[str, Texts]] = {
                                      "cancelled. Reason: {{ reason }}", None),
         },
     ),
+    "counter_code": (
+        "code: mã một lần; office: cơ quan; minutes: số phút hiệu lực",
+        {
+            (Channel.sms, "vi"): (None, "SaoY: Mã xác nhận tài khoản tại quầy {{ office }}: {{ code }} "
+                                 "({{ minutes }} phút). Chỉ đọc mã này cho cán bộ khi bạn đang ở quầy.", None),
+            (Channel.sms, "en"): (None, "SaoY: Counter check code at {{ office }}: {{ code }} "
+                                 "({{ minutes }} min). Read it out only at the counter.", None),
+            (Channel.email, "vi"): ("Mã xác nhận tài khoản tại quầy: {{ code }}",
+                                    "Cán bộ tiếp nhận tại {{ office }} vừa gửi mã xác nhận tài khoản "
+                                    "của bạn: {{ code }} (hiệu lực {{ minutes }} phút). Chỉ đọc mã "
+                                    "này cho cán bộ khi bạn đang có mặt tại quầy. Nếu bạn không ở "
+                                    "quầy, đừng đưa mã cho ai.", None),
+            (Channel.email, "en"): ("Counter check code: {{ code }}",
+                                    "The officer at {{ office }} has sent a code to confirm your "
+                                    "account: {{ code }} (valid {{ minutes }} minutes). Read it out "
+                                    "only when you are at the counter; if you are not, give it to "
+                                    "no one.", None),
+        },
+    ),
     "copy_returned": (
         "office, document_type, reason, link",
         {

@@ -87,6 +87,8 @@ class CopyApi(ServiceApi):
                     identity_number: {type: string, description: requester's DVCQG account}
                     verify_identity: {type: boolean, description: "the officer compared the
                       identity card with the account (counter verification)"}
+                    counter_code: {type: string, description: "with verify_identity: the code
+                      sent to the account (POST /counter-code) as the requester reads it out"}
                     email: {type: string, description: "where the copy goes unless the
                       account is verified (required without an account)"}
                     name: {type: string}
@@ -114,13 +116,43 @@ class CopyApi(ServiceApi):
                     identity_number=form.get("identity_number"),
                     no_account=not form.get("identity_number"),
                     email=form.get("email"), name=form.get("name"), phone=form.get("phone"),
-                    verify_identity=form.get("verify_identity") in ("1", "true", "on")),
+                    verify_identity=form.get("verify_identity") in ("1", "true", "on"),
+                    counter_code=form.get("counter_code")),
                 note=form.get("note"), appointment_code=form.get("appointment_code"))
         low = info.dpi is not None and info.dpi < current_app.config["MIN_SCAN_DPI"]
         return jsonify(id=copy.id, state=copy.state.value, fee=copy.fee, pages=copy.pages,
                        dpi=info.dpi, warning=_("The scan resolution is below %(min)s dpi.",
                                                min=current_app.config["MIN_SCAN_DPI"])
                        if low else None), 201
+
+    @expose("/counter-code", methods=["POST"])
+    @protect()
+    @permission_name("post")
+    def counter_code(self):
+        """Send the counter check's one-time code to the account of an identity number.
+        ---
+        post:
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [identity_number]
+                  properties:
+                    identity_number: {type: string}
+          responses:
+            200: {description: "{sent_to}: the phone's last digits or the masked e-mail"}
+            404: {description: No account with this identity number}
+            409: {description: Already verified, or no phone or e-mail to send to}
+        """
+        return self.answer(self._counter_code)
+
+    def _counter_code(self):
+        body = params.json_object()
+        with atomic(db.session):
+            sent_to = services.send_code_for_identity(db.session, current_user(),
+                                                      body.get("identity_number"))
+        return jsonify(sent_to=sent_to)
 
     @expose("/<int:pk>/<event>", methods=["POST"])
     @protect()

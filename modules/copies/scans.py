@@ -22,6 +22,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from app import sandbox
 from app.errors import DomainError
 from modules.signing import policy
 
@@ -42,6 +43,7 @@ class ScanLimits:
     max_trailing_bytes: int = 4096  # after the last %%EOF (a PDF with a ZIP behind it)
     max_small_filter: int = 4 * 2**20  # RunLength/LZW streams: no streaming inflater
     seconds: float = 30.0
+    memory_mb: int = 1536  # what reading the file may add (a 30 MB scan needs ~400)
 
 
 LIMITS = ScanLimits()
@@ -105,12 +107,20 @@ def check_scan(fileobj: BinaryIO, max_bytes: int, max_pages: int,
     if eof < 0 or len(data) - eof > limits.max_trailing_bytes:
         raise ScanError(_("The file does not end where a PDF ends: it is damaged or carries "
                           "something else. Scan the original again."))
-    try:
-        pages, dpis, foreign = _admit(data, max_pages, limits)
+    try:  # in a bounded child: a loop or a bomb inside the reader stops there
+        pages, dpis, foreign = sandbox.run(_admit, data, max_pages, limits, bounds=sandbox.Bounds(
+            limits.seconds + 5, limits.memory_mb))
     except ScanError:
         raise
     except _RefusedError as refusal:
         raise ScanError(str(refusal)) from None
+    except sandbox.SandboxError as exc:
+        log.info("scan refused: %s", exc.reason)
+        raise ScanError(_("The PDF is too complex to check in time.") if exc.reason == "time"
+                        else _("The PDF needs far more memory to read than a scan does.")
+                        if exc.reason == "memory" else
+                        _("The PDF is damaged and cannot be read. Scan the original "
+                          "again.")) from None
     except (RecursionError, policy.PolicyBudgetError):
         raise ScanError(_("The PDF nests its objects too deeply to be a scan. Scan the "
                           "original again.")) from None

@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 
 from app import audit, params
 from app.audit import AuditEvent
-from app.citizens.services import MAX_EMAIL, by_identity, identity_error, verify_at_counter
+from app.citizens.services import (
+    MAX_EMAIL,
+    by_identity,
+    identity_error,
+    send_counter_code,
+    verify_at_counter,
+)
 from app.errors import DomainError, NotFoundError
 from app.offices.services import is_offered
 from app.params import as_id
@@ -48,8 +54,10 @@ class Requester:
     email: str | None = None
     name: str | None = None
     phone: str | None = None
-    #: The officer compared the identity card presented with the account (counter check).
+    #: The officer compared the identity card presented with the account (counter check)
+    #: and typed the code the requester read out (sent to the account: ``counter_code``).
     verify_identity: bool = False
+    counter_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,14 +136,16 @@ def _intake_email(value: str | None, required: bool) -> str | None:
 
 def account_summary(session: Session, user: Any, identity_number: Any) -> dict[str, Any] | None:
     """What the intake form shows of the account of exactly this identity number: the
-    name, whether it is verified and the end of its phone number (for the counter check)."""
-    staff_office_id(user)  # staff of an office only
+    name, whether it is verified and the end of its phone number (for the counter check).
+    Every lookup that finds someone is audited (the caller also limits how many)."""
+    office_id = staff_office_id(user)  # staff of an office only
     identity = identity_number.strip() if isinstance(identity_number, str) else ""
     if identity_error(identity):
         return None
     citizen = by_identity(session, identity)
     if citizen is None:
         return None
+    audit.record(session, user, "citizen_looked_up", obj=citizen, office_id=office_id)
     return {"found": True, "name": citizen.full_name, "verified": citizen.verified,
             "phone_end": (citizen.phone or "")[-3:]}
 
@@ -155,7 +165,7 @@ def resolve_requester(session: Session, user: Any, requester: Requester) -> dict
             raise IntakeError(_("No DVCQG account has this identity number. Tick 'Requester "
                                 "without a DVCQG account' and enter an e-mail address."), 404)
         if requester.verify_identity:
-            verify_at_counter(session, user, citizen)
+            verify_at_counter(session, user, citizen, requester.counter_code)
         return {"citizen_id": citizen.id, "requester_name": citizen.full_name,
                 "requester_identity": citizen.identity_number,
                 "requester_phone": citizen.phone,
@@ -244,12 +254,34 @@ def update_draft(session: Session, user: Any, request_id: Any, *, upload: Upload
                           workflow.Params(draft=draft)), info
 
 
-def verify_requester(session: Session, user: Any, request_id: Any) -> CopyRequest:
-    """Counter check of a request's account: the officer saw the identity card."""
+def verify_requester(session: Session, user: Any, request_id: Any, code: Any) -> CopyRequest:
+    """Counter check of a request's account: the officer saw the identity card and the
+    requester read out the code sent to the account."""
+    request = _with_account(session, user, request_id)
+    verify_at_counter(session, user, request.citizen, code)
+    return request
+
+
+def send_code_for_request(session: Session, user: Any, request_id: Any) -> str:
+    """The counter check's code, sent to the account of a request (see verify_requester)."""
+    return send_counter_code(session, user, _with_account(session, user, request_id).citizen)
+
+
+def send_code_for_identity(session: Session, user: Any, identity_number: Any) -> str:
+    """The counter check's code at intake, to the account of exactly this number."""
+    staff_office_id(user)
+    identity = identity_number.strip() if isinstance(identity_number, str) else ""
+    citizen = None if identity_error(identity) else by_identity(session, identity)
+    if citizen is None:
+        raise IntakeError(_("No DVCQG account has this identity number. Tick 'Requester "
+                            "without a DVCQG account' and enter an e-mail address."), 404)
+    return send_counter_code(session, user, citizen)
+
+
+def _with_account(session: Session, user: Any, request_id: Any) -> CopyRequest:
     request = workflow.get_visible(session, user, request_id)
     if request.citizen is None:
         raise IntakeError(_("This requester has no account to verify."))
-    verify_at_counter(session, user, request.citizen)
     return request
 
 

@@ -22,7 +22,7 @@ from app.params import large_body
 from app.scope import role_names
 from app.scoping import OFFICE_SCOPE, ScopedModelView
 from app.transactions import atomic
-from app.web import checks_csrf_itself, current_user
+from app.web import checks_csrf_itself, current_user, identity_lookups
 from modules.appointments import services as appointments
 from modules.copies import services, workflow
 from modules.copies.forms import (
@@ -114,6 +114,9 @@ class CopyRequestView(CopyListBase):
                         "can_detail", "can_do", "can_verify_requester",
                         "can_edit_draft", "can_slip", "can_document", "can_bulk_sign",
                         "can_page_image"]
+    #: Sending the counter check's code is part of the check it serves.
+    method_permission_name = {"intake_account_code": "intake_account",
+                              "counter_code": "verify_requester"}
     list_title = _l("Certification requests")
 
     @expose("/intake", methods=["GET"])
@@ -150,9 +153,23 @@ class CopyRequestView(CopyListBase):
     def intake_account(self):
         """The account of one identity number, for the intake form's search step: exactly
         that number (never a search by prefix), its name, whether it is verified."""
-        found = services.account_summary(db.session, current_user(),
-                                         request.args.get("identity_number"))
+        with identity_lookups(), atomic(db.session):  # limited per officer, audited
+            found = services.account_summary(db.session, current_user(),
+                                             request.args.get("identity_number"))
         return jsonify(found or {"found": False})
+
+    @expose("/intake/account/code", methods=["POST"])
+    @has_access
+    def intake_account_code(self):
+        """The counter check's one-time code, sent to the account found (JSON)."""
+        try:
+            with identity_lookups(), atomic(db.session):
+                sent_to = services.send_code_for_identity(db.session, current_user(),
+                                                          request.form.get("identity_number"))
+        except DomainError as exc:
+            return jsonify(message=exc.message), exc.status
+        return jsonify(sent_to=sent_to, message=_(
+            "Code sent to %(to)s: type the code the requester reads out.", to=sent_to))
 
     @expose("/intake", methods=["POST"])
     @has_access
@@ -178,7 +195,8 @@ class CopyRequestView(CopyListBase):
                         identity_number=form.get("identity_number"),
                         no_account=bool(form.get("no_account")), email=form.get("email"),
                         name=form.get("name"), phone=form.get("phone"),
-                        verify_identity=bool(form.get("verify_identity"))),
+                        verify_identity=bool(form.get("verify_identity")),
+                        counter_code=form.get("counter_code")),
                     note=form.get("note"), appointment_code=form.get("appointment_code"))
                 workflow.apply(db.session, current_user(), copy.id, workflow.Event.submit)
         except NotFoundError:
@@ -249,11 +267,28 @@ class CopyRequestView(CopyListBase):
     @expose("/request/<int:pk>/verify-requester", methods=["POST"])
     @has_access
     def verify_requester(self, pk: int):
-        """The officer compared the identity card presented with the requester's account."""
+        """The officer compared the identity card presented with the requester's account,
+        and typed the code the requester read out."""
         try:
             with atomic(db.session):
-                services.verify_requester(db.session, current_user(), pk)
+                services.verify_requester(db.session, current_user(), pk,
+                                          request.form.get("counter_code"))
             flash(_("The account is verified: the copy will reach it."), "success")
+        except NotFoundError:
+            raise
+        except DomainError as exc:
+            flash(exc.message, "danger")
+        return redirect(url_for(".detail", pk=pk))
+
+    @expose("/request/<int:pk>/counter-code", methods=["POST"])
+    @has_access
+    def counter_code(self, pk: int):
+        """Send the counter check's code to the requester's account."""
+        try:
+            with identity_lookups(), atomic(db.session):
+                sent_to = services.send_code_for_request(db.session, current_user(), pk)
+            flash(_("Code sent to %(to)s: type the code the requester reads out.", to=sent_to),
+                  "info")
         except NotFoundError:
             raise
         except DomainError as exc:

@@ -33,6 +33,7 @@ import datetime as dt
 import hashlib
 import io
 import logging
+import math
 import re
 import resource
 import subprocess
@@ -52,6 +53,7 @@ from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timesta
 from pyhanko.sign.validation.generic_cms import extract_tst_data_iter
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 
+from app import sandbox
 from modules.signing import policy
 from modules.signing.validation import validation_context
 
@@ -73,9 +75,12 @@ class Limits:
 
     max_revisions: int = 30
     max_render_pages: int = 60  # page renders in one verification
-    seconds: float = 20.0
-    render_seconds: float = 15.0
-    render_memory_mb: int = 768
+    seconds: float = 12.0  # the analysis' own deadline, checked between steps
+    wall_seconds: float = 15.0  # the child that runs it is killed at this one
+    memory_mb: int = 300  # what the analysis may add to its child
+    render_seconds: float = 8.0
+    render_memory_mb: int = 300  # each renderer (poppler) on its own
+    render_pixels: int = 2_000_000  # a page is drawn at fewer pixels than this
     max_objects: int = 200_000  # objects read while attributing rewritten ones to pages
 
 
@@ -656,9 +661,26 @@ def _preview(image: Image.Image, boxes: Iterable[tuple[int, ...]]) -> str:
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
+def _render_dpi(page: Any, max_pixels: int) -> int:
+    """The resolution a page is drawn at, decided from its size before drawing: at most
+    RENDER_DPI, fewer for a page so large that it would pass ``max_pixels``."""
+    node, box, depth = page, None, 0
+    while isinstance(node, generic.DictionaryObject) and box is None and depth < \
+            MAX_PAGE_TREE_DEPTH:
+        box = node.get("/CropBox") or node.get("/MediaBox")
+        node, depth = node.get("/Parent"), depth + 1
+    try:
+        width, height = (abs(float(box[2]) - float(box[0])) / 72,
+                         abs(float(box[3]) - float(box[1])) / 72)
+    except (TypeError, ValueError, IndexError):
+        return 1  # no sensible size: drawn as small as can be
+    area = max(width * height, 1e-6)
+    return max(1, min(RENDER_DPI, int(math.sqrt(max_pixels / area))))
+
+
 def _locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
             pages: tuple[int, int], render_all: bool, prefix, renders: dict, pool,
-            previews: bool, budget: _Budget) -> None:
+            previews: bool, budget: _Budget, page_of) -> None:
     """Render the pages the revision touched (every page when a change could not be
     attributed), before and after, box the differences and name each change."""
     before_count, after_count = pages
@@ -672,14 +694,15 @@ def _locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
     missing = [k for k in keys if k not in renders]
     budget.take_renders(len(missing))
     limits = budget.limits
+    dpis = {k: _render_dpi(page_of(*k), limits.render_pixels) for k in missing}
     for key, image in zip(missing, pool.map(
-            lambda k: render_page(prefix(k[0]), k[1], RENDER_DPI, seconds=limits.render_seconds,
+            lambda k: render_page(prefix(k[0]), k[1], dpis[k], seconds=limits.render_seconds,
                                   memory_mb=limits.render_memory_mb), missing), strict=True):
-        renders[key] = image
+        renders[key] = (image, dpis[key])
     budget.check()
     for page in candidates:
-        old, new = renders.get((report.index - 1, page + 1)), renders.get((report.index,
-                                                                           page + 1))
+        old, _old_dpi = renders.get((report.index - 1, page + 1), (None, 0))
+        new, dpi = renders.get((report.index, page + 1), (None, 0))
         if (old is None) != (new is None):  # drawable once, not the other time
             report.changes.append(Change(page + 1, "page_content", None))
             continue
@@ -687,13 +710,13 @@ def _locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
         named = kinds.get(page) or set()
         if not boxes and not named:
             continue  # a page merely re-written, identical to look at
-        bbox = _union([_to_points(b, new, RENDER_DPI) for b in boxes])
+        bbox = _union([_to_points(b, new, dpi) for b in boxes])
         for kind, prepared in sorted(named) or [("page_content", False)]:
             report.changes.append(Change(page + 1, kind, bbox, prepared))
         if previews and boxes:
             report.previews.append({"page": page + 1, "before": _preview(old, []),
                                     "after": _preview(new, boxes),
-                                    "regions": [_to_points(b, new, RENDER_DPI)
+                                    "regions": [_to_points(b, new, dpi)
                                                 for b in boxes]})
 
 
@@ -721,6 +744,25 @@ def explain(data: bytes, roots, *, previews: bool = False,
     except Exception as exc:  # noqa: BLE001 - say what failed, never guess, never a 500
         log.warning("explain: analysis failed: %r", exc)
         return Explanation("indeterminate", True, error=f"analysis:{type(exc).__name__}")
+
+
+def explain_bounded(data: bytes, roots, *, previews: bool = False,
+                    limits: Limits | None = None) -> Explanation:
+    """explain() in a child under hard limits (app.sandbox): what a public upload may
+    cost the server is bounded even when a library loops or a page eats memory."""
+    limits = limits or Limits()
+    try:
+        return sandbox.run(_explain_from_der, data, tuple(c.dump() for c in roots), previews,
+                           limits, bounds=sandbox.Bounds(limits.wall_seconds, limits.memory_mb))
+    except sandbox.SandboxError as exc:
+        log.info("explain: stopped in its sandbox (%s)", exc.reason)
+        return Explanation("indeterminate", True, error=f"too_complex:{exc.reason}")
+
+
+def _explain_from_der(data: bytes, roots: tuple[bytes, ...], previews: bool,
+                      limits: Limits) -> Explanation:
+    return explain(data, tuple(asn1_x509.Certificate.load(c) for c in roots),
+                   previews=previews, limits=limits)
 
 
 def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
@@ -754,6 +796,11 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
 
     renders: dict = {}
     trees = _Trees(reader)
+
+    def page_of(revision: int, page: int) -> Any:  # 1-based both, as the renders' keys
+        refs = trees.pages(revision - 1)
+        return reader.get_historical_resolver(revision - 1)(refs[page - 1]) \
+            if page <= len(refs) else None
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
             for revision in range(first, total):  # 0-based index of the later revision
@@ -765,7 +812,7 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
                               and s.intact), None)
                 report = RevisionReport(revision + 1, own, cover)
                 _locate(report, kinds, (before_count, pages), render_all, prefix, renders,
-                        pool, previews, budget)
+                        pool, previews, budget, page_of)
                 revisions.append(report)
     except OverBudgetError:
         raise

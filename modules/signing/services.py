@@ -30,7 +30,7 @@ from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
 from app.transactions import atomic
 from modules.signing import external, keys, pdf, second_factor
-from modules.signing.explain import Explanation, Limits, explain, render_page
+from modules.signing.explain import Explanation, Limits, explain_bounded, render_page
 from modules.signing.fonts import subset_font
 from modules.signing.models import SignedDocument, SignerProfile, SigningKey, Stage
 from modules.signing.signers import SignerUnavailableError, open_signer
@@ -426,19 +426,21 @@ def verify_limits() -> Limits:
     config = current_app.config
     return Limits(max_revisions=config["VERIFY_MAX_REVISIONS"],
                   max_render_pages=config["VERIFY_MAX_RENDERS"],
-                  seconds=config["VERIFY_SECONDS"])
+                  seconds=config["VERIFY_SECONDS"] * 0.8, wall_seconds=config["VERIFY_SECONDS"],
+                  memory_mb=config["VERIFY_MEMORY_MB"],
+                  render_memory_mb=config["VERIFY_MEMORY_MB"])
 
 
 def explain_bytes(data: bytes, *, previews: bool = False) -> Explanation:
     """The explained verification (every signature, every later revision, one verdict),
     within the public endpoints' budget."""
-    return explain(data, roots(), previews=previews, limits=verify_limits())
+    return explain_bounded(data, roots(), previews=previews, limits=verify_limits())
 
 
 @functools.lru_cache(maxsize=256)
 def _explained(sha: str, previews: bool, _roots) -> Explanation:
-    return explain(file_store().read_bytes(sha), _roots, previews=previews,
-                   limits=verify_limits())
+    return explain_bounded(file_store().read_bytes(sha), _roots, previews=previews,
+                           limits=verify_limits())
 
 
 def explain_document(doc: SignedDocument, *, previews: bool = False) -> Explanation:

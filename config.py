@@ -200,6 +200,16 @@ class Config:
     TSA_ALLOWED = _env_pairs("SAOY_TSA_ALLOWED")
     TSA_URL = _env("SAOY_TSA_URL")  # the default service (allowed too)
     TSA_TIMEOUT = _env_int("SAOY_TSA_TIMEOUT", 10)
+    #: Revocation (OCSP/CRL) is fetched only from hosts named in trusted or registered
+    #: certificates, plus these (``host[:port],…``); ``written=asked,…`` rewrites a host
+    #: named in certificates (VGCA's internal ``ocsp.ca.ptc`` → ``ocsp.ca.gov.vn``).
+    REVOCATION_HOSTS = _env("SAOY_REVOCATION_HOSTS", "")
+    REVOCATION_REWRITE = _env("SAOY_REVOCATION_REWRITE", "ocsp.ca.ptc=ocsp.ca.gov.vn")
+    REVOCATION_SECONDS = _env_int("SAOY_REVOCATION_SECONDS", 5)
+    #: How long an OCSP or CRL answer is reused (per process) before it is asked again.
+    REVOCATION_CACHE_SECONDS = _env_int("SAOY_REVOCATION_CACHE_SECONDS", 300)
+    #: A copy's archive timestamp is renewed this many days before its TSA certificate ends.
+    ARCHIVE_RENEW_DAYS = _env_int("SAOY_ARCHIVE_RENEW_DAYS", 180)
     FONT_DIR = _env("SAOY_FONT_DIR", "/usr/share/fonts/truetype/noto")
     #: The signing plugin on the leader's computer (VGCA Sign Service, or SaoY's own
     #: signer): its local address and the function the leader's signature calls.

@@ -50,8 +50,10 @@ def saoy_flow(scan: bytes, leader, seal, fonts, look_leader, look_seal) -> bytes
     att = pdf.Attestation("UBND Phường Sài Gòn", "Trần Thị Bình", "Phó Chủ tịch",
                           dt.date(2026, 11, 27), "http://127.0.0.1:5000/verify/AbCdEfGh23456789",
                           "AbCdEfGh23456789", place="Phường Sài Gòn")
-    signed = pdf.sign_as_leader(scan, att, fonts, leader, look_leader)
-    return pdf.seal_with_number(signed, "15", "01/2026-SCTĐT/BS", fonts, seal, look_seal)
+    prepared = pdf.prepare_for_signature(scan, att, fonts)
+    signed = pdf.sign_as_leader(prepared, att, fonts, leader, look_leader)
+    return pdf.seal_with_number(signed, "15", "01/2026-SCTĐT/BS", fonts, seal,
+                                look_seal).getvalue()
 
 
 def bare_flow(scan: bytes, leader, seal, fonts) -> bytes:

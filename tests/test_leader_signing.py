@@ -131,7 +131,8 @@ def sign_through_plugin(app, api, pk: int, username: str) -> None:
     job = r.get_json()["signing"]
     plugin = app.test_client()
     signed = plugin_sign(_download(plugin, job), _demo_signer(app, username))
-    assert _upload(plugin, job, signed).get_json()["Status"] == 0
+    answer = _upload(plugin, job, signed).get_json()
+    assert answer["Status"] == 0, answer
 
 
 def _request(app, db_session, letter: str) -> int:

@@ -116,3 +116,12 @@ def test_every_sample_gets_an_answer_in_both_languages(client):
                                      "untrusted", "indeterminate", "unreadable"}
         assert result["summary"]["vi"] and result["summary"]["en"]
         assert result["summary"]["vi"] != result["summary"]["en"]
+
+
+@pytest.mark.parametrize(("name", "level"), [
+    ("eu-dss-dss-2058_dss-2058-LTA-test.pdf", "B-LTA"),
+    ("vn-decree-199-2026-portal-signature.pdf", "B-T"),
+    ("eu-dss-pdf-signed-added-page.pdf", "B-B")])
+def test_the_long_term_level_is_reported(client, name, level):
+    """How long a file stays verifiable: PAdES B-B, B-T, B-LT, B-LTA (said on the page)."""
+    assert verify(client, name)["long_term"] == level

@@ -221,11 +221,11 @@ def _seal(session, user, request: CopyRequest, params: Params, sealing: _Sealing
 
 
 def _prepare_delivery(session, user, request: CopyRequest, params: Params):
-    return signing.check_delivery(session, user, request.document_id)
+    return signing.prepare_delivery(session, user, request.document_id)
 
 
-def _deliver(session, user, request: CopyRequest, params: Params, report) -> None:
-    signing.record_delivery_check(session, user, request.document_id, report)
+def _deliver(session, user, request: CopyRequest, params: Params, delivery) -> None:
+    signing.record_delivery(session, user, request.document_id, delivery)
     doc = request.document
     context = _context(request, number=request.number, book=request.book,
                        verify_url=signing.verify_url(doc.verify_code),

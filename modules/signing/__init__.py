@@ -9,7 +9,7 @@ own signer, the ``signing.leader_signed`` hook tells whoever waits for it.
 from flask_babel import lazy_gettext as _l
 
 from app.menus import ADMINISTRATION, OFFICE_SETTINGS
-from app.modules import Api, Link, ModuleSpec, View
+from app.modules import Api, Job, Link, ModuleSpec, View
 
 MODULE = ModuleSpec(
     name="signing",
@@ -47,6 +47,9 @@ MODULE = ModuleSpec(
     offers_hooks=("signing.leader_signed",),
     health={"signers": "modules.signing.keys:signer_health"},
     cli="modules.signing.cli:register",
+    # Archive timestamps renewed before their TSA certificate expires (B-LTA upkeep).
+    jobs=(Job("signing.archive_renewal", "modules.signing.jobs:renewal_job",
+              cron={"hour": "2", "minute": "23"}),),
     demo="modules.signing.demo:load",
     warm_up="modules.signing.services:warm_up",
     file_refs="modules.signing.services:file_refs",

@@ -67,6 +67,29 @@ def register(group) -> None:
             confirmed_fingerprint=confirm_fingerprint))
 
 
+    @group.group("archive")
+    def archive_group():
+        """Long-term archive of delivered copies (PAdES B-LTA)."""
+
+    @archive_group.command("renew")
+    @click.option("--days", default=None, type=int,
+                  help="renew stamps ending within this many days (default: the setting)")
+    @click.option("--limit", default=1000, type=int, help="at most this many copies")
+    def renew(days, limit):
+        """Stamp again the copies whose archive timestamp nears its end, and make B-LTA
+        the copies delivered before long-term archiving existed."""
+        import datetime as dt
+
+        from flask import current_app
+
+        from modules.signing.jobs import renew_archives
+
+        margin = days if days is not None else current_app.config["ARCHIVE_RENEW_DAYS"]
+        done = renew_archives(db.session, dt.timedelta(days=margin), limit)
+        click.echo(f"renewed {done['renewed']}, skipped {done['skipped']} (no timestamp "
+                   f"service), failed {done['failed']}")
+
+
 def _owner(office_code: str, leader: str | None) -> tuple[int, int | None]:
     office = db.session.scalars(select(Office).where(Office.code == office_code)).first()
     if office is None:

@@ -172,6 +172,8 @@ class Explanation:
     error: str | None = None
     #: Active content the PDF policy found (codes; ``policy.label`` names them).
     content: list[str] = field(default_factory=list)
+    #: PAdES baseline level the file reaches: B-B, B-T, B-LT or B-LTA (``_long_term``).
+    long_term: str | None = None
 
     def to_dict(self, previews: bool = False) -> dict[str, Any]:
         data = asdict(self)
@@ -836,7 +838,30 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
     if policy.active(content):
         notes.append("active_content")
     return Explanation(_verdict(signatures, revisions, notes), True, signatures, revisions,
-                       pages, notes, content=[f.code for f in policy.active(content)])
+                       pages, notes, content=[f.code for f in policy.active(content)],
+                       long_term=_long_term(reader, signatures))
+
+
+def _long_term(reader: PdfFileReader, signatures: list[SignatureDetail]) -> str:
+    """How long the file stays verifiable, by PAdES baseline level: B-B (a signature),
+    B-T (every signature timestamped), B-LT (and the chains' revocation answers in /DSS),
+    B-LTA (and a document timestamp after the last signature, which an archive keeps
+    renewing)."""
+    signed = [s for s in signatures if s.kind == "signature"]
+    stamps = [s for s in signatures if s.kind == "timestamp" and s.intact]
+    try:
+        dss = reader.root["/DSS"] if "/DSS" in reader.root else None
+        revinfo = isinstance(dss, generic.DictionaryObject) and any(
+            key in dss for key in ("/OCSPs", "/CRLs"))
+    except Exception:  # noqa: BLE001 - an unreadable /DSS holds nothing to count on
+        revinfo = False
+    last = max((s.revision for s in signed), default=0)
+    if revinfo and any(t.revision > last for t in stamps):
+        return "B-LTA"
+    timestamped = bool(signed) and all(s.timestamp_time for s in signed)
+    if not timestamped:
+        return "B-B"
+    return "B-LT" if revinfo else "B-T"
 
 
 def _foreign_content(reader: PdfFileReader) -> list[policy.Finding]:

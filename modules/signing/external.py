@@ -45,7 +45,7 @@ from app.modules import handlers
 from app.scope import scoped
 from app.storage import file_store
 from app.timeutil import utcnow
-from modules.signing import keys, pdf, policy
+from modules.signing import keys, pdf, policy, revocation
 from modules.signing.models import ExternalSigningJob, JobState, SignedDocument, Stage
 from modules.signing.validation import validation_context
 
@@ -217,6 +217,7 @@ def check_one_more_signature(prepared: bytes, signed: bytes, fingerprint: str, r
     if hashlib.sha256(status.signing_cert.dump()).hexdigest() != fingerprint:
         _refuse(_("The file was signed with a certificate that is not the one registered "
                   "for you in this office."))
+    revocation.check_signer(status.signing_cert, list(sig.other_embedded_certs or ()), roots)
     if sig.docmdp_level is MDPPerm.NO_CHANGES:
         _refuse(_("The signature forbids every later change: the office could not seal."))
     _only_the_signature(reader, base, sig)

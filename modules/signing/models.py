@@ -65,6 +65,9 @@ class SignedDocument(OfficeOwned, Model):
     validation: Mapped[dict | None] = mapped_column(JSON)
     valid: Mapped[bool | None] = mapped_column(Boolean)
     validated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: A B-LTA copy: when the certificate of its last archive timestamp expires (the
+    #: renewal job stamps it again before then); None: not archived (yet).
+    archive_until: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ import contextvars
 import datetime as dt
 import functools
 import io
+import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,22 +20,26 @@ from typing import Any
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
+from pyhanko_certvalidator.errors import RevokedError
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.errors import DomainError, NotFoundError
+from app.i18n import format_instant
 from app.records import RecordService
 from app.scope import scoped
 from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
 from app.transactions import atomic
-from modules.signing import external, keys, pdf, second_factor
+from modules.signing import archive, external, keys, pdf, revocation, second_factor
 from modules.signing.explain import Explanation, Limits, explain_bounded, render_page
 from modules.signing.fonts import subset_font
 from modules.signing.models import SignedDocument, SignerProfile, SigningKey, Stage
 from modules.signing.signers import SignerUnavailableError, open_signer
 from modules.signing.validation import ValidationReport, trust_roots, validate_pdf
+
+log = logging.getLogger(__name__)
 
 ROLES = {pdf.FIELD_LEADER: "leader", pdf.FIELD_SEAL: "seal"}
 CODE_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -277,7 +282,7 @@ def _sign_with(profile: SignerProfile, office_id: int, user_id: int | None, make
                key: SigningKey | None = None):
     """Run ``make(signer, timestamper)`` with the profile's registered key (or ``key``,
     another one bound to the same signer), checked (office, person, approval, validity,
-    fingerprint) right before it signs."""
+    fingerprint, and not revoked now) right before it signs."""
     from modules.signing.tsa import TIMESTAMP_ERRORS
 
     try:
@@ -285,11 +290,19 @@ def _sign_with(profile: SignerProfile, office_id: int, user_id: int | None, make
         timestamper = _timestamper(profile)
         held = _HELD.get()
         if held is not None:
-            return make(held.signer(key), timestamper)
+            signer = held.signer(key)
+            _check_revocation(signer)
+            return make(signer, timestamper)
         with open_signer(key, current_app.config) as signer:
+            _check_revocation(signer)
             return make(signer, timestamper)
     except (pdf.PlacementError, SignerUnavailableError, *TIMESTAMP_ERRORS) as exc:
         raise _signing_failure(exc) from exc
+
+
+def _check_revocation(signer: Any) -> None:
+    """Revoked, expired or not yet valid: refused; a responder that does not answer: 503."""
+    revocation.check_signer(signer.signing_cert, list(signer.cert_registry or ()), roots())
 
 
 def _leader_profile(session: Session, user: Any, document_id: int
@@ -481,7 +494,7 @@ def record_validation(doc: SignedDocument, report: ValidationReport) -> None:
 
 def check_delivery(session: Session, user: Any, document_id: int) -> ValidationReport:
     """Validate the current file now; refuse delivery unless both signatures are good.
-    Reads only: the result is recorded by ``record_delivery_check``."""
+    Reads only: the result is recorded by ``record_delivery``."""
     doc = scoped(session, user, SignedDocument).get_or_404(document_id)
     if doc.stage is not Stage.sealed:
         raise SigningError(_("The copy is not sealed yet."))
@@ -504,9 +517,94 @@ def unbound_signatures(session: Session, office_id: int, report: ValidationRepor
             if s.role in ("leader", "seal") and bound.get(s.fingerprint) != s.role]
 
 
-def record_delivery_check(session: Session, user: Any, document_id: int,
-                          report: ValidationReport) -> None:
-    record_validation(scoped(session, user, SignedDocument).get_or_404(document_id), report)
+@dataclass(frozen=True)
+class Delivery:
+    """What delivery found (the validation) and made (the B-LTA copy, when the office has
+    a timestamp service; without one the copy goes as it was signed)."""
+
+    report: ValidationReport
+    archived: NewVersion | None
+
+
+def prepare_delivery(session: Session, user: Any, document_id: int) -> Delivery:
+    """Validate, then make the copy long-term verifiable (``archive.make_lta``: /DSS with
+    every chain's revocation answers, then a document timestamp) — before any row is
+    locked.  A revoked certificate refuses; a silent responder or TSA is a 503."""
+    report = check_delivery(session, user, document_id)
+    doc = scoped(session, user, SignedDocument).get_or_404(document_id)
+    timestamper = _timestamper(profile_for(session, doc.office_id, None))
+    if timestamper is None:
+        return Delivery(report, None)
+    data = _archived(lambda: archive.make_lta(read_current(doc), roots(), timestamper))
+    return Delivery(report, NewVersion(io.BytesIO(data)))
+
+
+def _archived(make) -> bytes:
+    """``make()`` (archive.make_lta or renew), its failures said plainly: a silent TSA or
+    responder 503, a certificate revoked since it signed 409, a chain that cannot be
+    validated here (an untrusted TSA) 503."""
+    from modules.signing.tsa import TIMESTAMP_ERRORS
+
+    try:
+        return make()
+    except TIMESTAMP_ERRORS as exc:
+        raise _signing_failure(exc) from exc
+    except RevokedError as exc:
+        raise SigningError(_("Delivery refused: a certificate of this copy was revoked on "
+                             "%(when)s, after it signed. The copy must be signed again.",
+                             when=format_instant(exc.revocation_dt.isoformat())), 409) from None
+    except archive.ARCHIVE_ERRORS as exc:
+        log.warning("long-term archive failed: %r", exc)
+        raise SigningError(_("The long-term archive of this copy (revocation answers and "
+                             "an archive timestamp) could not be made, so it was not "
+                             "delivered. The system administrator checks the timestamp "
+                             "service and its certificate."), 503) from None
+
+
+def record_delivery(session: Session, user: Any, document_id: int, delivery: Delivery) -> None:
+    doc = scoped(session, user, SignedDocument).get_or_404(document_id)
+    record_validation(doc, delivery.report)
+    if delivery.archived is not None:
+        _store_archive(session, user, doc, delivery.archived, "document_archived")
+
+
+def _store_archive(session: Session, user: Any, doc: SignedDocument, version: NewVersion,
+                   event: str) -> None:
+    data = version.data.getvalue()
+    sha, _size = file_store().put_file(version.data)
+    doc.current_sha256 = sha
+    doc.archive_until = archive.stamp_expiry(data)
+    audit.record(session, user, event, obj=doc, file_sha256=sha,
+                 reason=f"PAdES B-LTA, next renewal before {doc.archive_until:%Y-%m-%d}"
+                 if doc.archive_until else "PAdES B-LTA")
+
+
+def archives_due(session: Session, margin: dt.timedelta, limit: int = 100) -> list[int]:
+    """Delivered copies whose archive timestamp nears the end of its certificate, and
+    sealed copies validated at delivery before B-LTA existed (never archived)."""
+    soon = utcnow() + margin
+    return list(session.scalars(
+        select(SignedDocument.id).where(
+            SignedDocument.stage == Stage.sealed, SignedDocument.valid.is_(True),
+            or_(SignedDocument.archive_until <= soon, SignedDocument.archive_until.is_(None)))
+        .order_by(SignedDocument.archive_until.is_(None), SignedDocument.archive_until,
+                  SignedDocument.id).limit(limit)))
+
+
+def renew_archive(session: Session, document_id: int) -> bool:
+    """One copy stamped again (or made B-LTA, for a copy delivered before): the job's and
+    the command's step, one unit of work each.  False when no timestamp service serves
+    the office (nothing to do yet)."""
+    doc = session.get(SignedDocument, document_id)
+    timestamper = _timestamper(profile_for(session, doc.office_id, None))
+    if timestamper is None:
+        return False
+    data = read_current(doc)
+    renewed = _archived(lambda: archive.renew(data, roots(), timestamper) if doc.archive_until
+                        else archive.make_lta(data, roots(), timestamper))
+    _store_archive(session, None, doc, NewVersion(io.BytesIO(renewed)),
+                   "document_archive_renewed" if doc.archive_until else "document_archived")
+    return True
 
 
 def document_by_code(session: Session, code: str) -> SignedDocument | None:

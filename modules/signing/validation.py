@@ -17,7 +17,7 @@ from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator import ValidationContext
 
@@ -51,6 +51,8 @@ class ValidationReport:
     readable: bool
     signatures: list[SignatureReport] = field(default_factory=list)
     error: str | None = None
+    #: Document (archive) timestamps of a B-LTA copy: when each proves the file existed.
+    archive_timestamps: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,7 +106,14 @@ def validate_pdf(data: bytes, roots: tuple[asn1_x509.Certificate, ...],
         return ValidationReport(False, False, True, error="no-signature")
     reports: list[SignatureReport] = []
     key_usage = KeyUsageConstraints(key_usage={"digital_signature"}, match_all_key_usages=False)
+    archive: list[str] = []
+    broken_archive = False
     for sig in embedded:
+        if sig.sig_object_type == "/DocTimeStamp":  # the copy's long-term archive stamps
+            proven = _archive_time(sig, roots)
+            broken_archive |= proven is None
+            archive += [proven] if proven else []
+            continue
         try:
             status = validate_pdf_signature(sig, validation_context(roots),
                                             key_usage_settings=key_usage)
@@ -136,7 +145,19 @@ def validate_pdf(data: bytes, roots: tuple[asn1_x509.Certificate, ...],
             coverage=status.coverage.name if status.coverage is not None else None,
             fingerprint=hashlib.sha256(cert.dump()).hexdigest(),
         ))
-    modified = any(r.modification_level not in {lvl.name for lvl in ACCEPTED_LEVELS}
-                   or r.docmdp_ok is False for r in reports)
+    modified = broken_archive or any(
+        r.modification_level not in {lvl.name for lvl in ACCEPTED_LEVELS}
+        or r.docmdp_ok is False for r in reports)
     valid = all(r.intact and r.valid and r.trusted for r in reports) and not modified
-    return ValidationReport(valid, modified, True, reports)
+    return ValidationReport(valid, modified, True, reports, archive_timestamps=archive)
+
+
+def _archive_time(sig, roots: tuple[asn1_x509.Certificate, ...]) -> str | None:
+    """The time a document timestamp proves, or None when it is broken or untrusted."""
+    try:
+        status = validate_pdf_timestamp(sig, validation_context(roots))
+    except Exception:  # noqa: BLE001 - a stamp that cannot be checked proves nothing
+        return None
+    if not (status.intact and status.valid and status.trusted) or status.timestamp is None:
+        return None
+    return status.timestamp.isoformat()

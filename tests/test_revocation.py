@@ -1,0 +1,287 @@
+"""Revocation, for real: a test PKI whose OCSP responder and CRLs answer on loopback
+(certomancer, tests/revocation_pki.py).  The issue measured that a revoked leader
+certificate signed, sealed and verified "valid"."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from sqlalchemy import select
+
+from app.demo import OFFICE_A, OFFICE_B
+from app.transactions import atomic
+from tests.conftest import user_named
+from tests.keys import profile_of, signing_with
+from tests.revocation_pki import make_pki
+from tests.servers import free_port
+from tests.test_copies import state_of
+from tests.test_leader_signing import _download, _upload, plugin_sign
+from tests.test_write_path import _forwarded_in
+
+
+@pytest.fixture(scope="session")
+def test_pki(tmp_path_factory):
+    pki = make_pki(tmp_path_factory.mktemp("pki"), free_port(), "UBND Phường Sài Gòn",
+                   "Vũ Thị Giang", "UBND Phường Tân Định")
+    pki.start()
+    yield pki
+    pki.stop()
+
+
+@pytest.fixture()
+def trusting(app, test_pki, monkeypatch):
+    """The test PKI's root and issuing CA configured as trusted (SAOY_TRUST_DIR)."""
+    monkeypatch.setitem(app.config, "TRUST_DIR", str(test_pki.roots_folder()))
+    return test_pki
+
+
+def _office(db_session, code: str) -> int:
+    from app.offices.models import Office
+
+    return db_session.scalars(select(Office.id).where(Office.code == code)).one()
+
+
+def _seal_key(app, db_session, pki, label: str) -> int:
+    """The certificate registered by the administrator as office A's seal (once per
+    database)."""
+    from modules.signing import keys
+    from modules.signing.models import SigningKey
+
+    der = pki.cert_der(label)
+    known = db_session.scalars(select(SigningKey.id).where(
+        SigningKey.fingerprint == hashlib.sha256(der).hexdigest())).first()
+    if known:
+        return known
+    with app.test_request_context(), atomic(db_session):
+        return keys.register_pkcs12(db_session, user_named(db_session, "admin"),
+                                    office_id=_office(db_session, OFFICE_A), user_id=None,
+                                    name=label, data=pki.p12(label), passphrase="test").id
+
+
+def _seal(api, pk: int, register_id: int):
+    clerk, headers = api("clerk.a")
+    return clerk.post(f"/api/v1/copy/{pk}/seal", headers={**headers, "Accept-Language": "vi"},
+                      json={"register_id": register_id})
+
+
+def test_a_revoked_seal_certificate_seals_nothing_and_a_silent_responder_is_try_again(
+        app, api, db_session, trusting):
+    from modules.registers.models import Register
+    from modules.signing import revocation
+
+    pk, register_id = _forwarded_in(app, db_session, api, "A")
+    office_a = _office(db_session, OFFICE_A)
+    number = db_session.get(Register, register_id).next_number
+    with signing_with(db_session, office_a, None, _seal_key(app, db_session, trusting,
+                                                              "seal-revoked")):
+        refused = _seal(api, pk, register_id)
+    assert refused.status_code == 422, refused.get_json()
+    assert "thu hồi" in refused.get_json()["message"]  # revoked, said so in Vietnamese
+    with signing_with(db_session, office_a, None, _seal_key(app, db_session, trusting,
+                                                              "seal-good")):
+        revocation.forget_answers()  # nothing kept from the answers above
+        trusting.stop()
+        try:
+            silent = _seal(api, pk, register_id)
+        finally:
+            trusting.start()
+        assert silent.status_code == 503 and "thử lại" in silent.get_json()["message"]
+        db_session.expire_all()
+        assert state_of(db_session, pk).state.value == "awaiting_seal"
+        assert db_session.get(Register, register_id).next_number == number  # nothing taken
+        sealed = _seal(api, pk, register_id)
+    assert sealed.status_code == 200 and sealed.get_json()["number"] == str(number)
+
+
+def test_a_leader_whose_certificate_was_revoked_signs_nothing_through_the_plugin(
+        app, api, db_session, trusting):
+    """leader.b's registered certificate was revoked (the token was lost): the plugin's
+    signed file is refused, the request still waits for a signature."""
+    from modules.signing import keys
+    from modules.signing.signers import load_pkcs12
+    from tests.test_leader_signing import _request
+
+    leader = user_named(db_session, "leader.b")
+    office_b = _office(db_session, OFFICE_B)
+    original = profile_of(db_session, office_b, leader.id).key_id
+    with app.test_request_context(), atomic(db_session):
+        key = keys.announce_agent_key(db_session, leader, trusting.cert_der("leader-revoked"))
+    with app.test_request_context(), atomic(db_session):  # approving binds it to leader.b
+        keys.approve_key(db_session, user_named(db_session, "admin"), key.id)
+    pk = _request(app, db_session, "b")
+    try:
+        with signing_with(db_session, office_b, leader.id, key.id):
+            client, headers = api("leader.b")
+            r = client.post(f"/api/v1/copy/{pk}/request_signature", headers=headers, json={})
+            assert r.status_code == 200, r.get_json()
+            job = r.get_json()["signing"]
+            plugin = app.test_client()
+            signer = load_pkcs12(trusting.p12("leader-revoked"), b"test")
+            answer = _upload(plugin, job, plugin_sign(_download(plugin, job), signer))
+    finally:  # leader.b signs with the demo token again
+        with atomic(db_session):
+            profile_of(db_session, office_b, leader.id).key_id = original
+    assert answer.get_json()["Status"] != 0
+    assert "revoked" in answer.get_json()["Message"] or "thu hồi" in answer.get_json()[
+        "Message"]
+    assert state_of(db_session, pk).state.value == "awaiting_signature"
+
+
+# --- PAdES B-LTA at delivery -----------------------------------------------------------------
+
+def _lta_spec(root_der: bytes):
+    """pyHanko's AdES validation of a B-LTA file with no network at all (LOCAL_ONLY)."""
+    from asn1crypto import x509
+    from pyhanko.sign.validation.policy_decl import (
+        PdfSignatureValidationSpec,
+        RevinfoOnlineFetchingRule,
+        RevocationInfoGatheringSpec,
+        SignatureValidationSpec,
+    )
+    from pyhanko_certvalidator.context import CertValidationPolicySpec
+    from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy
+    from pyhanko_certvalidator.registry import SimpleTrustManager
+
+    return PdfSignatureValidationSpec(SignatureValidationSpec(
+        cert_validation_policy=CertValidationPolicySpec(
+            trust_manager=SimpleTrustManager.build([x509.Certificate.load(root_der)]),
+            revinfo_policy=CertRevTrustPolicy(RevocationCheckingPolicy.from_legacy(
+                "hard-fail"))),
+        revinfo_gathering_policy=RevocationInfoGatheringSpec(
+            online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY)))
+
+
+def _seal_signature(data: bytes):
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from modules.signing.pdf import FIELD_SEAL
+
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    return next(s for s in reader.embedded_signatures if s.field_name == FIELD_SEAL)
+
+
+def test_a_delivered_copy_is_b_lta_and_validates_offline_and_in_twenty_years(
+        app, api, db_session, trusting, monkeypatch, tmp_path):
+    """Delivery adds the /DSS (chains, OCSP and CRL answers) and a document timestamp:
+    pyHanko's AdES LTA validation passes with the responders switched off, pdfsig agrees,
+    10 years ahead (the seal's certificate expired) passes, and 20 years ahead (the TSA's
+    expired too) passes after one renewal with a newer TSA (AdES indication PASSED; the
+    simulation assumes the archive is kept up, which the renewal does)."""
+    import asyncio
+    import datetime as dt
+    import io
+
+    from pyhanko.sign.ades.report import AdESPassed
+    from pyhanko.sign.validation.ades import (
+        ades_lta_validation,
+        simulate_future_ades_lta_validation,
+    )
+
+    from app.storage import file_store
+    from modules.copies.models import CopyRequest
+    from modules.signing.jobs import renew_archives
+    from tests.pdfs import pdfsig
+
+    monkeypatch.setitem(app.config, "TSA_URL", trusting.tsa_url())
+    pk, register_id = _forwarded_in(app, db_session, api, "A")
+    office_a = _office(db_session, OFFICE_A)
+    with signing_with(db_session, office_a, None, _seal_key(app, db_session, trusting,
+                                                              "seal-good")):
+        assert _seal(api, pk, register_id).status_code == 200
+        clerk, headers = api("clerk.a")
+        assert clerk.post(f"/api/v1/copy/{pk}/pay", headers=headers,
+                          json={"receipt_number": "BL-1"}).status_code == 200
+        delivered = clerk.post(f"/api/v1/copy/{pk}/deliver", headers=headers, json={})
+    assert delivered.status_code == 200, delivered.get_json()
+    db_session.expire_all()
+    doc = db_session.get(CopyRequest, pk).document
+    with app.app_context():
+        data = file_store().read_bytes(doc.current_sha256)
+    assert b"/DSS" in data and b"/DocTimeStamp" in data
+    answer = app.test_client().post("/api/v1/verify", content_type="multipart/form-data",
+                                    data={"file": (io.BytesIO(data), "copy.pdf")}).get_json()
+    assert answer["long_term"] == "B-LTA" and answer["verdict"] == "valid", answer
+    trusting.stop()  # no network from here on
+    try:
+        spec = _lta_spec(trusting.cert_der("root"))
+        now = asyncio.run(ades_lta_validation(_seal_signature(data), spec))
+        assert now.ades_subindic is AdESPassed.OK and now.api_status.bottom_line
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3653)
+        assert asyncio.run(simulate_future_ades_lta_validation(
+            _seal_signature(data), spec, later)).ades_subindic is AdESPassed.OK
+    finally:
+        trusting.start()
+    root_pem = tmp_path / "pki-root.pem"
+    root_pem.write_bytes((trusting.roots_folder() / "root.pem").read_bytes())
+    checked = pdfsig(app, tmp_path, data, extra_roots=(str(root_pem),))
+    assert checked.count("Signature is Valid") >= 2, checked
+    assert doc.archive_until == dt.datetime(2040, 1, 1)  # the TSA certificate's end
+    # The nightly renewal, 15 years on (its margin reaches 2040): fresh answers for the old
+    # TSA's chain, then a stamp by the newer TSA; the next renewal is due before 2070.
+    monkeypatch.setitem(app.config, "TSA_URL", trusting.tsa_url("tsa2"))
+    with app.app_context():
+        from app.extensions import db
+
+        done = renew_archives(db.session, dt.timedelta(days=15 * 366), limit=1)
+        assert done == {"renewed": 1, "skipped": 0, "failed": 0}  # the soonest first
+        renewed_doc = db.session.get(type(doc), doc.id)
+        renewed = file_store().read_bytes(renewed_doc.current_sha256)
+        assert renewed_doc.archive_until == dt.datetime(2070, 1, 1)
+    assert renewed.startswith(data) and renewed.count(b"/DocTimeStamp") > data.count(
+        b"/DocTimeStamp")
+    trusting.stop()
+    try:
+        twenty = dt.datetime.now(dt.UTC) + dt.timedelta(days=7305)
+        result = asyncio.run(simulate_future_ades_lta_validation(
+            _seal_signature(renewed), spec, twenty))
+        assert result.ades_subindic is AdESPassed.OK, result.failure_msg
+    finally:
+        trusting.start()
+
+
+def test_revocation_is_fetched_only_where_certificates_point_and_never_redirected():
+    """SSRF-safe like the TSA list: http(s) only, hosts named by trusted or registered
+    certificates (or configured), the rewrite map for VGCA's internal responder name, no
+    redirects."""
+    import http.server
+    import threading
+
+    import requests
+
+    from modules.signing.revocation import FetchPolicy, _PolicyHttp
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    policy = FetchPolicy(frozenset({"ocsp.ca.gov.vn", f"127.0.0.1:{server.server_port}"}),
+                         (("ocsp.ca.ptc", "ocsp.ca.gov.vn"),), seconds=2, cache_seconds=0)
+    try:
+        assert policy.address("http://ocsp.ca.ptc/ocsp") == "http://ocsp.ca.gov.vn/ocsp"
+        for refused in ("http://10.0.0.1/crl", "file:///etc/passwd", "gopher://ocsp.ca.gov.vn/",
+                        "http://user@evil.example/"):
+            with pytest.raises(ValueError):
+                policy.address(refused)
+        fetcher = type("Fetcher", (_PolicyHttp,), {"policy": policy})()
+        with pytest.raises(requests.RequestException):
+            fetcher._call("GET", f"http://127.0.0.1:{server.server_port}/crl")
+    finally:
+        server.shutdown()
+
+
+def test_the_archive_command_reports_what_it_did(app, monkeypatch):
+    """``saoy archive renew``: with no timestamp service configured nothing can be
+    stamped, and it says so (copies are skipped, not failed)."""
+    monkeypatch.setitem(app.config, "TSA_URL", None)
+    result = app.test_cli_runner().invoke(args=["saoy", "archive", "renew", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("renewed 0, skipped") and "failed 0" in result.output

@@ -182,6 +182,7 @@ def test_a_delivered_copy_is_b_lta_and_validates_offline_and_in_twenty_years(
     from app.storage import file_store
     from modules.copies.models import CopyRequest
     from modules.signing.jobs import renew_archives
+    from modules.signing.pdf import FIELD_SEAL
     from tests.pdfs import pdfsig
 
     monkeypatch.setitem(app.config, "TSA_URL", trusting.tsa_url())
@@ -203,6 +204,9 @@ def test_a_delivered_copy_is_b_lta_and_validates_offline_and_in_twenty_years(
     answer = app.test_client().post("/api/v1/verify", content_type="multipart/form-data",
                                     data={"file": (io.BytesIO(data), "copy.pdf")}).get_json()
     assert answer["long_term"] == "B-LTA" and answer["verdict"] == "valid", answer
+    revocations = {s["field"]: s["revocation"] for s in answer["signatures"]
+                   if s["kind"] == "signature"}
+    assert revocations[FIELD_SEAL] == "good"  # its OCSP/CRL answers are in the copy
     trusting.stop()  # no network from here on
     try:
         spec = _lta_spec(trusting.cert_der("root"))
@@ -285,3 +289,66 @@ def test_the_archive_command_reports_what_it_did(app, monkeypatch):
     result = app.test_cli_runner().invoke(args=["saoy", "archive", "renew", "--limit", "3"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("renewed 0, skipped") and "failed 0" in result.output
+
+
+def _signed_with(pki, label: str, *, revocation_in_file: bool) -> bytes:
+    """A PDF signed (with a timestamp) by the test PKI's ``label`` certificate, signed
+    outside SaoY; its issuing CA's CRL (and the root's) added to the /DSS when asked."""
+    import io
+
+    import requests
+    from asn1crypto import crl as asn1_crl
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    from modules.signing.signers import load_pkcs12
+    from modules.signing.tsa import AllowedTimeStamper
+    from tests.pdfs import scan_pdf
+
+    out = io.BytesIO()
+    signers.PdfSigner(signers.PdfSignatureMetadata(field_name="Sig1", md_algorithm="sha256"),
+                      signer=load_pkcs12(pki.p12(label), b"test"),
+                      timestamper=AllowedTimeStamper(pki.tsa_url(), timeout=10)).sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(scan_pdf())), output=out)
+    if not revocation_in_file:
+        return out.getvalue()
+    crls = [asn1_crl.CertificateList.load(requests.get(
+        f"{pki.url}/saoy-test/crls/{issuer}/latest.crl", timeout=10).content)
+        for issuer in ("interm", "root")]
+    DocumentSecurityStore.add_dss(out, None, crls=crls, certs=[])
+    return out.getvalue()
+
+
+def test_the_verifier_reports_revocation_from_the_file(app, client, trusting):
+    """Revoked before the signature's proven time: never valid; the revocation answers in
+    the file: "good" and the copy stays valid offline; a certificate that names a
+    responder and a file with no answer: said so ("revocation_unknown")."""
+    import io
+
+    def verify(data: bytes) -> dict:
+        return client.post("/api/v1/verify", content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(data), "x.pdf")}).get_json()
+
+    revoked = _signed_with(trusting, "seal-revoked", revocation_in_file=True)
+    good = _signed_with(trusting, "seal-good", revocation_in_file=True)
+    bare = _signed_with(trusting, "seal-good", revocation_in_file=False)
+    trusting.stop()  # the verifier reads the file; it fetches nothing
+    try:
+        answers = {name: verify(data) for name, data in
+                   (("revoked", revoked), ("good", good), ("bare", bare))}
+    finally:
+        trusting.start()
+    (signature,) = [s for s in answers["revoked"]["signatures"] if s["kind"] == "signature"]
+    assert signature["revocation"] == "revoked" and not signature["trusted"]
+    assert answers["revoked"]["verdict"] not in ("valid", "valid_with_later_changes")
+    (signature,) = [s for s in answers["good"]["signatures"] if s["kind"] == "signature"]
+    assert signature["revocation"] == "good" and answers["good"]["verdict"] == "valid"
+    assert signature["proven_at"]
+    (signature,) = [s for s in answers["bare"]["signatures"] if s["kind"] == "signature"]
+    assert signature["revocation"] == "unknown"
+    assert "revocation_unknown" in answers["bare"]["notes"]
+    page = client.post("/verify/", content_type="multipart/form-data",
+                       headers={"Accept-Language": "vi"},
+                       data={"file": (io.BytesIO(revoked), "x.pdf")}).get_data(as_text=True)
+    assert 'data-revocation="revoked"' in page and "THU HỒI" in page.upper()

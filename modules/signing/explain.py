@@ -28,6 +28,7 @@ never a hang; every failure of the analysis is ``indeterminate``, never an error
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -50,8 +51,11 @@ from PIL import Image, ImageChops, ImageDraw
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.generic_cms import extract_tst_data_iter
 from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import InsufficientRevinfoError, RevokedError
 
 from app import sandbox
 from modules.signing import policy
@@ -159,6 +163,13 @@ class SignatureDetail:
     error: str | None = None
     fingerprint: str | None = None  # SHA-256 of the signer's certificate
     coverage: str | None = None  # pyHanko's coverage level: ENTIRE_FILE / ENTIRE_REVISION…
+    #: Revocation of the signer's certificate, from the answers the file carries (/DSS):
+    #: "good", "revoked" (before the time the signature is proven: never valid),
+    #: "revoked_since" (valid when signed, revoked later), "unknown" (the certificate names
+    #: a responder and the file holds no answer), "not_declared" (it names none).
+    revocation: str | None = None
+    #: The time the signature is proven to have existed (its timestamp), else None.
+    proven_at: str | None = None
 
 
 @dataclass
@@ -785,6 +796,7 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
     if total > budget.limits.max_revisions:
         raise OverBudgetError("revisions")
     signatures = [_check_signature(sig, roots, ends) for sig in embedded]
+    _assess_revocation(reader, embedded, signatures, roots)
     signatures.sort(key=lambda s: s.revision)
     budget.check()
     first = min(s.revision for s in signatures)  # 1-based
@@ -834,12 +846,68 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
         notes.append("timestamps_out_of_order")
     if _docmdp_violated(signatures, revisions):
         notes.append("docmdp_violated")
+    if any(s.revocation == "unknown" for s in signatures):
+        notes.append("revocation_unknown")
+    if any(s.revocation == "revoked_since" for s in signatures):
+        notes.append("revoked_since_signing")
     content = _foreign_content(reader)
     if policy.active(content):
         notes.append("active_content")
     return Explanation(_verdict(signatures, revisions, notes), True, signatures, revisions,
                        pages, notes, content=[f.code for f in policy.active(content)],
                        long_term=_long_term(reader, signatures))
+
+
+def _assess_revocation(reader: PdfFileReader, embedded: list, details: list[SignatureDetail],
+                       roots) -> None:
+    """Each signature's certificate judged with the revocation answers the file carries
+    (no fetching here: the public page's budget), at the time the signature is proven
+    (its timestamp) and now.  A certificate revoked before that time makes the signature
+    untrusted; one that cannot be checked is said so ("revocation_unknown")."""
+    try:
+        dss = DocumentSecurityStore.read_dss(reader)
+    except Exception:  # noqa: BLE001 - no /DSS (or an unreadable one): nothing embedded
+        dss = None
+    for sig, detail in zip(embedded, details, strict=True):
+        if detail.kind != "signature" or not detail.intact:
+            continue
+        try:
+            cert = sig.signer_cert
+        except Exception:  # noqa: BLE001
+            continue
+        if not (cert.ocsp_urls or cert.crl_distribution_points):
+            detail.revocation = "not_declared"
+            continue
+        proven = _aware(detail.timestamp_time) if detail.timestamp_time else None
+        detail.proven_at = detail.timestamp_time
+        chain = list(sig.other_embedded_certs or ())
+        at_proof = _revocation_at(cert, chain, roots, dss, proven)
+        if at_proof == "good" and proven is not None and \
+                _revocation_at(cert, chain, roots, dss, None) == "revoked":
+            at_proof = "revoked_since"
+        detail.revocation = at_proof
+        if at_proof == "revoked":
+            detail.trusted = detail.valid = False
+
+
+def _revocation_at(cert, chain: list, roots, dss: DocumentSecurityStore | None,
+                   moment: dt.datetime | None) -> str:
+    anchors = [c for c in roots if c.self_signed != "no"] or list(roots)
+    settings = {"trust_roots": anchors, "other_certs": [*roots, *chain],
+                "allow_fetching": False, "revocation_mode": "hard-fail", "moment": moment}
+    try:
+        context = dss.as_validation_context(settings) if dss is not None else \
+            ValidationContext(crls=[], ocsps=[], **settings)
+        validator = CertificateValidator(cert, intermediate_certs=chain,
+                                         validation_context=context)
+        asyncio.run(validator.async_validate_usage(set()))
+    except RevokedError:
+        return "revoked"
+    except InsufficientRevinfoError:
+        return "unknown"
+    except Exception:  # noqa: BLE001 - an untrusted path is judged elsewhere (trusted)
+        return "unknown"
+    return "good"
 
 
 def _long_term(reader: PdfFileReader, signatures: list[SignatureDetail]) -> str:

@@ -70,6 +70,20 @@ NOTES = {
     "sha1_timestamp": _l("The timestamp uses SHA-1, which is no longer considered secure."),
     "signer_not_bound": _l("A signature was not made with the key registered for this "
                            "office's leader or seal."),
+    "revocation_unknown": _l("Whether a signer's certificate was revoked cannot be checked "
+                             "from this file: it carries no answer from the certificate's "
+                             "revocation service."),
+    "revoked_since_signing": _l("A signer's certificate was revoked after the signature "
+                                "was made: the signature stays valid, as its timestamp "
+                                "proves it existed before."),
+}
+REVOCATION = {
+    "good": _l("not revoked (the answer is in the file)"),
+    "revoked": _l("REVOKED before the signature is proven to exist: the signature is not "
+                  "valid"),
+    "revoked_since": _l("revoked after signing (the signature stays valid)"),
+    "unknown": _l("cannot be checked from this file"),
+    "not_declared": _l("the certificate names no revocation service"),
 }
 
 
@@ -179,6 +193,7 @@ class VerifyView(BaseView):
             result = report_json(services.explain_bytes(data, previews=True), data,
                                  services.document_by_sha(db.session, sha), previews=True)
         return self.render_template("signing/verify_upload.html", result=result, notes=NOTES,
+                                    revocation=REVOCATION,
                                     kinds=CHANGE_KINDS)
 
     @expose("/<code>", methods=["GET", "POST"])
@@ -190,7 +205,8 @@ class VerifyView(BaseView):
         result = report_json(services.explain_document(doc, previews=opened),
                              services.read_current(doc), doc, previews=opened)
         return self.render_template("signing/verify.html", result=result, doc=doc,
-                                    notes=NOTES, kinds=CHANGE_KINDS, opened=opened,
+                                    notes=NOTES, revocation=REVOCATION, kinds=CHANGE_KINDS,
+                                    opened=opened,
                                     access_code=request.form.get("access_code", "")
                                     if opened else "")
 

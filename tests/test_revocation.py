@@ -291,7 +291,18 @@ def test_the_archive_command_reports_what_it_did(app, monkeypatch):
     assert result.output.startswith("renewed 0, skipped") and "failed 0" in result.output
 
 
-def _signed_with(pki, label: str, *, revocation_in_file: bool) -> bytes:
+class _StampedAt:
+    """The test TSA asked to stamp as of another time (certomancer's fake-time header):
+    a signature proven to exist before its certificate was revoked."""
+
+    def __new__(cls, url: str, when: str):
+        from pyhanko.sign.timestamps import HTTPTimeStamper
+
+        return HTTPTimeStamper(url, headers={"X-Certomancer-Fake-Time": when})
+
+
+def _signed_with(pki, label: str, *, revocation_in_file: bool,
+                 stamped_at: str | None = None) -> bytes:
     """A PDF signed (with a timestamp) by the test PKI's ``label`` certificate, signed
     outside SaoY; its issuing CA's CRL (and the root's) added to the /DSS when asked."""
     import io
@@ -309,7 +320,8 @@ def _signed_with(pki, label: str, *, revocation_in_file: bool) -> bytes:
     out = io.BytesIO()
     signers.PdfSigner(signers.PdfSignatureMetadata(field_name="Sig1", md_algorithm="sha256"),
                       signer=load_pkcs12(pki.p12(label), b"test"),
-                      timestamper=AllowedTimeStamper(pki.tsa_url(), timeout=10)).sign_pdf(
+                      timestamper=_StampedAt(pki.tsa_url(), stamped_at) if stamped_at
+                      else AllowedTimeStamper(pki.tsa_url(), timeout=10)).sign_pdf(
         IncrementalPdfFileWriter(io.BytesIO(scan_pdf())), output=out)
     if not revocation_in_file:
         return out.getvalue()
@@ -321,9 +333,10 @@ def _signed_with(pki, label: str, *, revocation_in_file: bool) -> bytes:
 
 
 def test_the_verifier_reports_revocation_from_the_file(app, client, trusting):
-    """Revoked before the signature's proven time: never valid; the revocation answers in
-    the file: "good" and the copy stays valid offline; a certificate that names a
-    responder and a file with no answer: said so ("revocation_unknown")."""
+    """Revoked before the signature's proven time: never valid; revoked after it (the
+    older copy, timestamped before the revocation): still valid, and said; the revocation
+    answers in the file: "good" and the copy stays valid offline; a certificate that names
+    a responder and a file with no answer: said so ("revocation_unknown")."""
     import io
 
     def verify(data: bytes) -> dict:
@@ -331,12 +344,15 @@ def test_the_verifier_reports_revocation_from_the_file(app, client, trusting):
                            data={"file": (io.BytesIO(data), "x.pdf")}).get_json()
 
     revoked = _signed_with(trusting, "seal-revoked", revocation_in_file=True)
+    # Signed and stamped in 2025, before the certificate was revoked (2 January 2026).
+    older = _signed_with(trusting, "seal-revoked", revocation_in_file=True,
+                         stamped_at="2025-06-02T08:00:00+0000")
     good = _signed_with(trusting, "seal-good", revocation_in_file=True)
     bare = _signed_with(trusting, "seal-good", revocation_in_file=False)
     trusting.stop()  # the verifier reads the file; it fetches nothing
     try:
         answers = {name: verify(data) for name, data in
-                   (("revoked", revoked), ("good", good), ("bare", bare))}
+                   (("revoked", revoked), ("good", good), ("bare", bare), ("older", older))}
     finally:
         trusting.start()
     (signature,) = [s for s in answers["revoked"]["signatures"] if s["kind"] == "signature"]
@@ -348,6 +364,10 @@ def test_the_verifier_reports_revocation_from_the_file(app, client, trusting):
     (signature,) = [s for s in answers["bare"]["signatures"] if s["kind"] == "signature"]
     assert signature["revocation"] == "unknown"
     assert "revocation_unknown" in answers["bare"]["notes"]
+    (signature,) = [s for s in answers["older"]["signatures"] if s["kind"] == "signature"]
+    assert signature["revocation"] == "revoked_since" and signature["trusted"], signature
+    assert answers["older"]["verdict"] == "valid"
+    assert "revoked_since_signing" in answers["older"]["notes"]
     page = client.post("/verify/", content_type="multipart/form-data",
                        headers={"Accept-Language": "vi"},
                        data={"file": (io.BytesIO(revoked), "x.pdf")}).get_data(as_text=True)

@@ -893,8 +893,11 @@ def _assess_revocation(reader: PdfFileReader, embedded: list, details: list[Sign
 def _revocation_at(cert, chain: list, roots, dss: DocumentSecurityStore | None,
                    moment: dt.datetime | None) -> str:
     anchors = [c for c in roots if c.self_signed != "no"] or list(roots)
+    # A CRL or OCSP answer issued after the proven time still says whether the certificate
+    # was revoked before it (retroactive): that is how a copy outlives a later revocation.
     settings = {"trust_roots": anchors, "other_certs": [*roots, *chain],
-                "allow_fetching": False, "revocation_mode": "hard-fail", "moment": moment}
+                "allow_fetching": False, "revocation_mode": "hard-fail", "moment": moment,
+                "retroactive_revinfo": moment is not None}
     try:
         context = dss.as_validation_context(settings) if dss is not None else \
             ValidationContext(crls=[], ocsps=[], **settings)

@@ -22,7 +22,6 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
 from pyhanko.sign.validation import add_validation_info
-from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
 from modules.signing import revocation
@@ -34,37 +33,31 @@ ARCHIVE_FIELD = "LuuTruDaiHan"  # the document timestamp's field: "long-term arc
 TIMESTAMP_BYTES = 16 * 1024
 
 
-def embedded_certs(reader: PdfFileReader) -> list[asn1_x509.Certificate]:
+def embedded_certs(signatures: Iterable) -> list[asn1_x509.Certificate]:
     """Every certificate the signatures carry (their chains), for the fetch policy."""
     found: list[asn1_x509.Certificate] = []
-    for sig in reader.embedded_signatures:
+    for sig in signatures:
         found.append(sig.signer_cert)
         found.extend(sig.other_embedded_certs or ())
     return found
-
-
-def context_for(data: bytes, roots: tuple[asn1_x509.Certificate, ...],
-                extra: Iterable[asn1_x509.Certificate] = ()) -> ValidationContext:
-    reader = PdfFileReader(io.BytesIO(data), strict=False)
-    return revocation.fetching_context(roots, [*embedded_certs(reader), *extra])
 
 
 def make_lta(data: bytes, roots: tuple[asn1_x509.Certificate, ...], timestamper,
              tsa_certs: Iterable[asn1_x509.Certificate] = ()) -> bytes:
     """The copy as delivered: ``/DSS`` for every signature, then a document timestamp
     with its own validation data.  Raises revocation's errors (revoked: refused; no answer:
-    503) and the timestamper's."""
-    tsa_certs = list(tsa_certs)
+    503) and the timestamper's.  One validation context serves every step (what it fetched
+    once is not asked again), and the file is parsed once per update: reading a
+    signature's contents is most of the cost."""
+    signatures = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
+    context = revocation.fetching_context(roots, [*embedded_certs(signatures), *tsa_certs])
     current = data
-    count = len(PdfFileReader(io.BytesIO(current), strict=False).embedded_signatures)
-    for index in range(count):
-        context = context_for(current, roots, tsa_certs)
-        reader = PdfFileReader(io.BytesIO(current), strict=False)
+    for index in range(len(signatures)):
+        if index:  # the signature as read from the file the last update made
+            signatures = PdfFileReader(io.BytesIO(current), strict=False).embedded_signatures
         out = io.BytesIO()
-        add_validation_info(reader.embedded_signatures[index], context, add_vri_entry=False,
-                            output=out)
+        add_validation_info(signatures[index], context, add_vri_entry=False, output=out)
         current = out.getvalue()
-    context = context_for(current, roots, tsa_certs)
     writer = IncrementalPdfFileWriter(io.BytesIO(current), strict=False)
     out = io.BytesIO()
     PdfTimeStamper(timestamper, field_name=ARCHIVE_FIELD).timestamp_pdf(
@@ -90,7 +83,8 @@ def renew(data: bytes, roots: tuple[asn1_x509.Certificate, ...], timestamper,
     timestamp's chain (without it, the copy fails once the old TSA certificate expires:
     "CRL is not recent enough")."""
     reader = PdfFileReader(io.BytesIO(data), strict=False)
-    context = revocation.fetching_context(roots, [*embedded_certs(reader), *tsa_certs])
+    context = revocation.fetching_context(
+        roots, [*embedded_certs(reader.embedded_signatures), *tsa_certs])
     out = io.BytesIO()
     PdfTimeStamper(timestamper, field_name=None).update_archival_timestamp_chain(
         reader, context, in_place=False, output=out)

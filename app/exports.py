@@ -44,8 +44,9 @@ def _cell(ws, value: Any, bold: bool = False) -> WriteOnlyCell:
     elif isinstance(value, (enum.Enum, bool)):
         cell = WriteOnlyCell(ws, value=display(value))
     elif isinstance(value, str):
-        made = _value(ws, value)
-        cell = WriteOnlyCell(ws, value=made) if isinstance(made, str) else made
+        value = _xml_text(value)
+        cell = _text_cell(ws, value) if value.startswith(FORMULA_STARTS) else \
+            WriteOnlyCell(ws, value=value)
     else:
         cell = WriteOnlyCell(ws, value=value if value is None or isinstance(
             value, (int, float, str, bool)) else str(value))
@@ -66,13 +67,17 @@ def _text_cell(ws, value: str) -> WriteOnlyCell:
     return cell
 
 
+def _xml_text(text: str) -> str:
+    """A control character (stored before the door refused them) is dropped: XML cannot
+    carry it, and one such cell made the whole workbook a 500."""
+    return ILLEGAL_CHARACTERS_RE.sub("", text) if ILLEGAL_CHARACTERS_RE.search(text) else text
+
+
 def _value(ws, value: Any) -> Any:
     """Plain values go in as they are (fast path); dates, enums and text that looks like a
-    formula need a cell.  A control character (stored before the door refused them) is
-    dropped: XML cannot carry it, and one such cell made the whole workbook a 500."""
+    formula need a cell."""
     if isinstance(value, str):
-        if ILLEGAL_CHARACTERS_RE.search(value):
-            value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        value = _xml_text(value)
         return _text_cell(ws, value) if value.startswith(FORMULA_STARTS) else value
     return value if isinstance(value, _PLAIN) and not isinstance(value, bool) else \
         _cell(ws, value)

@@ -229,11 +229,10 @@ class SaoySecurityManager(SecurityManager):
         """Locked for this request's address (or the whole account by an administrator)."""
         if user is None:
             return False
-        now = utcnow()
         if _account_locked(user):
             return True
         failure = self.session.get(LoginFailure, (user.id, _address()))
-        return bool(failure and failure.locked_until and failure.locked_until > now)
+        return bool(failure and failure.locked_until and failure.locked_until > utcnow())
 
     def _count_failure(self, user: Any) -> None:
         """One more wrong password from this address: past LOGIN_LOCK_AFTER, this address

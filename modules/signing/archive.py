@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import logging
 from collections.abc import Iterable
 
 from asn1crypto import x509 as asn1_x509
@@ -26,7 +25,6 @@ from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
 from modules.signing import revocation
 
-log = logging.getLogger(__name__)
 #: What making the archive raises when a chain cannot be validated (untrusted TSA, …).
 ARCHIVE_ERRORS = (SigningError, PathBuildingError, PathValidationError)
 ARCHIVE_FIELD = "LuuTruDaiHan"  # the document timestamp's field: "long-term archive"

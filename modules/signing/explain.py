@@ -59,7 +59,7 @@ from pyhanko_certvalidator.errors import InsufficientRevinfoError, RevokedError
 
 from app import sandbox
 from modules.signing import policy
-from modules.signing.validation import validation_context
+from modules.signing.validation import anchors, validation_context
 
 log = logging.getLogger(__name__)
 
@@ -892,10 +892,9 @@ def _assess_revocation(reader: PdfFileReader, embedded: list, details: list[Sign
 
 def _revocation_at(cert, chain: list, roots, dss: DocumentSecurityStore | None,
                    moment: dt.datetime | None) -> str:
-    anchors = [c for c in roots if c.self_signed != "no"] or list(roots)
     # A CRL or OCSP answer issued after the proven time still says whether the certificate
     # was revoked before it (retroactive): that is how a copy outlives a later revocation.
-    settings = {"trust_roots": anchors, "other_certs": [*roots, *chain],
+    settings = {"trust_roots": anchors(roots), "other_certs": [*roots, *chain],
                 "allow_fetching": False, "revocation_mode": "hard-fail", "moment": moment,
                 "retroactive_revinfo": moment is not None}
     try:

@@ -46,6 +46,7 @@ from pyhanko_certvalidator.fetchers.requests_fetchers.ocsp_client import Request
 
 from app.errors import DomainError
 from app.i18n import format_instant
+from modules.signing.validation import anchors
 
 log = logging.getLogger(__name__)
 HTTP_OK = 200
@@ -213,9 +214,8 @@ def fetching_context(roots: tuple[asn1_x509.Certificate, ...],
                      moment: dt.datetime | None = None) -> ValidationContext:
     """A validation context that asks the certificates' responders (hard-fail)."""
     chain = list(chain)
-    anchors = [c for c in roots if c.self_signed != "no"] or list(roots)
     return ValidationContext(
-        trust_roots=anchors, other_certs=[*roots, *chain], allow_fetching=True,
+        trust_roots=anchors(roots), other_certs=[*roots, *chain], allow_fetching=True,
         revocation_mode="hard-fail", moment=moment,
         fetcher_backend=PolicyFetcherBackend(policy_for([*roots, *chain])))
 

@@ -79,11 +79,14 @@ def trust_roots(*directories: str) -> tuple[asn1_x509.Certificate, ...]:
     return tuple(certs)
 
 
-def validation_context(roots: tuple[asn1_x509.Certificate, ...]) -> ValidationContext:
+def anchors(roots: tuple[asn1_x509.Certificate, ...]) -> list[asn1_x509.Certificate]:
     """Self-signed certificates are the anchors; bundled intermediates (the Government
     Cipher Committee's issuing CA, …) only help build the path up to a root."""
-    anchors = [c for c in roots if c.self_signed != "no"] or list(roots)
-    return ValidationContext(trust_roots=anchors, allow_fetching=False,
+    return [c for c in roots if c.self_signed != "no"] or list(roots)
+
+
+def validation_context(roots: tuple[asn1_x509.Certificate, ...]) -> ValidationContext:
+    return ValidationContext(trust_roots=anchors(roots), allow_fetching=False,
                              other_certs=list(roots))
 
 

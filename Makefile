@@ -18,8 +18,11 @@ TEST_DEBS := $(RUNTIME_DEBS) chromium chromium-driver softhsm2 opensc \
 # The tests' OpenID Connect provider (npm, outside the repository's sources).
 OIDC_DIR := $(CURDIR)/.cache/oidc
 OIDC_PROVIDER := oidc-provider@9.13.3
+# axe-core, run inside the Chromium tests (WCAG 2.1 AA).
+AXE_DIR := $(CURDIR)/.cache/axe
+AXE_CORE := axe-core@4.10.2
 
-.PHONY: demo test lint bench translations system-deps system-deps-test venv db demo-data serve clean oidc-provider deploy-check
+.PHONY: demo test lint bench translations system-deps system-deps-test venv db demo-data serve clean oidc-provider axe-core deploy-check
 
 demo: system-deps venv translations db demo-data serve
 
@@ -27,8 +30,9 @@ demo: system-deps venv translations db demo-data serve
 # it on a fresh machine.  DEPLOY_CHECK=0 leaves it out on a machine without PostgreSQL.
 DEPLOY_CHECK ?= 1
 
-test: system-deps-test venv translations lint oidc-provider
-	SAOY_TEST_OIDC_DIR=$(OIDC_DIR) $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+test: system-deps-test venv translations lint oidc-provider axe-core
+	SAOY_TEST_OIDC_DIR=$(OIDC_DIR) SAOY_TEST_AXE=$(AXE_DIR)/node_modules/axe-core/axe.min.js \
+	  $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 	@if [ "$(DEPLOY_CHECK)" = 1 ]; then $(MAKE) --no-print-directory deploy-check; \
 	else echo "deploy-check left out (DEPLOY_CHECK=0)"; fi
 
@@ -37,6 +41,10 @@ deploy-check: system-deps-test venv translations
 	$(call install_debs,nginx-light)
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { echo "deploy-check needs PostgreSQL on 127.0.0.1:5432 (make test DEPLOY_CHECK=0 leaves it out)"; exit 1; }
 	$(PY) deploy/check.py
+
+axe-core: system-deps-test
+	@test -f $(AXE_DIR)/node_modules/axe-core/axe.min.js || \
+	  npm install --prefix $(AXE_DIR) --no-audit --no-fund --loglevel=error $(AXE_CORE) >/dev/null
 
 oidc-provider: system-deps-test
 	@test -d $(OIDC_DIR)/node_modules/oidc-provider || \

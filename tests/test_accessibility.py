@@ -3,9 +3,12 @@ Vietnamese, has a valid header, a skip link to its main landmark, a named menu b
 only way into the menu on a phone), named icon links, and an icon (no 404 per page)."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
+
+from tests.browser import requires_chromium, sign_in
 
 PAGES = {
     None: ["/login/", "/verify/", "/citizen/register"],
@@ -68,3 +71,42 @@ def test_the_controls_the_issue_found_unlabelled_have_labels(app, login, client,
     pk = _submitted(app, db_session, doc_type)
     detail = login("leader.a").get(f"/copies/request/{pk}").get_data(as_text=True)
     assert labelled(detail, f"ground-{pk}") and labelled(detail, f"return-reason-{pk}")
+
+
+# --- axe-core in Chromium, desktop and phone ------------------------------------------------
+
+AXE = os.environ.get("SAOY_TEST_AXE", "")
+AXE_PAGES = {None: ["/login/", "/verify/", "/citizen/register"],
+             "citizen": ["/mycopies/", "/appointments/mine", "/appointments/book"],
+             "officer.a": ["/copies/list/", "/copies/intake"],
+             "leader.a": ["/copies-to-sign/list/"]}
+AXE_RUN = ("const done = arguments[arguments.length - 1];"
+           "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']})"
+           ".then(r => done(r.violations.filter(v => ['critical', 'serious']"
+           ".includes(v.impact)).map(v => [v.id, v.nodes.map(n => n.target.join(' '))])))")
+
+
+@requires_chromium
+@pytest.mark.skipif(not os.path.exists(AXE), reason="axe-core is installed by `make test`")
+def test_axe_finds_no_serious_violation_at_desktop_and_phone_width(browser, live, office):
+    """axe-core 4.10 (WCAG 2.0/2.1 A and AA) on the pages of every role, at 1280 px and at
+    360 px: no critical or serious violation, and no page wider than the phone."""
+    script = open(AXE, encoding="utf-8").read()
+    found = []
+    for width in (1280, 360):
+        browser.set_window_size(width, 900)
+        for user, paths in AXE_PAGES.items():
+            if user:
+                sign_in(browser, live, user)
+            else:
+                browser.delete_all_cookies()
+            for path in paths:
+                if path == "/appointments/book":
+                    path += f"?office_id={office('A').id}"
+                browser.get(live + path)
+                browser.execute_script(script)
+                violations = browser.execute_async_script(AXE_RUN)
+                wide = browser.execute_script("return document.documentElement.scrollWidth")
+                if violations or (width == 360 and wide > 360):
+                    found.append((width, user, path, wide, violations))
+    assert not found, found

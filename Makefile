@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 FLASK := $(VENV)/bin/flask --app run
 PORT ?= 5000
+#: The demo PKI's OCSP, CRL and TSA (certomancer), served beside the demo app.
+DEMO_PKI_PORT ?= 8990
+DEMO_PKI := SAOY_DEMO_PKI_URL=http://127.0.0.1:$(DEMO_PKI_PORT)
 export SAOY_DATA_DIR ?= $(CURDIR)/instance
 
 # Debian packages: what the app needs at run time, and what the tests drive.
@@ -87,11 +90,13 @@ db: venv translations
 	$(FLASK) saoy seed
 
 demo-data: db
-	SAOY_DEMO=1 $(FLASK) saoy demo-data
+	SAOY_DEMO=1 $(DEMO_PKI) $(FLASK) saoy demo-data
 
 serve:
 	@echo "SaoY on http://127.0.0.1:$(PORT)  (users in README.md, password saoy-demo)"
-	SAOY_DEMO=1 SAOY_PROCESS=web $(FLASK) run --host 127.0.0.1 --port $(PORT) --no-reload --with-threads
+	@echo "demo PKI (OCSP, CRL, TSA) on http://127.0.0.1:$(DEMO_PKI_PORT)"
+	$(DEMO_PKI) $(FLASK) saoy demo-pki & pki=$$!; trap 'kill $$pki 2>/dev/null' EXIT INT TERM; \
+	SAOY_DEMO=1 $(DEMO_PKI) SAOY_PROCESS=web $(FLASK) run --host 127.0.0.1 --port $(PORT) --no-reload --with-threads
 
 bench: venv translations
 	$(PY) -m bench $(BENCH_ARGS)

@@ -199,6 +199,9 @@ class Config:
     #: ``name=URL`` pairs: the only timestamp services signer profiles may use.
     TSA_ALLOWED = _env_pairs("SAOY_TSA_ALLOWED")
     TSA_URL = _env("SAOY_TSA_URL")  # the default service (allowed too)
+    #: `make demo`: where the demo PKI's OCSP, CRL and TSA answer (``saoy demo-pki``); its
+    #: TSA is then the default one.  Unset: demo certificates name no responder.
+    DEMO_PKI_URL = _env("SAOY_DEMO_PKI_URL")
     TSA_TIMEOUT = _env_int("SAOY_TSA_TIMEOUT", 10)
     #: Revocation (OCSP/CRL) is fetched only from hosts named in trusted or registered
     #: certificates, plus these (``host[:port],…``); ``written=asked,…`` rewrites a host

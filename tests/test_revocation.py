@@ -326,7 +326,7 @@ def _signed_with(pki, label: str, *, revocation_in_file: bool,
     if not revocation_in_file:
         return out.getvalue()
     crls = [asn1_crl.CertificateList.load(requests.get(
-        f"{pki.url}/saoy-test/crls/{issuer}/latest.crl", timeout=10).content)
+        pki.crl_url(issuer), timeout=10).content)
         for issuer in ("interm", "root")]
     DocumentSecurityStore.add_dss(out, None, crls=crls, certs=[])
     return out.getvalue()

@@ -89,6 +89,25 @@ def register(group) -> None:
         click.echo(f"renewed {done['renewed']}, skipped {done['skipped']} (no timestamp "
                    f"service), failed {done['failed']}")
 
+    @group.command("demo-pki")
+    def demo_pki():
+        """Serve the demo PKI's OCSP, CRL and TSA (`make demo` runs it beside the app)."""
+        import os
+        from pathlib import Path
+
+        from flask import current_app
+
+        from modules.signing.served_pki import CONFIG, ServedPki
+
+        url = current_app.config.get("DEMO_PKI_URL")
+        folder = Path(current_app.config["DATA_DIR"]) / "pki" / "served"
+        if not url or not (folder / CONFIG).exists():
+            raise click.ClickException("no served demo PKI: set SAOY_DEMO_PKI_URL and run "
+                                       "`flask saoy demo-data` first")
+        command = ServedPki(folder, url).command()
+        os.chdir(folder)
+        os.execv(command[0], command)
+
 
 def _owner(office_code: str, leader: str | None) -> tuple[int, int | None]:
     office = db.session.scalars(select(Office).where(Office.code == office_code)).first()

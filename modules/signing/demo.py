@@ -5,12 +5,14 @@ The two demo leaders sign the two ways a leader signs: leader.a with a key the s
 (server custody, chosen by the administrator) and one-time codes from ``DEMO_CODE_SECRET``
 (printed in the README, so a tester or a script can make codes); leader.b with the plugin
 on their own computer — SaoY knows only the certificate, whose key is in
-``pki/leader-leader.b.p12`` for a tester's own token (SoftHSM) and SaoY's signer."""
+``pki/served/leader-leader.b.p12`` (``make demo``) for a tester's own token (SoftHSM) and
+SaoY's signer."""
 from __future__ import annotations
 
 import hashlib
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -25,10 +27,11 @@ from app.offices.models import Office
 from app.storage import file_store
 from app.transactions import atomic
 from app.users import StaffUser
-from modules.signing import keys
+from modules.signing import keys, served_pki
 from modules.signing.models import SecondFactor, SignerProfile, SigningKey
-from modules.signing.pki import DemoPki
+from modules.signing.pki import DemoPki, IssuedKey
 from modules.signing.second_factor import encrypt
+from modules.signing.served_pki import Holder
 
 LEADERS = {"leader.a": ("Phó Chủ tịch", "CCCD:079190000011"),
            "leader.b": ("Chủ tịch", "CCCD:079185000022")}
@@ -83,24 +86,40 @@ def _png(img: Image.Image) -> bytes:
 def load() -> int:
     """Register the demo keys as the administrator would (keystore import, binding) and
     give each demo leader and commune seal a signer profile; idempotent."""
-    pki = DemoPki(Path(current_app.config["DATA_DIR"]) / "pki")
     admin = db.session.scalars(select(StaffUser).where(StaffUser.username == "admin")).one()
     owners = []
     for code in (OFFICE_A, OFFICE_B):
         office = db.session.scalars(select(Office).where(Office.code == code)).one()
-        issued = pki.issue(f"seal-{code}", office.name, office.name)
-        owners.append((office, None, issued, None, seal_png(office.name)))
+        owners.append((Holder(f"seal-{code}", office.name, office.name), office, None, None,
+                       seal_png(office.name)))
     for username, (title, uid) in LEADERS.items():
         user = db.session.scalars(select(StaffUser).where(StaffUser.username == username)).one()
         name = f"{user.first_name} {user.last_name}"
-        issued = pki.issue(f"leader-{username}", name, user.office.name, uid)
-        owners.append((user.office, user, issued, title, signature_png(name)))
+        owners.append((Holder(f"leader-{username}", name, user.office.name, uid), user.office,
+                       user, title, signature_png(name)))
+    issue, passphrase = demo_pki([holder for holder, *_ in owners])
     created = 0
     with atomic(db.session):
-        for office, user, issued, title, image in owners:
-            created += _bind(pki, admin, office, user, issued, title, image)
+        for holder, office, user, title, image in owners:
+            created += _bind(issue(holder), passphrase, admin, office, user, title, image)
         created += _demo_custody(admin)
     return created
+
+
+def demo_pki(holders: list[Holder]) -> tuple[Callable[[Holder], IssuedKey], bytes]:
+    """The demo PKI: with SAOY_DEMO_PKI_URL (``make demo``) one whose OCSP, CRL and TSA
+    answer there (``saoy demo-pki`` serves them), so demo copies are complete; without it
+    (the tests' demo world) certificates that name no responder.  Its root (and issuing
+    CA) is trusted in demo mode."""
+    folder = Path(current_app.config["DATA_DIR"]) / "pki"
+    url = current_app.config.get("DEMO_PKI_URL")
+    if not url:
+        pki = DemoPki(folder)
+        return (lambda h: pki.issue(h.label, h.common_name, h.organisation, h.uid)), \
+            pki.passphrase
+    served, passphrase = served_pki.demo(folder / "served", url, holders)
+    served.trust_file(folder / "demo-root.pem")
+    return (lambda h: served.issue(h.label, passphrase)), passphrase
 
 
 def _demo_custody(admin) -> int:
@@ -119,7 +138,8 @@ def _demo_custody(admin) -> int:
     return 1
 
 
-def _bind(pki: DemoPki, admin, office, user, issued, title, image: bytes) -> int:
+def _bind(issued: IssuedKey, passphrase: bytes, admin, office, user, title,
+          image: bytes) -> int:
     fingerprint = hashlib.sha256(x509.load_pem_x509_certificate(
         issued.cert_pem_path.read_bytes()).public_bytes(Encoding.DER)).hexdigest()
     key = db.session.scalars(select(SigningKey).where(
@@ -131,7 +151,7 @@ def _bind(pki: DemoPki, admin, office, user, issued, title, image: bytes) -> int
         key = keys.register_pkcs12(
             db.session, admin, office_id=office.id, user_id=user.id if user else None,
             name=f"Demo {user.username if user else 'seal ' + office.code}",
-            data=issued.p12_path.read_bytes(), passphrase=pki.passphrase)
+            data=issued.p12_path.read_bytes(), passphrase=passphrase)
     user_id = user.id if user else None
     profile = db.session.scalars(select(SignerProfile).where(
         SignerProfile.office_id == office.id, SignerProfile.user_id.is_(None) if user is None

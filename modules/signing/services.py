@@ -32,7 +32,7 @@ from app.scope import scoped
 from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
 from app.transactions import atomic
-from modules.signing import archive, external, keys, pdf, revocation, second_factor
+from modules.signing import archive, external, keys, pdf, revocation, second_factor, served_pki
 from modules.signing.explain import Explanation, Limits, explain_bounded, render_page
 from modules.signing.fonts import subset_font
 from modules.signing.models import SignedDocument, SignerProfile, SigningKey, Stage
@@ -138,11 +138,14 @@ class SignerProfileService(RecordService):
 
 
 def allowed_tsas(config=None) -> dict[str, str]:
-    """The timestamp services the system administrator allows: name → URL."""
+    """The timestamp services the system administrator allows: name → URL (the default
+    one, else the served demo PKI's TSA under `make demo`)."""
     config = config or current_app.config
     allowed = dict(config.get("TSA_ALLOWED") or {})
-    if config.get("TSA_URL"):
-        allowed.setdefault("default", config["TSA_URL"])
+    default = config.get("TSA_URL") or (config.get("DEMO_PKI_URL") and served_pki.tsa_url(
+        config["DEMO_PKI_URL"]))
+    if default:
+        allowed.setdefault("default", default)
     return allowed
 
 

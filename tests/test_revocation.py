@@ -245,6 +245,40 @@ def test_a_delivered_copy_is_b_lta_and_validates_offline_and_in_twenty_years(
         trusting.start()
 
 
+def test_the_archive_is_one_revision_and_a_tsa_that_changed_certificate_is_covered(
+        app, trusting):
+    """The /DSS of every chain and the document timestamp go in one incremental update
+    (the delivery's cost); a TSA that answers with another certificate than the one the
+    kept timestamper prepared for (a rollover at the same address) still gets its chain
+    into the /DSS, in one more update."""
+    import io
+
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    from modules.signing import archive
+    from modules.signing.tsa import AllowedTimeStamper
+
+    roots = tuple(asn1_x509.Certificate.load(trusting.cert_der(c)) for c in ("root", "interm"))
+    signed = _signed_with(trusting, "seal-good", revocation_in_file=False)
+
+    def dss_certs(data: bytes) -> set[bytes]:
+        dss = DocumentSecurityStore.read_dss(PdfFileReader(io.BytesIO(data), strict=False))
+        return {cert.dump() for cert in dss.load_certs()}
+
+    timestamper = AllowedTimeStamper(trusting.tsa_url(), timeout=10)
+    with app.app_context():
+        delivered = archive.make_lta(signed, roots, timestamper)
+    revisions = PdfFileReader(io.BytesIO(delivered), strict=False).xrefs.total_revisions
+    assert revisions == PdfFileReader(io.BytesIO(signed), strict=False).xrefs.total_revisions + 1
+    assert {trusting.cert_der("tsa"), trusting.cert_der("seal-good")} <= dss_certs(delivered)
+    timestamper.url = trusting.tsa_url("tsa2")  # same kept timestamper, new certificate
+    with app.app_context():
+        rolled = archive.make_lta(signed, roots, timestamper)
+    assert trusting.cert_der("tsa2") in dss_certs(rolled)
+
+
 def test_revocation_is_fetched_only_where_certificates_point_and_never_redirected():
     """SSRF-safe like the TSA list: http(s) only, hosts named by trusted or registered
     certificates (or configured), the rewrite map for VGCA's internal responder name, no

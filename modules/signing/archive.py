@@ -11,6 +11,7 @@ it past the timestamp authority's own certificate.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 from collections.abc import Iterable
@@ -19,8 +20,10 @@ from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.general import SigningError
-from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
+from pyhanko.sign.signers.pdf_signer import PdfTimeStamper, TimestampDSSContentSettings
 from pyhanko.sign.validation import add_validation_info
+from pyhanko.sign.validation.dss import collect_validation_info
+from pyhanko.sign.validation.generic_cms import extract_certificate_info
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
 from modules.signing import revocation
@@ -29,6 +32,8 @@ from modules.signing import revocation
 ARCHIVE_ERRORS = (SigningError, PathBuildingError, PathValidationError)
 ARCHIVE_FIELD = "LuuTruDaiHan"  # the document timestamp's field: "long-term archive"
 TIMESTAMP_BYTES = 16 * 1024
+#: The /DSS written in the timestamp's own revision (so no /VRI, which names the stamp).
+_BEFORE_STAMP = TimestampDSSContentSettings(update_before_ts=True, include_vri=False)
 
 
 def embedded_certs(signatures: Iterable) -> list[asn1_x509.Certificate]:
@@ -42,26 +47,53 @@ def embedded_certs(signatures: Iterable) -> list[asn1_x509.Certificate]:
 
 def make_lta(data: bytes, roots: tuple[asn1_x509.Certificate, ...], timestamper,
              tsa_certs: Iterable[asn1_x509.Certificate] = ()) -> bytes:
-    """The copy as delivered: ``/DSS`` for every signature, then a document timestamp
-    with its own validation data.  Raises revocation's errors (revoked: refused; no answer:
-    503) and the timestamper's.  One validation context serves every step (what it fetched
-    once is not asked again), and the file is parsed once per update: reading a
-    signature's contents is most of the cost."""
+    """The copy as delivered, in one incremental update: a ``/DSS`` with every chain and
+    its revocation answers (the signatures' and the TSA's, whose certificate the
+    timestamper learnt from an earlier stamp), then a document timestamp over it.  Raises
+    revocation's errors (revoked: refused; no answer: 503) and the timestamper's.  One
+    validation context serves every step: what it fetched once is not asked again."""
     signatures = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
     context = revocation.fetching_context(roots, [*embedded_certs(signatures), *tsa_certs])
-    current = data
-    for index in range(len(signatures)):
-        if index:  # the signature as read from the file the last update made
-            signatures = PdfFileReader(io.BytesIO(current), strict=False).embedded_signatures
-        out = io.BytesIO()
-        add_validation_info(signatures[index], context, add_vri_entry=False, output=out)
-        current = out.getvalue()
-    writer = IncrementalPdfFileWriter(io.BytesIO(current), strict=False)
-    out = io.BytesIO()
-    PdfTimeStamper(timestamper, field_name=ARCHIVE_FIELD).timestamp_pdf(
-        writer, "sha256", validation_context=context, bytes_reserved=TIMESTAMP_BYTES,
-        output=out)
-    return out.getvalue()
+    paths = [path for sig in signatures
+             for path in asyncio.run(collect_validation_info(sig, context))]
+    out, watched = io.BytesIO(), _Watched(timestamper)
+    PdfTimeStamper(watched, field_name=ARCHIVE_FIELD).timestamp_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(data), strict=False), "sha256",
+        validation_context=context, validation_paths=paths, bytes_reserved=TIMESTAMP_BYTES,
+        dss_settings=_BEFORE_STAMP, output=out)
+    if watched.stamped_by() in watched.prepared_for:
+        return out.getvalue()
+    # The TSA answered with another certificate than the one prepared for (a rollover, a
+    # load balancer): its chain's answers go in one more update, as PAdES allows.
+    stamp = PdfFileReader(out, strict=False).embedded_signatures[-1]
+    again = io.BytesIO()
+    add_validation_info(stamp, context, add_vri_entry=False, output=again)
+    return again.getvalue()
+
+
+class _Watched:
+    """The timestamper, noting which TSA certificates the /DSS was prepared for and which
+    one signed the token (so the file need not be parsed again to know)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.token, self.prepared_for = inner, None, set()
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    async def validation_paths(self, context):
+        async for path in self.inner.validation_paths(context):
+            self.prepared_for.add(path.leaf.issuer_serial)
+            yield path
+
+    async def async_timestamp(self, message_digest, md_algorithm):
+        self.token = await self.inner.async_timestamp(message_digest, md_algorithm)
+        return self.token
+
+    def stamped_by(self) -> bytes | None:
+        if self.token is None:
+            return None
+        return extract_certificate_info(self.token["content"]).signer_cert.issuer_serial
 
 
 def stamp_expiry(data: bytes) -> dt.datetime | None:

@@ -187,9 +187,9 @@ class _PolicyHttp:
         return asyncio.to_thread(self._call, "POST", url, headers=headers, data=data)
 
 
-def _fetcher(base: type, policy: FetchPolicy, budget: FetchBudget) -> Any:
+def _fetcher(base: type, policy: FetchPolicy, budget: FetchBudget, **options: Any) -> Any:
     kind = type(f"Policy{base.__name__}", (_PolicyHttp, base), {"policy": policy})
-    return kind(per_request_timeout=policy.seconds, budget=budget)
+    return kind(per_request_timeout=policy.seconds, budget=budget, **options)
 
 
 class PolicyFetcherBackend(FetcherBackend):
@@ -201,7 +201,11 @@ class PolicyFetcherBackend(FetcherBackend):
 
     def get_fetchers(self) -> Fetchers:
         budget = FetchBudget(self.limits)
-        return Fetchers(ocsp_fetcher=_fetcher(RequestsOCSPFetcher, self.policy, budget),
+        # No OCSP nonce: the same question is then the same request, which the answers
+        # kept above can serve (freshness is judged by the answer's own dates, and most
+        # CAs' responders pre-produce answers and ignore nonces anyway).
+        return Fetchers(ocsp_fetcher=_fetcher(RequestsOCSPFetcher, self.policy, budget,
+                                              request_nonces=False),
                         crl_fetcher=_fetcher(RequestsCRLFetcher, self.policy, budget),
                         cert_fetcher=_fetcher(RequestsCertificateFetcher, self.policy, budget))
 

@@ -158,9 +158,10 @@ def _timestamper(profile: SignerProfile):
     url = allowed.get(profile.tsa_name or "default")
     if not url:
         return None  # signing time from the server clock (reported as such)
-    from modules.signing.tsa import AllowedTimeStamper
+    from modules.signing.tsa import timestamper_for
 
-    return AllowedTimeStamper(url, timeout=current_app.config["TSA_TIMEOUT"])
+    return timestamper_for(url, current_app.config["TSA_TIMEOUT"],
+                           current_app.config.get("REVOCATION_CACHE_SECONDS", 300))
 
 
 @functools.lru_cache(maxsize=64)

@@ -5,6 +5,7 @@ the request to any address; this one never follows one, and always has a timeout
 """
 from __future__ import annotations
 
+import time
 from http import HTTPStatus
 
 import requests
@@ -35,3 +36,18 @@ class AllowedTimeStamper(RequestsHTTPTimeStamper):
                 raise TimestampRequestError("timestamp reply unreadable") from exc
 
         return await to_thread(task)
+
+
+_KEPT: dict[tuple[str, float], tuple[float, AllowedTimeStamper]] = {}
+
+
+def timestamper_for(url: str, timeout: float, keep_seconds: float = 300.0) -> AllowedTimeStamper:
+    """The service's timestamper, kept for a few minutes: it remembers the TSA's
+    certificate (learnt from one stamp), so a batch of deliveries prepares the archive's
+    /DSS without asking the TSA a second time per copy."""
+    now = time.monotonic()
+    made, kept = _KEPT.get((url, timeout), (0.0, None))
+    if kept is None or now - made > keep_seconds:
+        kept = AllowedTimeStamper(url, timeout=timeout)
+        _KEPT[(url, timeout)] = (now, kept)
+    return kept

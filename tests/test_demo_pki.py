@@ -8,10 +8,8 @@ import asyncio
 import contextlib
 import io
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import load_pem_x509_certificates
 from pyhanko.sign.validation.ades import ades_lta_validation
 
+from modules.signing.served_pki import wait_listening
 from tests.conftest import build_app, migrate_and_seed
 from tests.servers import free_port
 
@@ -49,14 +48,8 @@ def demo_pki_served(app):
     process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "run", "saoy",
                                 "demo-pki"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    port = int(app.config["DEMO_PKI_URL"].rsplit(":", 1)[1])
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            assert process.poll() is None and time.monotonic() < deadline, "no demo PKI"
-            time.sleep(0.2)
+        wait_listening(int(app.config["DEMO_PKI_URL"].rsplit(":", 1)[1]), process)
         yield
     finally:
         process.terminate()
@@ -65,12 +58,16 @@ def demo_pki_served(app):
 
 def test_a_demo_copy_is_checked_for_revocation_and_delivered_b_lta(app, api, db_session,
                                                                     tmp_path):
-    from app.storage import file_store
-    from modules.copies.models import CopyRequest
     from modules.signing import revocation
     from modules.signing.revocation import RevocationUnavailableError
     from tests.pdfs import pdfsig
-    from tests.test_revocation import _lta_spec, _seal, _seal_signature
+    from tests.test_revocation import (
+        _delivered_file,
+        _lta_spec,
+        _pay_and_deliver,
+        _seal,
+        _seal_signature,
+    )
     from tests.test_write_path import _forwarded_in
 
     revocation.forget_answers()
@@ -84,15 +81,9 @@ def test_a_demo_copy_is_checked_for_revocation_and_delivered_b_lta(app, api, db_
         pk, register_id = _forwarded_in(app, db_session, api, "A")
         sealed = _seal(api, pk, register_id)
         assert sealed.status_code == 200, sealed.get_json()
-        clerk, headers = api("clerk.a")
-        assert clerk.post(f"/api/v1/copy/{pk}/pay", headers=headers,
-                          json={"receipt_number": "BL-DEMO"}).status_code == 200
-        delivered = clerk.post(f"/api/v1/copy/{pk}/deliver", headers=headers, json={})
+        delivered = _pay_and_deliver(api, pk, "BL-DEMO")
         assert delivered.status_code == 200, delivered.get_json()
-    db_session.expire_all()
-    doc = db_session.get(CopyRequest, pk).document
-    with app.app_context():
-        data = file_store().read_bytes(doc.current_sha256)
+    _doc, data = _delivered_file(app, db_session, pk)
     # Read with the demo PKI switched off: everything needed is in the copy.
     answer = app.test_client().post("/api/v1/verify", content_type="multipart/form-data",
                                     data={"file": (io.BytesIO(data), "copy.pdf")}).get_json()

@@ -58,6 +58,25 @@ def _seal_key(app, db_session, pki, label: str) -> int:
                                     name=label, data=pki.p12(label), passphrase="test").id
 
 
+def _pay_and_deliver(api, pk: int, receipt: str):
+    """The clerk records the fee, then delivers; the delivery's answer."""
+    clerk, headers = api("clerk.a")
+    assert clerk.post(f"/api/v1/copy/{pk}/pay", headers=headers,
+                      json={"receipt_number": receipt}).status_code == 200
+    return clerk.post(f"/api/v1/copy/{pk}/deliver", headers=headers, json={})
+
+
+def _delivered_file(app, db_session, pk: int):
+    """The request's document and the bytes of the copy as delivered."""
+    from app.storage import file_store
+    from modules.copies.models import CopyRequest
+
+    db_session.expire_all()
+    doc = db_session.get(CopyRequest, pk).document
+    with app.app_context():
+        return doc, file_store().read_bytes(doc.current_sha256)
+
+
 def _seal(api, pk: int, register_id: int):
     clerk, headers = api("clerk.a")
     return clerk.post(f"/api/v1/copy/{pk}/seal", headers={**headers, "Accept-Language": "vi"},
@@ -180,7 +199,6 @@ def test_a_delivered_copy_is_b_lta_and_validates_offline_and_in_twenty_years(
     )
 
     from app.storage import file_store
-    from modules.copies.models import CopyRequest
     from modules.signing.jobs import renew_archives
     from modules.signing.pdf import FIELD_SEAL
     from tests.pdfs import pdfsig
@@ -191,15 +209,9 @@ def test_a_delivered_copy_is_b_lta_and_validates_offline_and_in_twenty_years(
     with signing_with(db_session, office_a, None, _seal_key(app, db_session, trusting,
                                                               "seal-good")):
         assert _seal(api, pk, register_id).status_code == 200
-        clerk, headers = api("clerk.a")
-        assert clerk.post(f"/api/v1/copy/{pk}/pay", headers=headers,
-                          json={"receipt_number": "BL-1"}).status_code == 200
-        delivered = clerk.post(f"/api/v1/copy/{pk}/deliver", headers=headers, json={})
+        delivered = _pay_and_deliver(api, pk, "BL-1")
     assert delivered.status_code == 200, delivered.get_json()
-    db_session.expire_all()
-    doc = db_session.get(CopyRequest, pk).document
-    with app.app_context():
-        data = file_store().read_bytes(doc.current_sha256)
+    doc, data = _delivered_file(app, db_session, pk)
     assert b"/DSS" in data and b"/DocTimeStamp" in data
     answer = app.test_client().post("/api/v1/verify", content_type="multipart/form-data",
                                     data={"file": (io.BytesIO(data), "copy.pdf")}).get_json()

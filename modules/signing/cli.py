@@ -93,14 +93,13 @@ def register(group) -> None:
     def demo_pki():
         """Serve the demo PKI's OCSP, CRL and TSA (`make demo` runs it beside the app)."""
         import os
-        from pathlib import Path
 
         from flask import current_app
 
-        from modules.signing.served_pki import CONFIG, ServedPki
+        from modules.signing.served_pki import CONFIG, ServedPki, demo_folder
 
         url = current_app.config.get("DEMO_PKI_URL")
-        folder = Path(current_app.config["DATA_DIR"]) / "pki" / "served"
+        folder = demo_folder(current_app.config["DATA_DIR"])
         if not url or not (folder / CONFIG).exists():
             raise click.ClickException("no served demo PKI: set SAOY_DEMO_PKI_URL and run "
                                        "`flask saoy demo-data` first")

@@ -117,7 +117,8 @@ def demo_pki(holders: list[Holder]) -> tuple[Callable[[Holder], IssuedKey], byte
         pki = DemoPki(folder)
         return (lambda h: pki.issue(h.label, h.common_name, h.organisation, h.uid)), \
             pki.passphrase
-    served, passphrase = served_pki.demo(folder / "served", url, holders)
+    served, passphrase = served_pki.demo(served_pki.demo_folder(current_app.config["DATA_DIR"]),
+                                         url, holders)
     served.trust_file(folder / "demo-root.pem")
     return (lambda h: served.issue(h.label, passphrase)), passphrase
 

@@ -34,6 +34,23 @@ CONFIG = "certomancer.yml"
 AUTHORITIES = ("root", "interm", "interm-ocsp")
 
 
+def demo_folder(data_dir: str | os.PathLike[str]) -> Path:
+    """Where `make demo` keeps its served PKI (keys, configuration, PKCS#12 files)."""
+    return Path(data_dir) / "pki" / "served"
+
+
+def wait_listening(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
+    """Return once something answers on the loopback ``port``; raise if ``process`` ends
+    or the time runs out first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the served PKI did not start")
+        time.sleep(0.1)
+
+
 def tsa_url(url: str, label: str = "tsa") -> str:
     """Where the served PKI at ``url`` stamps with its TSA ``label``."""
     return f"{url.rstrip('/')}/{ARCH}/tsa/{label}"
@@ -280,21 +297,18 @@ class ServedPki:
     def crl_url(self, issuer: str) -> str:
         return f"{self.url}/{ARCH}/crls/{issuer}/latest.crl"
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def command(self) -> list[str]:
-        port = int(self.url.rsplit(":", 1)[1])
         return [sys.executable, "-m", "certomancer", "--config", str(self.folder / CONFIG),
-                "animate", "--port", str(port), "--no-web-ui"]
+                "animate", "--port", str(self.port), "--no-web-ui"]
 
     def start(self) -> None:
-        port = int(self.url.rsplit(":", 1)[1])
         self.process = subprocess.Popen(self.command(), cwd=self.folder,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-                return
-            time.sleep(0.1)
-        raise RuntimeError("certomancer did not start")
+        wait_listening(self.port, self.process)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

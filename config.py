@@ -26,7 +26,7 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
-def _env_bool(name: str, default: bool) -> bool:
+def _env_bool(name: str, default: bool | None) -> bool | None:
     value = _env(name)
     if value is None:
         return default
@@ -211,6 +211,9 @@ class Config:
     REVOCATION_SECONDS = _env_int("SAOY_REVOCATION_SECONDS", 5)
     #: How long an OCSP or CRL answer is reused (per process) before it is asked again.
     REVOCATION_CACHE_SECONDS = _env_int("SAOY_REVOCATION_CACHE_SECONDS", 300)
+    #: Delivery refuses when a copy cannot be made B-LTA (no TSA).  Unset: required
+    #: everywhere but a demo (``SAOY_DEMO=1`` without a served demo PKI).
+    ARCHIVE_REQUIRED = _env_bool("SAOY_ARCHIVE_REQUIRED", None)
     #: A copy's archive timestamp is renewed this many days before its TSA certificate ends.
     ARCHIVE_RENEW_DAYS = _env_int("SAOY_ARCHIVE_RENEW_DAYS", 180)
     FONT_DIR = _env("SAOY_FONT_DIR", "/usr/share/fonts/truetype/noto")

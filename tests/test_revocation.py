@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.demo import OFFICE_A, OFFICE_B
 from app.transactions import atomic
+from modules.signing.revocation import forget_answers
 from tests.conftest import user_named
 from tests.keys import profile_of, signing_with
 from tests.revocation_pki import make_pki
@@ -328,6 +329,39 @@ def test_revocation_is_fetched_only_where_certificates_point_and_never_redirecte
         server.shutdown()
 
 
+def test_outside_a_demo_a_copy_that_cannot_be_b_lta_is_not_delivered(
+        app, api, client, db_session, trusting, monkeypatch):
+    """Every delivered copy is B-LTA: with no timestamp service configured a real
+    deployment refuses delivery (503, said in Vietnamese, the copy stays sealed and
+    undelivered, its file unchanged) and /health/ reports the missing service."""
+    from app.storage import file_store
+    from modules.copies.models import CopyRequest
+
+    pk, register_id = _forwarded_in(app, db_session, api, "A")
+    with signing_with(db_session, _office(db_session, OFFICE_A), None,
+                      _seal_key(app, db_session, trusting, "seal-good")):
+        assert _seal(api, pk, register_id).status_code == 200
+    monkeypatch.setitem(app.config, "TSA_URL", None)
+    monkeypatch.setitem(app.config, "ARCHIVE_REQUIRED", True)
+    db_session.expire_all()
+    before = db_session.get(CopyRequest, pk).document.current_sha256
+    clerk, headers = api("clerk.a")
+    assert clerk.post(f"/api/v1/copy/{pk}/pay", headers=headers,
+                      json={"receipt_number": "BL-9"}).status_code == 200
+    refused = clerk.post(f"/api/v1/copy/{pk}/deliver",
+                         headers={**headers, "Accept-Language": "vi"}, json={})
+    assert refused.status_code == 503, refused.get_json()
+    assert "dịch vụ cấp dấu thời gian" in refused.get_json()["message"]
+    assert state_of(db_session, pk).state.value == "sealed"
+    db_session.expire_all()
+    assert db_session.get(CopyRequest, pk).document.current_sha256 == before
+    with app.app_context():
+        assert file_store().read_bytes(before)
+    health = client.get("/health/").get_json()
+    assert health["archive"]["timestamp_service"] == "missing"
+    assert health["status"] != "ok"
+
+
 def test_the_archive_command_reports_what_it_did(app, monkeypatch):
     """``saoy archive renew``: with no timestamp service configured nothing can be
     stamped, and it says so (copies are skipped, not failed)."""
@@ -348,9 +382,10 @@ class _StampedAt:
 
 
 def _signed_with(pki, label: str, *, revocation_in_file: bool,
-                 stamped_at: str | None = None) -> bytes:
-    """A PDF signed (with a timestamp) by the test PKI's ``label`` certificate, signed
-    outside SaoY; its issuing CA's CRL (and the root's) added to the /DSS when asked."""
+                 stamped_at: str | None = None, stamped_by=None) -> bytes:
+    """A PDF signed (with a timestamp, by ``stamped_by``'s TSA, else the same PKI's) by the
+    test PKI's ``label`` certificate, signed outside SaoY; its issuing CA's CRL (and the
+    root's) added to the /DSS when asked."""
     import io
 
     import requests
@@ -366,8 +401,9 @@ def _signed_with(pki, label: str, *, revocation_in_file: bool,
     out = io.BytesIO()
     signers.PdfSigner(signers.PdfSignatureMetadata(field_name="Sig1", md_algorithm="sha256"),
                       signer=load_pkcs12(pki.p12(label), b"test"),
-                      timestamper=_StampedAt(pki.tsa_url(), stamped_at) if stamped_at
-                      else AllowedTimeStamper(pki.tsa_url(), timeout=10)).sign_pdf(
+                      timestamper=_StampedAt((stamped_by or pki).tsa_url(), stamped_at)
+                      if stamped_at else AllowedTimeStamper((stamped_by or pki).tsa_url(),
+                                                            timeout=10)).sign_pdf(
         IncrementalPdfFileWriter(io.BytesIO(scan_pdf())), output=out)
     if not revocation_in_file:
         return out.getvalue()
@@ -395,7 +431,8 @@ def test_the_verifier_reports_revocation_from_the_file(app, client, trusting):
                          stamped_at="2025-06-02T08:00:00+0000")
     good = _signed_with(trusting, "seal-good", revocation_in_file=True)
     bare = _signed_with(trusting, "seal-good", revocation_in_file=False)
-    trusting.stop()  # the verifier reads the file; it fetches nothing
+    trusting.stop()  # the responders are silent: the verifier has the file only
+    forget_answers()
     try:
         answers = {name: verify(data) for name, data in
                    (("revoked", revoked), ("good", good), ("bare", bare), ("older", older))}
@@ -418,3 +455,86 @@ def test_the_verifier_reports_revocation_from_the_file(app, client, trusting):
                        headers={"Accept-Language": "vi"},
                        data={"file": (io.BytesIO(revoked), "x.pdf")}).get_data(as_text=True)
     assert 'data-revocation="revoked"' in page and "THU HỒI" in page.upper()
+
+
+def _verify(client, data: bytes, language: str = "en") -> dict:
+    import io
+
+    return client.post("/api/v1/verify", content_type="multipart/form-data",
+                       headers={"Accept-Language": language},
+                       data={"file": (io.BytesIO(data), "x.pdf")}).get_json()
+
+
+def _signature(answer: dict) -> dict:
+    (signature,) = [s for s in answer["signatures"] if s["kind"] == "signature"]
+    return signature
+
+
+def test_the_verifier_asks_the_responder_when_the_file_carries_no_answer(app, client,
+                                                                        trusting):
+    """Files that carry no revocation answer (most signed PDFs): the public verifier asks
+    the certificate's responder now — good, revoked before the proven time (not valid),
+    revoked since (valid) — and says the answer was fetched, not carried."""
+    import io
+
+    forget_answers()
+    good = _signed_with(trusting, "seal-good", revocation_in_file=False)
+    revoked = _signed_with(trusting, "seal-revoked", revocation_in_file=False)
+    older = _signed_with(trusting, "seal-revoked", revocation_in_file=False,
+                         stamped_at="2025-06-02T08:00:00+0000")
+    answers = {name: _verify(client, data) for name, data in
+               (("good", good), ("revoked", revoked), ("older", older))}
+    signature = _signature(answers["good"])
+    assert (signature["revocation"], signature["revocation_source"]) == ("good", "fetched")
+    assert answers["good"]["verdict"] == "valid"
+    assert "revocation_unknown" not in answers["good"]["notes"]
+    assert "path" not in signature  # the certificates stay inside
+    signature = _signature(answers["revoked"])
+    assert (signature["revocation"], signature["revocation_source"]) == ("revoked", "fetched")
+    assert not signature["trusted"] and answers["revoked"]["verdict"] == "untrusted"
+    signature = _signature(answers["older"])
+    assert (signature["revocation"], signature["revocation_source"]) == \
+        ("revoked_since", "fetched")
+    assert answers["older"]["verdict"] == "valid"
+    assert "revoked_since_signing" in answers["older"]["notes"]
+    page = client.post("/verify/", content_type="multipart/form-data",
+                       headers={"Accept-Language": "vi"},
+                       data={"file": (io.BytesIO(good), "x.pdf")}).get_data(as_text=True)
+    assert 'data-source="fetched"' in page and "vừa hỏi" in page
+
+
+def test_the_verifier_asks_no_address_an_uploader_wrote(app, client, trusting, tmp_path):
+    """SSRF: a file signed by a certificate no trusted authority issued, whose OCSP and
+    CRL addresses point at a server here — the verifier never knocks (the answer stays
+    "unknown"); only the responders of a path validated to the anchors are asked."""
+    import http.server
+    import threading
+
+    knocks: list[str] = []
+
+    class Listener(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            knocks.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def do_POST(self):
+            self.do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    stranger = make_pki(tmp_path, port, "UBND Giả Mạo", "Kẻ Lạ", "UBND Giả Mạo")
+    data = _signed_with(stranger, "seal-good", revocation_in_file=False, stamped_by=trusting)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Listener)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answer = _verify(client, data)
+    finally:
+        server.shutdown()
+        server.server_close()
+    signature = _signature(answer)
+    assert not signature["trusted"] and signature["revocation_source"] is None
+    assert answer["verdict"] != "valid"
+    assert knocks == []

@@ -45,7 +45,8 @@ MODULE = ModuleSpec(
         "Public": [["^Verify a copy$", "^menu_access$"]],
     },
     offers_hooks=("signing.leader_signed",),
-    health={"signers": "modules.signing.keys:signer_health"},
+    health={"signers": "modules.signing.keys:signer_health",
+            "archive": "modules.signing.services:archive_health"},
     cli="modules.signing.cli:register",
     # Archive timestamps renewed before their TSA certificate expires (B-LTA upkeep).
     jobs=(Job("signing.archive_renewal", "modules.signing.jobs:renewal_job",

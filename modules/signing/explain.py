@@ -41,7 +41,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import InsufficientRevinfoError, RevokedError
 
 from app import sandbox
-from modules.signing import policy
+from modules.signing import policy, revocation
 from modules.signing.validation import anchors, validation_context
 
 log = logging.getLogger(__name__)
@@ -168,8 +168,14 @@ class SignatureDetail:
     #: "revoked_since" (valid when signed, revoked later), "unknown" (the certificate names
     #: a responder and the file holds no answer), "not_declared" (it names none).
     revocation: str | None = None
+    #: Where the revocation answer came from: "embedded" (the file's /DSS) or "fetched"
+    #: (asked now of the certificate's responder, for a trusted chain only).
+    revocation_source: str | None = None
     #: The time the signature is proven to have existed (its timestamp), else None.
     proven_at: str | None = None
+    #: The validated path (DER, anchor first) of a trusted signer: the only certificates
+    #: whose responders the verifier may ask.  Internal: not in the public answer.
+    path: list[bytes] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -188,6 +194,8 @@ class Explanation:
 
     def to_dict(self, previews: bool = False) -> dict[str, Any]:
         data = asdict(self)
+        for signature in data["signatures"]:
+            signature.pop("path", None)
         for revision in data["revisions"]:
             if not previews:
                 revision.pop("previews", None)
@@ -229,12 +237,16 @@ def _algorithms(sig) -> tuple[list[str], list[str]]:
 
 
 def _chain(status) -> list[str]:
+    return [_name(cert, "common_name") or cert.subject.human_friendly
+            for cert in _path(status)]
+
+
+def _path(status) -> list[asn1_x509.Certificate]:
     path = getattr(status, "validation_path", None)
     if path is None:
         return []
     try:
-        return [_name(cert, "common_name") or cert.subject.human_friendly
-                for cert in path.iter_certs(include_root=True)]
+        return list(path.iter_certs(include_root=True))
     except Exception:  # noqa: BLE001
         return []
 
@@ -302,7 +314,8 @@ def _check_signature(sig, roots, ends: list[int]) -> SignatureDetail:
         valid=bool(status.valid) and intact, trusted=bool(status.trusted),
         chain=_chain(status), coverage=coverage,
         algorithms=algorithms, warnings=warnings, certification_level=level,
-        fingerprint=hashlib.sha256(cert.dump()).hexdigest() if cert is not None else None)
+        fingerprint=hashlib.sha256(cert.dump()).hexdigest() if cert is not None else None,
+        path=[c.dump() for c in _path(status)] if status.trusted else [])
 
 
 def _aware(value: str) -> dt.datetime:
@@ -846,10 +859,7 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
         notes.append("timestamps_out_of_order")
     if _docmdp_violated(signatures, revisions):
         notes.append("docmdp_violated")
-    if any(s.revocation == "unknown" for s in signatures):
-        notes.append("revocation_unknown")
-    if any(s.revocation == "revoked_since" for s in signatures):
-        notes.append("revoked_since_signing")
+    _revocation_notes(notes, signatures)
     content = _foreign_content(reader)
     if policy.active(content):
         notes.append("active_content")
@@ -861,13 +871,22 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
 def _assess_revocation(reader: PdfFileReader, embedded: list, details: list[SignatureDetail],
                        roots) -> None:
     """Each signature's certificate judged with the revocation answers the file carries
-    (no fetching here: the public page's budget), at the time the signature is proven
-    (its timestamp) and now.  A certificate revoked before that time makes the signature
-    untrusted; one that cannot be checked is said so ("revocation_unknown")."""
+    (no fetching in the child: ``confirm_revocation`` asks the responders afterwards, for
+    trusted chains only), at the time the signature is proven (its timestamp) and now.  A
+    certificate revoked before that time makes the signature untrusted; one that cannot be
+    checked is said so ("unknown")."""
     try:
         dss = DocumentSecurityStore.read_dss(reader)
     except Exception:  # noqa: BLE001 - no /DSS (or an unreadable one): nothing embedded
         dss = None
+
+    def carried(moment: dt.datetime | None) -> ValidationContext:
+        settings = {"trust_roots": anchors(roots), "other_certs": list(roots),
+                    "allow_fetching": False, "revocation_mode": "hard-fail", "moment": moment,
+                    "retroactive_revinfo": moment is not None}
+        return dss.as_validation_context(settings) if dss is not None else \
+            ValidationContext(crls=[], ocsps=[], **settings)
+
     for sig, detail in zip(embedded, details, strict=True):
         if detail.kind != "signature" or not detail.intact:
             continue
@@ -878,28 +897,27 @@ def _assess_revocation(reader: PdfFileReader, embedded: list, details: list[Sign
         if not (cert.ocsp_urls or cert.crl_distribution_points):
             detail.revocation = "not_declared"
             continue
-        proven = _aware(detail.timestamp_time) if detail.timestamp_time else None
         detail.proven_at = detail.timestamp_time
-        chain = list(sig.other_embedded_certs or ())
-        at_proof = _revocation_at(cert, chain, roots, dss, proven)
-        if at_proof == "good" and proven is not None and \
-                _revocation_at(cert, chain, roots, dss, None) == "revoked":
-            at_proof = "revoked_since"
-        detail.revocation = at_proof
-        if at_proof == "revoked":
-            detail.trusted = detail.valid = False
+        _judge(detail, revocation_status(cert, list(sig.other_embedded_certs or ()), carried,
+                                         detail.timestamp_time), "embedded")
 
 
-def _revocation_at(cert, chain: list, roots, dss: DocumentSecurityStore | None,
-                   moment: dt.datetime | None) -> str:
-    # A CRL or OCSP answer issued after the proven time still says whether the certificate
-    # was revoked before it (retroactive): that is how a copy outlives a later revocation.
-    settings = {"trust_roots": anchors(roots), "other_certs": [*roots, *chain],
-                "allow_fetching": False, "revocation_mode": "hard-fail", "moment": moment,
-                "retroactive_revinfo": moment is not None}
+def revocation_status(cert: asn1_x509.Certificate, chain: list, context_at,
+                      proven: str | None) -> str:
+    """"good", "revoked", "revoked_since" or "unknown" for ``cert``, with the contexts
+    ``context_at(moment)`` gives (the file's answers, or the responders' now).  An answer
+    issued after the proven time still says whether the certificate was revoked before it
+    (retroactive): that is how a copy outlives a later revocation."""
+    moment = _aware(proven) if proven else None
+    at_proof = _revocation_at(cert, chain, context_at(moment))
+    if at_proof == "good" and moment is not None and \
+            _revocation_at(cert, chain, context_at(None)) == "revoked":
+        return "revoked_since"
+    return at_proof
+
+
+def _revocation_at(cert, chain: list, context: ValidationContext) -> str:
     try:
-        context = dss.as_validation_context(settings) if dss is not None else \
-            ValidationContext(crls=[], ocsps=[], **settings)
         validator = CertificateValidator(cert, intermediate_certs=chain,
                                          validation_context=context)
         asyncio.run(validator.async_validate_usage(set()))
@@ -910,6 +928,54 @@ def _revocation_at(cert, chain: list, roots, dss: DocumentSecurityStore | None,
     except Exception:  # noqa: BLE001 - an untrusted path is judged elsewhere (trusted)
         return "unknown"
     return "good"
+
+
+def _judge(detail: SignatureDetail, status: str, source: str) -> None:
+    detail.revocation = status
+    if status != "unknown":
+        detail.revocation_source = source
+    if status == "revoked":
+        detail.trusted = detail.valid = False
+
+
+def confirm_revocation(explanation: Explanation, roots, seconds: float, *,
+                       most: int = 4) -> None:
+    """Ask the responders about the signatures the file could not answer for — only for
+    signers whose path was validated to our anchors (the addresses are then a trusted
+    authority's, never the uploader's), at most ``most`` of them, all within ``seconds``
+    (what the public page's budget has left).  Runs in the web process, after the
+    sandboxed analysis; answers are kept (``revocation``'s cache) so a QR scan asks once.
+    What does not answer in time stays "unknown"."""
+    todo = [s for s in explanation.signatures
+            if s.revocation == "unknown" and s.trusted and len(s.path) > 1][:most]
+    if not todo or seconds <= 0 or explanation.error:
+        return
+    checks = []
+    for detail in todo:
+        path = [asn1_x509.Certificate.load(der) for der in detail.path]
+        context_at = revocation.live_contexts(roots, path, seconds)
+        checks.append((detail, path[-1], path[:-1], context_at))
+    pool = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="revocation")
+    futures = [pool.submit(revocation_status, cert, chain, context_at, detail.proven_at)
+               for detail, cert, chain, context_at in checks]
+    wait(futures, timeout=seconds)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for (detail, *_rest), future in zip(checks, futures, strict=True):
+        if future.done() and future.exception() is None:
+            _judge(detail, future.result(), "fetched")
+    _revocation_notes(explanation.notes, explanation.signatures)
+    explanation.verdict = _verdict(explanation.signatures, explanation.revisions,
+                                   explanation.notes)
+
+
+def _revocation_notes(notes: list[str], signatures: list[SignatureDetail]) -> None:
+    for note, status in (("revocation_unknown", "unknown"),
+                         ("revoked_since_signing", "revoked_since")):
+        present = any(s.revocation == status for s in signatures)
+        if present and note not in notes:
+            notes.append(note)
+        elif not present and note in notes:
+            notes.remove(note)
 
 
 def _long_term(reader: PdfFileReader, signatures: list[SignatureDetail]) -> str:

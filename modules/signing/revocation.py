@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -215,13 +215,26 @@ class PolicyFetcherBackend(FetcherBackend):
 
 def fetching_context(roots: tuple[asn1_x509.Certificate, ...],
                      chain: Iterable[asn1_x509.Certificate] = (),
-                     moment: dt.datetime | None = None) -> ValidationContext:
-    """A validation context that asks the certificates' responders (hard-fail)."""
+                     moment: dt.datetime | None = None, *,
+                     policy: FetchPolicy | None = None) -> ValidationContext:
+    """A validation context that asks the certificates' responders (hard-fail).  At a past
+    ``moment`` an answer issued since counts (it says whether the certificate was revoked
+    before)."""
     chain = list(chain)
     return ValidationContext(
         trust_roots=anchors(roots), other_certs=[*roots, *chain], allow_fetching=True,
-        revocation_mode="hard-fail", moment=moment,
-        fetcher_backend=PolicyFetcherBackend(policy_for([*roots, *chain])))
+        revocation_mode="hard-fail", moment=moment, retroactive_revinfo=moment is not None,
+        fetcher_backend=PolicyFetcherBackend(policy or policy_for([*roots, *chain])))
+
+
+def live_contexts(roots: tuple[asn1_x509.Certificate, ...],
+                  path: list[asn1_x509.Certificate], seconds: float):
+    """``moment -> fetching context`` for a validated path, each answer within ``seconds``
+    (the verifier's remaining budget).  The policy is made here, in the request, so the
+    contexts can be used from worker threads."""
+    policy = policy_for([*roots, *path])
+    policy = replace(policy, seconds=min(policy.seconds, seconds))
+    return lambda moment: fetching_context(roots, path, moment, policy=policy)
 
 
 def check_signer(cert: asn1_x509.Certificate, chain: Iterable[asn1_x509.Certificate],

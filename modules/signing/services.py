@@ -13,6 +13,7 @@ import functools
 import io
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,13 @@ from app.storage import file_store
 from app.timeutil import VN_TZ, utcnow
 from app.transactions import atomic
 from modules.signing import archive, external, keys, pdf, revocation, second_factor, served_pki
-from modules.signing.explain import Explanation, Limits, explain_bounded, render_page
+from modules.signing.explain import (
+    Explanation,
+    Limits,
+    confirm_revocation,
+    explain_bounded,
+    render_page,
+)
 from modules.signing.fonts import subset_font
 from modules.signing.models import SignedDocument, SignerProfile, SigningKey, Stage
 from modules.signing.signers import SignerUnavailableError, open_signer
@@ -135,6 +142,21 @@ class SignerProfileService(RecordService):
             raise SigningError(_("Choose one of the timestamp services the system "
                                  "administrator allows."), 422)
         item.tsa_name = item.tsa_name or None
+
+
+def archive_required(config=None) -> bool:
+    """Every delivered copy must be B-LTA — except in a demo that runs without a timestamp
+    service (``SAOY_ARCHIVE_REQUIRED`` says otherwise either way)."""
+    config = config or current_app.config
+    required = config.get("ARCHIVE_REQUIRED")
+    return not config.get("DEMO_MODE") if required is None else bool(required)
+
+
+def archive_health() -> tuple[dict[str, Any], bool]:
+    """``/health/``: can delivered copies be made long-term verifiable (a TSA configured)?"""
+    configured = "default" in allowed_tsas()
+    return ({"timestamp_service": "configured" if configured else "missing",
+             "required": archive_required()}, configured or not archive_required())
 
 
 def allowed_tsas(config=None) -> dict[str, str]:
@@ -450,8 +472,10 @@ def verify_limits() -> Limits:
 
 def explain_bytes(data: bytes, *, previews: bool = False) -> Explanation:
     """The explained verification (every signature, every later revision, one verdict),
-    within the public endpoints' budget."""
-    return explain_bounded(data, roots(), previews=previews, limits=verify_limits())
+    within the public endpoints' budget — live revocation answers included."""
+    started = time.monotonic()
+    explanation = explain_bounded(data, roots(), previews=previews, limits=verify_limits())
+    return _with_live_revocation(explanation, started)
 
 
 @functools.lru_cache(maxsize=256)
@@ -465,7 +489,17 @@ def explain_document(doc: SignedDocument, *, previews: bool = False) -> Explanat
     the second time).  A copy is returned, so callers may adjust its verdict."""
     import copy
 
-    return copy.deepcopy(_explained(doc.current_sha256, previews, roots()))
+    started = time.monotonic()
+    explanation = copy.deepcopy(_explained(doc.current_sha256, previews, roots()))
+    return _with_live_revocation(explanation, started)
+
+
+def _with_live_revocation(explanation: Explanation, started: float) -> Explanation:
+    """What the file could not answer about revocation, asked of the responders with the
+    time the verification has left (never more than one responder's timeout)."""
+    left = current_app.config["VERIFY_SECONDS"] - (time.monotonic() - started)
+    confirm_revocation(explanation, roots(), min(left, current_app.config["REVOCATION_SECONDS"]))
+    return explanation
 
 
 def page_png(doc: SignedDocument, page: int, dpi: int = 50) -> bytes | None:
@@ -523,8 +557,8 @@ def unbound_signatures(session: Session, office_id: int, report: ValidationRepor
 
 @dataclass(frozen=True)
 class Delivery:
-    """What delivery found (the validation) and made (the B-LTA copy, when the office has
-    a timestamp service; without one the copy goes as it was signed)."""
+    """What delivery found (the validation) and made (the B-LTA copy; only a demo without
+    a timestamp service delivers the copy as it was signed)."""
 
     report: ValidationReport
     archived: NewVersion | None
@@ -534,9 +568,13 @@ def prepare_delivery(session: Session, user: Any, document_id: int) -> Delivery:
     """Validate, then make the copy long-term verifiable (``archive.make_lta``: /DSS with
     every chain's revocation answers, then a document timestamp) — before any row is
     locked.  A revoked certificate refuses; a silent responder or TSA is a 503."""
-    report = check_delivery(session, user, document_id)
     doc = scoped(session, user, SignedDocument).get_or_404(document_id)
     timestamper = _timestamper(profile_for(session, doc.office_id, None))
+    if timestamper is None and archive_required():
+        raise SigningError(_("No timestamp service is configured, so this copy cannot be "
+                             "made verifiable for the long term (PAdES B-LTA) and was not "
+                             "delivered. The system administrator sets SAOY_TSA_URL."), 503)
+    report = check_delivery(session, user, document_id)
     if timestamper is None:
         return Delivery(report, None)
     data = _archived(lambda: archive.make_lta(read_current(doc), roots(), timestamper))

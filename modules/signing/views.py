@@ -70,19 +70,24 @@ NOTES = {
     "sha1_timestamp": _l("The timestamp uses SHA-1, which is no longer considered secure."),
     "signer_not_bound": _l("A signature was not made with the key registered for this "
                            "office's leader or seal."),
-    "revocation_unknown": _l("Whether a signer's certificate was revoked cannot be checked "
-                             "from this file: it carries no answer from the certificate's "
-                             "revocation service."),
+    "revocation_unknown": _l("Whether a signer's certificate was revoked cannot be checked: "
+                             "the file carries no answer from the certificate's revocation "
+                             "service and the service did not answer now."),
     "revoked_since_signing": _l("A signer's certificate was revoked after the signature "
                                 "was made: the signature stays valid, as its timestamp "
                                 "proves it existed before."),
 }
+REVOCATION_SOURCES = {
+    "embedded": _l("answer carried in the file"),
+    "fetched": _l("answer asked just now of the certification authority"),
+}
 REVOCATION = {
-    "good": _l("not revoked (the answer is in the file)"),
+    "good": _l("not revoked"),
     "revoked": _l("REVOKED before the signature is proven to exist: the signature is not "
                   "valid"),
     "revoked_since": _l("revoked after signing (the signature stays valid)"),
-    "unknown": _l("cannot be checked from this file"),
+    "unknown": _l("cannot be checked: the file carries no answer and the certification "
+                  "authority's revocation service did not answer"),
     "not_declared": _l("the certificate names no revocation service"),
 }
 
@@ -193,7 +198,7 @@ class VerifyView(BaseView):
             result = report_json(services.explain_bytes(data, previews=True), data,
                                  services.document_by_sha(db.session, sha), previews=True)
         return self.render_template("signing/verify_upload.html", result=result, notes=NOTES,
-                                    revocation=REVOCATION,
+                                    revocation=REVOCATION, sources=REVOCATION_SOURCES,
                                     kinds=CHANGE_KINDS)
 
     @expose("/<code>", methods=["GET", "POST"])
@@ -205,7 +210,8 @@ class VerifyView(BaseView):
         result = report_json(services.explain_document(doc, previews=opened),
                              services.read_current(doc), doc, previews=opened)
         return self.render_template("signing/verify.html", result=result, doc=doc,
-                                    notes=NOTES, revocation=REVOCATION, kinds=CHANGE_KINDS,
+                                    notes=NOTES, revocation=REVOCATION,
+                                    sources=REVOCATION_SOURCES, kinds=CHANGE_KINDS,
                                     opened=opened,
                                     access_code=request.form.get("access_code", "")
                                     if opened else "")

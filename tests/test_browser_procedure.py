@@ -80,6 +80,7 @@ def _validates(app, tmp_path, data: bytes) -> None:
 
 def test_the_procedure_through_the_pages(browser, live, app, db_session, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
 
     from app.notifications.dispatcher import dispatcher_for_app
@@ -179,30 +180,37 @@ def test_the_procedure_through_the_pages(browser, live, app, db_session, tmp_pat
         click(browser, "#do-forward")
         assert _state(browser) == "Chờ đóng dấu"
 
-        # 7. The clerk opens this year's register, numbers and seals, and delivers.
+        # 7. The clerk opens this year's registers — two books, both before any number is
+        # issued from either (the year's numbering runs through both) — typing the date
+        # the Vietnamese way, then numbers and seals, and delivers.
         year = today_vn().year
         office_a = _office_a(db_session)
-        book = _book_number_free_in(db_session, office_a, year)
         sign_in(browser, live, "clerk.a")
         assert "/copies-to-seal/list/" in browser.current_url
-        browser.get(f"{live}/registerview/add")
-        for field, value in (("name", f"Sổ chứng thực bản sao điện tử năm {year}"),
-                             ("book_number", book), ("type_symbol", "SCTĐT/BS"),
-                             ("year", str(year))):
-            element = browser.find_element(By.ID, field)
-            element.clear()
-            element.send_keys(value)
-        browser.execute_script("arguments[0].value = arguments[1]",
-                               browser.find_element(By.ID, "opening_date"),
-                               today_vn().isoformat())
-        start = browser.find_element(By.ID, "start_number").get_attribute("value")
-        assert int(start) >= 1  # offered: the year's numbering goes on in the new book
-        screenshot(browser, "clerk-1-register")
-        click(browser, CONTENT_SUBMIT)
-        assert "alert-success" in browser.page_source, [
-            e.text for e in browser.find_elements(By.CSS_SELECTOR, ".alert, .help-block")]
-        register = db_session.scalars(select(Register).where(
-            Register.office_id == office_a, Register.book_number == book)).one()
+        books, starts = [], []
+        for shot in ("clerk-1-register", None):
+            book = _book_number_free_in(db_session, office_a, year)
+            browser.get(f"{live}/registerview/add")
+            for field, value in (("name", f"Sổ chứng thực bản sao điện tử {book}"),
+                                 ("book_number", book), ("type_symbol", "SCTĐT/BS"),
+                                 ("year", str(year)),
+                                 ("opening_date", f"{today_vn():%d/%m/%Y}")):
+                element = browser.find_element(By.ID, field)
+                element.clear()
+                element.send_keys(value)
+            browser.find_element(By.ID, "opening_date").send_keys(Keys.ESCAPE)
+            starts.append(browser.find_element(By.ID, "start_number").get_attribute("value"))
+            if shot:
+                screenshot(browser, shot)
+            click(browser, CONTENT_SUBMIT)
+            assert "alert-success" in browser.page_source, [
+                e.text for e in browser.find_elements(By.CSS_SELECTOR, ".alert, .help-block")]
+            books.append(db_session.scalars(select(Register).where(
+                Register.office_id == office_a, Register.book_number == book)).one())
+        assert starts[0] == starts[1] and int(starts[0]) >= 1  # the year's next, in both
+        register, second = books
+        book = register.book_number
+        start = starts[0]
         browser.get(f"{live}/copies/request/{pk}")
         Select(browser.find_element(By.NAME, "register_id")).select_by_value(str(register.id))
         screenshot(browser, "clerk-2-seal")
@@ -254,8 +262,10 @@ def test_the_procedure_through_the_pages(browser, live, app, db_session, tmp_pat
         click(browser, "#do-forward")
         sign_in(browser, live, "clerk.a")
         browser.get(f"{live}/copies/request/{walk_in}")
-        Select(browser.find_element(By.NAME, "register_id")).select_by_value(str(register.id))
+        Select(browser.find_element(By.NAME, "register_id")).select_by_value(str(second.id))
         click(browser, "#do-seal")
+        number = browser.find_element(By.ID, "request-number").text
+        assert number.startswith(f"{int(start) + 1} ") and second.book_number in number
         browser.find_element(By.NAME, "receipt").send_keys("BL-2026-0102")
         click(browser, "#do-pay")
         click(browser, "#do-deliver")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, select, text
 
+from modules.registers.services import number_shown
 from tests.conftest import engine_of, user_named
 from tests.pdfs import sized_scan_pdf
 from tests.servers import free_port
@@ -138,13 +139,13 @@ def test_connection_killed_while_sealing_uses_no_number(app, api, db_session, do
     for event_name in ("sign", "forward"):
         assert leader.post(f"/api/v1/copy/{pk}/{event_name}", headers=lh).status_code == 200
     register = register_of("A")
-    next_number = register.next_number
+    next_number = number_shown(db_session, register)
     with connection_killed_at_commit(app):
         r = clerk.post(f"/api/v1/copy/{pk}/seal", headers=ch,
                        json={"register_id": register.id})
     assert r.status_code == 503
     db_session.expire_all()
-    assert register_of("A").next_number == next_number
+    assert number_shown(db_session, register_of("A")) == next_number
     assert state_of(db_session, pk).state.value == "awaiting_seal"
     _chain_ok(db_session)
     sealed = clerk.post(f"/api/v1/copy/{pk}/seal", headers=ch, json={"register_id": register.id})
@@ -198,7 +199,7 @@ def test_timestamp_service_down_or_slow_refuses_and_keeps_the_number(
     monkeypatch.setitem(app.config, "TSA_URL", url)
     monkeypatch.setitem(app.config, "TSA_TIMEOUT", 1)
     register = register_of("A")
-    next_number = register.next_number
+    next_number = number_shown(db_session, register)
     started = time.monotonic()
     r = clerk.post(f"/api/v1/copy/{pk}/seal", headers=ch, json={"register_id": register.id},
                    environ_base={"HTTP_ACCEPT_LANGUAGE": "vi"})
@@ -206,7 +207,7 @@ def test_timestamp_service_down_or_slow_refuses_and_keeps_the_number(
     assert r.status_code == 503 and "dấu thời gian" in r.get_json()["message"]
     db_session.expire_all()
     assert state_of(db_session, pk).state.value == "awaiting_seal"
-    assert register_of("A").next_number == next_number
+    assert number_shown(db_session, register_of("A")) == next_number
     _chain_ok(db_session)
     monkeypatch.setitem(app.config, "TSA_URL", None)
     sealed = clerk.post(f"/api/v1/copy/{pk}/seal", headers=ch, json={"register_id": register.id})

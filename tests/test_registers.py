@@ -151,6 +151,81 @@ def test_new_book_mid_year_continues_the_sequence(login, db_session, new_registe
     assert "4" in web.get("/registerview/add").get_data(as_text=True)  # suggestion shown
 
 
+def test_two_books_open_in_one_year_share_the_years_sequence(app, login, db_session,
+                                                            new_register, office):
+    """The issue measured two books of 2026 (01 and 02, both unused) each offering
+    "next number 1", and two copies numbered 1.  Numbers run through the year across books:
+    both books are offered the same next number, and clerks sealing from either book at
+    once get every number exactly once."""
+    from modules.registers.models import Register
+    from modules.registers.services import open_registers
+
+    symbol = f"Y{uuid.uuid4().hex[:6]}"
+    first = new_register(symbol=symbol)
+    web = login("clerk.a")
+    form = {"name": "Quyển 02", "book_number": f"02/{first.year}", "type_symbol": symbol,
+            "year": str(first.year), "start_number": "1",
+            "opening_date": dt.date.today().isoformat()}
+    assert web.post("/registerview/add", data=form).status_code == 302  # neither used yet
+    second = db_session.scalars(select(Register).where(Register.type_symbol == symbol,
+                                                       Register.id != first.id)).one()
+    clerk = user_named(db_session, "clerk.a")
+    offered = {b.id: b.next_number for b in open_registers(db_session, clerk)
+               if b.id in (first.id, second.id)}
+    assert offered == {first.id: 1, second.id: 1}
+    books = (first.id, second.id)
+    engine = engine_of(app)
+    numbers: list[int] = []
+    errors: list[Exception] = []
+
+    def worker(w: int):
+        with Session(bind=engine) as session:
+            user = user_named(session, "clerk.a")
+            for i in range(40):
+                try:
+                    numbers.append(allocate(session, user, books[(w + i) % 2],
+                                            f"two-{symbol}-{w}-{i}").number)
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and sorted(numbers) == list(range(1, 161))
+    db_session.expire_all()
+    shown = {b.id: b.next_number for b in open_registers(db_session, clerk)
+             if b.id in books}
+    assert shown == {first.id: 161, second.id: 161}
+
+
+def test_a_used_books_identity_is_frozen(login, db_session, new_register):
+    """The issue renamed book 01/2026 with 3 copies issued to 09/2026 and it saved, while
+    the delivered PDFs say 01/2026: once a number is issued, the book's number, type, year,
+    start and opening date are refused with the reason; its name may still be corrected."""
+    from modules.registers.models import Register
+
+    register = new_register()
+    _fill(db_session, register, 3)
+    web = login("clerk.a")
+    form = {"name": register.name, "book_number": register.book_number,
+            "type_symbol": register.type_symbol, "year": str(register.year),
+            "start_number": str(register.start_number),
+            "opening_date": register.opening_date.isoformat()}
+    for name, value in (("book_number", f"09/{register.year}"), ("type_symbol", "KHAC/BS"),
+                        ("opening_date", dt.date(register.year, 2, 1).isoformat())):
+        r = web.post(f"/registerview/edit/{register.id}", data={**form, name: value},
+                     follow_redirects=True)
+        assert "không thể thay đổi" in r.get_data(as_text=True), name
+    assert web.post(f"/registerview/edit/{register.id}",
+                    data={**form, "name": "Sổ đã sửa tên"}).status_code == 302
+    db_session.expire_all()
+    kept = db_session.get(Register, register.id)
+    assert (kept.book_number, kept.type_symbol, kept.opening_date, kept.name) == (
+        register.book_number, register.type_symbol, register.opening_date, "Sổ đã sửa tên")
+
+
 def test_register_with_entries_cannot_be_deleted_or_renumbered(login, db_session, new_register):
     from modules.registers.models import Register
 

@@ -21,9 +21,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    select,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from app.labels import code_labels, labelled
 from app.ownership import OfficeOwned
@@ -64,7 +66,9 @@ class Register(OfficeOwned, Model):
     type_symbol: Mapped[str] = mapped_column(String(32), nullable=False)
     year: Mapped[int] = mapped_column(Integer, nullable=False)
     start_number: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
-    #: The number the next allocation takes; moves only with an entry, in one transaction.
+    #: One past the last number this book received (its start while it has none).  The
+    #: number itself comes from the year's sequence (``RegisterSequence``), shared by every
+    #: book of the office, year and type: a new book continues it.
     next_number: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     opening_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     closing_date: Mapped[dt.date | None] = mapped_column(Date)
@@ -85,10 +89,6 @@ class Register(OfficeOwned, Model):
     def book_label(self) -> str:
         """As printed in the attestation: "01/2026-SCTĐT/BS"."""
         return f"{self.book_number}-{self.type_symbol}"
-
-    @property
-    def issued_count(self) -> int:
-        return self.next_number - self.start_number
 
     @property
     def last_number(self) -> int | None:
@@ -137,3 +137,26 @@ class RegisterEntry(OfficeOwned, Model):
 
     def __repr__(self) -> str:
         return f"{self.number} — {self.register.book_label}"
+
+
+#: Entries written in a book (void ones included: each keeps its line).
+Register.issued_count = column_property(
+    select(func.count(RegisterEntry.id)).where(RegisterEntry.register_id == Register.id)
+    .correlate_except(RegisterEntry).scalar_subquery(), deferred=False)
+
+
+class RegisterSequence(OfficeOwned, Model):
+    """The year's numbering of one office and register type (Nghị định 23 art. 13): one
+    counter whatever the number of books, so no number is given twice when two books are
+    open, and a new book continues the sequence.  Made on first use (``services``)."""
+
+    __tablename__ = "reg_sequence"
+    __table_args__ = (
+        UniqueConstraint("office_id", "year", "type_symbol", name="uq_reg_sequence"),
+        CheckConstraint("next_number >= 1", name="ck_reg_sequence_next"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, nullable=False)
+    type_symbol: Mapped[str] = mapped_column(String(32), nullable=False)
+    next_number: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, inspect, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +26,13 @@ from app.errors import DomainError
 from app.records import RecordService
 from app.scope import scoped
 from app.timeutil import VN_TZ, utcnow
-from modules.registers.models import EntryStatus, Register, RegisterEntry, RegisterStatus
+from modules.registers.models import (
+    EntryStatus,
+    Register,
+    RegisterEntry,
+    RegisterSequence,
+    RegisterStatus,
+)
 
 
 class RegisterError(DomainError):
@@ -50,10 +59,10 @@ def today_vn() -> dt.date:
 
 def last_issued_number(session: Session, office_id: int, year: int, type_symbol: str,
                        exclude_id: int | None = None) -> int:
-    """Highest number issued this year in this office's registers of that symbol."""
-    stmt = select(func.max(Register.next_number - 1)).where(
+    """Highest number issued (or voided) this year in this office's books of that type."""
+    stmt = select(func.max(RegisterEntry.number)).join(Register).where(
         Register.office_id == office_id, Register.year == year,
-        Register.type_symbol == type_symbol, Register.next_number > Register.start_number)
+        Register.type_symbol == type_symbol)
     if exclude_id is not None:
         stmt = stmt.where(Register.id != exclude_id)
     return session.scalar(stmt) or 0
@@ -64,17 +73,63 @@ def suggested_start_number(session: Session, office_id: int, year: int, type_sym
     return last_issued_number(session, office_id, year, type_symbol) + 1
 
 
-def validate_register(session: Session, register: Register, *, had_entries: bool,
-                      old_year: int | None = None, old_start: int | None = None) -> None:
+def _sequence_key(register: Register) -> dict:
+    return {"office_id": register.office_id, "year": register.year,
+            "type_symbol": register.type_symbol}
+
+
+def _sequence_of(register: Register) -> list:
+    return [RegisterSequence.office_id == register.office_id,
+            RegisterSequence.year == register.year,
+            RegisterSequence.type_symbol == register.type_symbol]
+
+
+def _sequence_read(session: Session, register: Register) -> int | None:
+    return session.scalar(select(RegisterSequence.next_number).where(*_sequence_of(register)))
+
+
+def _sequence_next(session: Session, register: Register) -> int:
+    """The year's next number for this book's office and type, as committed now; the
+    sequence row is made on first use (INSERT … ON CONFLICT DO NOTHING: two clerks
+    making it at once both read the one row)."""
+    found = _sequence_read(session, register)
+    if found is not None:
+        return found
+    key = _sequence_key(register)
+    insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[
+        session.get_bind().dialect.name]
+    session.execute(insert(RegisterSequence).values(
+        **key, next_number=last_issued_number(session, **key) + 1).on_conflict_do_nothing())
+    return _sequence_read(session, register)
+
+
+def number_shown(session: Session, register: Register) -> int:
+    """The number this book would give now (read only: what the clerk is shown)."""
+    found = _sequence_read(session, register)
+    if found is None:
+        found = last_issued_number(session, **_sequence_key(register)) + 1
+    return max(found, register.start_number)
+
+
+#: What identifies a book on the copies certified from it: frozen once it has an entry.
+FROZEN = {"book_number": _l("book number"), "type_symbol": _l("type symbol"),
+          "year": _l("year"), "start_number": _l("start number"),
+          "opening_date": _l("opening date"), "office_id": _l("office")}
+
+
+def validate_register(session: Session, register: Register, *, had_entries: bool) -> None:
     """Rules for creating or editing a register; raises RegisterError.
 
     ``register`` may carry unsaved edits: nothing here may flush them first.
     """
+    state = inspect(register)
+    frozen_changes = [str(text) for name, text in FROZEN.items()
+                      if state.persistent and state.attrs[name].history.has_changes()]
     with session.no_autoflush:
-        _validate_register(session, register, had_entries, old_year, old_start)
+        _validate_register(session, register, had_entries, frozen_changes)
 
 
-def _validate_register(session, register, had_entries, old_year, old_start) -> None:
+def _validate_register(session, register, had_entries, frozen_changes) -> None:
     if register.start_number is None or register.start_number < 1:
         raise RegisterError(_("The start number must be a whole number from 1."))
     if not register.year or not params.FIRST_YEAR <= register.year <= params.LAST_YEAR:
@@ -94,9 +149,11 @@ def _validate_register(session, register, had_entries, old_year, old_start) -> N
                               "office: choose the next book number.",
                               book=register.book_number, year=register.year,
                               symbol=register.type_symbol))
-    if had_entries and (register.year != old_year or register.start_number != old_start):
-        raise RegisterError(_("Numbers were already issued from this register: its start "
-                              "number and year can no longer change."))
+    if had_entries and frozen_changes:
+        raise RegisterError(_("Numbers were already issued from this register: its book "
+                              "number, type, year, start number and opening date are printed "
+                              "on certified copies and can no longer change (changed: "
+                              "%(fields)s).", fields=", ".join(frozen_changes)))
     if not had_entries:
         taken = last_issued_number(session, register.office_id, register.year,
                                    register.type_symbol, exclude_id=register.id)
@@ -117,15 +174,8 @@ class RegisterService(RecordService):
         return super().create(session, user, item)
 
     def validate(self, session: Session, user: Any, item: Register, *, created: bool) -> None:
-        if created:
-            validate_register(session, item, had_entries=False)
-            return
-        state = inspect(item)
-        old_year = state.attrs.year.history.deleted
-        old_start = state.attrs.start_number.history.deleted
-        validate_register(session, item, had_entries=has_entries(session, item.id),
-                          old_year=old_year[0] if old_year else item.year,
-                          old_start=old_start[0] if old_start else item.start_number)
+        validate_register(session, item,
+                          had_entries=not created and has_entries(session, item.id))
 
     def check_delete(self, session: Session, user: Any, item: Register) -> None:
         check_deletable(session, item)
@@ -155,7 +205,8 @@ def close_register(session: Session, user: Any, register_id: int) -> Register:
     register.closed_at = utcnow()
     register.closed_by_id = user.id
     register.closing_date = register.closing_date or today_vn()
-    register.total_entries = register.issued_count
+    register.total_entries = session.scalar(select(func.count(RegisterEntry.id)).where(
+        RegisterEntry.register_id == register.id))
     audit.record(session, user, "register_closed", obj=register,
                  from_state=RegisterStatus.open.value, to_state=RegisterStatus.closed.value,
                  reason=str(register.total_entries))
@@ -179,6 +230,8 @@ class NumberOffer:
     number: int
     book: str  # as printed: "01/2026-SCTĐT/BS"
     entry_id: int | None = None  # the request already holds this number
+    #: The year's sequence as read for this offer: ``take_number`` swaps it.
+    sequence_next: int | None = None
 
 
 class NumberTakenError(RegisterError):
@@ -206,7 +259,10 @@ def offer_number(session: Session, user: Any, register_id: int, request_key: str
     if register.year != today.year:
         raise RegisterError(_("This register belongs to %(year)s: open a register for this "
                               "year.", year=register.year))
-    return NumberOffer(register.id, register.next_number, register.book_label)
+    sequence_next = _sequence_next(session, register)
+    # A book opened with a higher start (numbers issued on paper before it) starts there.
+    return NumberOffer(register.id, max(sequence_next, register.start_number),
+                       register.book_label, sequence_next=sequence_next)
 
 
 def take_number(session: Session, user: Any, offer: NumberOffer, request_key: str,
@@ -219,16 +275,22 @@ def take_number(session: Session, user: Any, offer: NumberOffer, request_key: st
     another clerk took it first (nothing was written then)."""
     if offer.entry_id is not None:
         return session.get(RegisterEntry, offer.entry_id)
+    register = session.get(Register, offer.register_id)
     taken = session.execute(
-        update(Register).where(Register.id == offer.register_id,
-                               Register.next_number == offer.number,
-                               Register.status == RegisterStatus.open)
-        .values(next_number=Register.next_number + 1)
+        update(RegisterSequence).where(*_sequence_of(register),
+                                       RegisterSequence.next_number == offer.sequence_next)
+        .values(next_number=offer.number + 1)
         .execution_options(synchronize_session=False)).rowcount
     if taken != 1:
         raise NumberTakenError(_("Another number was issued from this register at the same "
                                  "moment. Please try again."))
-    register = session.get(Register, offer.register_id)
+    still_open = session.execute(
+        update(Register).where(Register.id == register.id,
+                               Register.status == RegisterStatus.open)
+        .values(next_number=offer.number + 1)
+        .execution_options(synchronize_session=False)).rowcount
+    if still_open != 1:  # closed meanwhile: the unit rolls back, the sequence too
+        raise RegisterError(_("This register is closed: choose an open register."), 409)
     entry = RegisterEntry(
         office_id=register.office_id, register_id=register.id, number=offer.number,
         request_key=request_key, status=EntryStatus.issued, issued_at=utcnow(),
@@ -254,17 +316,29 @@ def allocate_number(session: Session, user: Any, register_id: int, request_key: 
     first: the register row is locked (concurrent clerks queue here) until the caller's
     unit commits, so the offer always holds."""
     register = scoped(session, user, Register).get_or_404(register_id)
-    session.execute(update(Register).where(Register.id == register.id)
-                    .values(next_number=Register.next_number)
+    _sequence_next(session, register)
+    session.execute(update(RegisterSequence).where(*_sequence_of(register))
+                    .values(next_number=RegisterSequence.next_number)  # lock, queue here
                     .execution_options(synchronize_session=False))
     return take_number(session, user, offer_number(session, user, register_id, request_key),
                        request_key, details)
 
 
-def open_registers(session: Session, user: Any) -> list[Register]:
+@dataclass(frozen=True)
+class OpenBook:
+    """An open book the clerk may seal from, with the number it would give now."""
+
+    id: int
+    name: str
+    book_label: str
+    next_number: int
+
+
+def open_registers(session: Session, user: Any) -> list[OpenBook]:
     """Open registers of the user's office valid today (the clerk's choice when sealing)."""
     today = today_vn()
-    return [r for r in scoped(session, user, Register).all(Register.status == RegisterStatus.open)
+    return [OpenBook(r.id, r.name, r.book_label, number_shown(session, r))
+            for r in scoped(session, user, Register).all(Register.status == RegisterStatus.open)
             if r.opening_date <= today and (r.closing_date is None or r.closing_date >= today)
             and r.year == today.year]
 

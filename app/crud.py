@@ -31,6 +31,7 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from wtforms import SelectField, validators
 
+from app.dates import VietnameseDateField
 from app.errors import DomainError, NotFoundError
 from app.labels import choices, display, has_labels, label
 from app.params import as_id, check_record, json_object
@@ -149,12 +150,27 @@ class ReadableViewMixin:
         for name in ("add_form_extra_fields", "edit_form_extra_fields"):
             fields = dict(getattr(self, name, None) or {})
             for column in self.datamodel.get_columns_list():
-                enum_class = self._enum_class(column)
-                if enum_class is not None and column not in fields:
-                    fields[column] = _labelled_enum_field(
-                        enum_class, (self.label_columns or {}).get(column, column),
-                        required=not self.datamodel.is_nullable(column))
+                if column not in fields:
+                    field = self._readable_field(column)
+                    if field is not None:
+                        fields[column] = field
             setattr(self, name, fields)
+
+    def _readable_field(self, column: str):
+        """The form field a person can fill in: labels for a coded column, dd/mm/yyyy for
+        a date; None where FAB's own is fine."""
+        text = (self.label_columns or {}).get(column, column)
+        enum_class = self._enum_class(column)
+        if enum_class is not None:
+            return _labelled_enum_field(enum_class, text,
+                                        required=not self.datamodel.is_nullable(column))
+        if self.datamodel.is_date(column):
+            required = not self.datamodel.is_nullable(column)
+            return VietnameseDateField(
+                text, description=(self.description_columns or {}).get(column, ""),
+                validators=[validators.DataRequired() if required else validators.Optional(),
+                            *(self.validators_columns or {}).get(column, [])])
+        return None
 
 
 class ServiceFormViewMixin(ReadableViewMixin):

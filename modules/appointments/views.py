@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
+from wtforms import SelectField, validators
 
 from app.crud import Datamodel
 from app.errors import DomainError, NotFoundError
@@ -24,6 +25,7 @@ from app.web import current_user
 from modules.appointments import services, workflow
 from modules.appointments.models import (
     STATUS_LABELS,
+    WEEKDAYS,
     Appointment,
     AppointmentSettings,
     Closure,
@@ -184,8 +186,11 @@ class WorkingSessionView(ScopedModelView):
     list_columns = ["weekday_name", "start_time", "end_time"]
     add_columns = edit_columns = ["weekday", "start_time", "end_time"]
     base_order = ("weekday", "asc")
-    description_columns = {"weekday": _l("0 = Monday … 6 = Sunday"),
-                           "start_time": _l("HH:MM, for example 07:30")}
+    description_columns = {"start_time": _l("HH:MM, for example 07:30")}
+    #: Days by name: typing 5 for "thứ 5" configured Saturday (0 was Monday).
+    add_form_extra_fields = edit_form_extra_fields = {"weekday": SelectField(
+        _l("Weekday"), choices=list(enumerate(WEEKDAYS)), coerce=int,
+        validators=[validators.InputRequired()])}
     validators_columns = {}
 
 

@@ -38,6 +38,22 @@ def scan_pdf(pages: int = 1, dpi: int = 200, noise: int = 0, seed: int = 1,
     return out.getvalue()
 
 
+def text_page_pdf() -> bytes:
+    """An A4 page written from the top down to about y = 430 pt (lines of a birth
+    certificate's text), blank below: where an attestation may and may not go."""
+    out = io.BytesIO()
+    c = canvas.Canvas(out, pagesize=A4)
+    c.setFont("Helvetica-Bold", 14)
+    c.drawCentredString(A4[0] / 2, 800, "CONG HOA XA HOI CHU NGHIA VIET NAM")
+    c.setFont("Helvetica", 11)
+    for line in range(26):
+        c.drawString(50, 770 - line * 13, f"{line + 1:02d}. Ho va ten: NGUYEN VAN AN - "
+                     "sinh ngay 01/01/2000 tai Phuong Sai Gon, TP Ho Chi Minh - ghi chu")
+    c.showPage()
+    c.save()
+    return out.getvalue()
+
+
 def sized_scan_pdf(target_bytes: int, dpi: int = 200) -> bytes:
     """A colour scan of about ``target_bytes`` (never more): A4 pages whose lower part is
     noisy (noise does not compress, like a dense colour scan), as many pages as needed."""

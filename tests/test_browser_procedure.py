@@ -25,7 +25,7 @@ from tests.browser import (
     sign_in,
     wait_for,
 )
-from tests.pdfs import pdfsig, scan_pdf
+from tests.pdfs import pdfsig, scan_pdf, text_page_pdf
 from tests.servers import SmtpServer
 
 pytestmark = requires_chromium
@@ -240,23 +240,38 @@ def test_the_procedure_through_the_pages(browser, live, app, db_session, tmp_pat
         for field, value in (("name", "Phạm Văn Khách"), ("phone", "0912345678"),
                              ("email", "khach@example.vn")):
             browser.find_element(By.ID, field).send_keys(value)
-        browser.find_element(By.ID, "scan").send_keys(str(right))
+        written = tmp_path / "trang-chu.pdf"  # a real text page, written down to y = 430 pt
+        written.write_bytes(text_page_pdf())
+        browser.find_element(By.ID, "scan").send_keys(str(written))
         screenshot(browser, "officer-5-walk-in")
         click(browser, "#submit-for-signature")
         walk_in = int(browser.current_url.rstrip("/").split("/")[-1])
         sign_in(browser, live, "leader.a")
-        browser.get(f"{live}/copies/request/{walk_in}")
-        browser.find_element(By.CSS_SELECTOR, "#placement summary").click()
-        page = browser.find_element(By.ID, "place-page")
-        page.send_keys("2")
-        page.send_keys("\t")
-        mark = browser.find_element(By.ID, "place-mark")
-        wait_for(browser, lambda d: mark.is_displayed())
-        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", mark)
-        before = browser.find_element(By.ID, "place-rect").get_attribute("value")
-        ActionChains(browser).drag_and_drop_by_offset(mark, -60, -80).perform()
-        placed = browser.find_element(By.ID, "place-rect").get_attribute("value")
-        assert placed != before
+
+        def place(drag_up: int) -> str:
+            browser.get(f"{live}/copies/request/{walk_in}")
+            browser.find_element(By.CSS_SELECTOR, "#placement summary").click()
+            page = browser.find_element(By.ID, "place-page")
+            page.send_keys("1")
+            page.send_keys("\t")
+            mark = browser.find_element(By.ID, "place-mark")
+            wait_for(browser, lambda d: mark.is_displayed())
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", mark)
+            before = browser.find_element(By.ID, "place-rect").get_attribute("value")
+            ActionChains(browser).drag_and_drop_by_offset(mark, -60, -drag_up).perform()
+            placed = browser.find_element(By.ID, "place-rect").get_attribute("value")
+            assert placed != before
+            return placed
+
+        # Over the page's writing: refused, said why, nothing signed.
+        over = place(drag_up=400)
+        assert int(over.split(",")[3]) > 450, over
+        confirm_click(browser, "#do-sign")
+        assert "che mất chữ" in browser.find_element(By.CSS_SELECTOR, ".alert-danger").text
+        assert _state(browser) == "Chờ ký"
+        # In the blank lower part of the same page: signed.
+        below = place(drag_up=10)
+        assert int(below.split(",")[3]) < 420, below
         screenshot(browser, "leader-3-place")
         confirm_click(browser, "#do-sign")
         click(browser, "#do-forward")

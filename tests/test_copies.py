@@ -410,13 +410,15 @@ def test_process_on_an_appointment_opens_the_filled_in_intake(app, login, db_ses
 
 # --- integrity: double clicks, concurrency, failures ------------------------------------
 
-def _submitted(app, db_session, doc_type, officer="officer.a") -> int:
+def _submitted(app, db_session, doc_type, officer="officer.a", scan: bytes | None = None
+               ) -> int:
     from modules.copies import services, workflow
 
     user = user_named(db_session, officer)
     with app.test_request_context(), atomic(db_session):
         copy, _info = services.intake(
-            db_session, user, upload=services.Upload(io.BytesIO(scan_pdf()), "s.pdf"),
+            db_session, user,
+            upload=services.Upload(io.BytesIO(scan or scan_pdf()), "s.pdf"),
             document_type_id=doc_type.id, copies=1,
             requester=services.Requester(identity_number=CITIZEN_IDENTITY))
         workflow.apply(db_session, user, copy.id, workflow.Event.submit)

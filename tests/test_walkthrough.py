@@ -306,6 +306,39 @@ def test_an_attestation_outside_the_page_or_too_small_is_refused(app, api, db_se
     assert state_of(db_session, pk).state.value == "awaiting_signature"
 
 
+def test_an_attestation_over_the_writing_of_a_page_is_refused(app, api, db_session,
+                                                              doc_type, tmp_path):
+    """The block is opaque: placed over lines of a real text page it hid them (issue: lines
+    5-19 covered, no warning).  Over the writing: refused before anything is signed, with
+    the reason; on the blank lower part of the same page: signed, and the written part of
+    the page looks exactly as before."""
+    from tests.pdfs import text_page_pdf
+
+    pk = _submitted(app, db_session, doc_type, scan=text_page_pdf())
+    leader, headers = api("leader.a")
+    r = leader.post(f"/api/v1/copy/{pk}/sign", headers=headers,
+                    json={"page": 1, "rect": [40, 440, 560, 760]},
+                    environ_base={"HTTP_ACCEPT_LANGUAGE": "vi"})
+    assert r.status_code == 422 and "che" in r.get_json()["message"], r.get_json()
+    assert state_of(db_session, pk).state.value == "awaiting_signature"
+    r = leader.post(f"/api/v1/copy/{pk}/sign", headers=headers,
+                    json={"page": 1, "rect": [40, 40, 560, 380]})
+    assert r.status_code == 200, r.get_json()
+    from app.storage import file_store
+
+    db_session.expire_all()
+    with app.app_context():
+        signed = file_store().read_bytes(state_of(db_session, pk).document.current_sha256)
+    from PIL import ImageChops
+
+    from modules.signing.explain import render_page
+
+    written = (0, 0, 595, 842 - 420)  # pixels at 72 dpi: the page above y = 420 pt
+    before, after = (render_page(data, 1, 72).crop(written)
+                     for data in (text_page_pdf(), signed))
+    assert ImageChops.difference(before, after).getbbox() is None  # not a pixel hidden
+
+
 # --- 4. every value a person reads, on every staff page ---------------------------------
 
 class _Visible(HTMLParser):

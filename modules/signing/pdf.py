@@ -50,6 +50,7 @@ FIELD_NUMBER = "SoChungThuc"
 FIELD_BOOK = "QuyenSo"
 
 BLOCK_MIN_WIDTH, BLOCK_MIN_HEIGHT = 380, 300
+EDGE_SLACK = 1.0  # points: the placement preview rounds to whole points
 MARGIN_POINTS = 2  # what the block keeps free along its edges
 RESERVED, RESERVED_WITH_TSA = 12 * 1024, 24 * 1024  # CMS sizes (hex doubles them)
 DEFAULT_MARGIN = 50
@@ -80,6 +81,28 @@ class Placement:
 
     page: int | None = None
     rect: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 in points
+
+
+def _nudged(edges, low: float, high: float) -> tuple[float, float]:
+    a, b = edges
+    shift = high - max(a, b) if 0 < max(a, b) - high <= EDGE_SLACK else \
+        low - min(a, b) if 0 < low - min(a, b) <= EDGE_SLACK else 0.0
+    return a + shift, b + shift
+
+
+def ink_under(page_image, rect: tuple[float, float, float, float] | None, dpi: int,
+              level: int) -> float | None:
+    """The share of the area ``rect`` (points from the bottom left of the rendered page)
+    that is darker than ``level``: 0.0 on blank paper.  None without an image."""
+    if page_image is None or rect is None:
+        return None
+    scale, height = dpi / 72, page_image.height
+    x1, y1, x2, y2 = rect
+    box = (int(min(x1, x2) * scale), int(height - max(y1, y2) * scale),
+           int(max(x1, x2) * scale), int(height - min(y1, y2) * scale))
+    area = page_image.convert("L").crop(box)
+    pixels = area.width * area.height
+    return sum(area.histogram()[:level]) / pixels if pixels else None
 
 
 @dataclass(frozen=True)
@@ -291,8 +314,10 @@ def add_attestation(writer: IncrementalPdfFileWriter, att: Attestation, fonts: F
     else:
         if not 0 <= placement.page < pages or placement.rect is None:
             raise PlacementError("page out of range")
-        x1, y1, x2, y2 = placement.rect
         bx0, by0, bx1, by1 = _visible_box(writer, placement.page)
+        # The preview measures whole points: a block a rounding past the edge moves in.
+        x1, x2 = _nudged(placement.rect[0::2], bx0, bx1)
+        y1, y2 = _nudged(placement.rect[1::2], by0, by1)
         if min(x1, x2) < bx0 or min(y1, y2) < by0 or max(x1, x2) > bx1 or max(y1, y2) > by1:
             raise PlacementError("the block runs past the page's edge")
         block, boxes = render_block(att, fonts, abs(x2 - x1), abs(y2 - y1))

@@ -343,12 +343,36 @@ def _prepared(doc: SignedDocument, user: Any, profile: SignerProfile,
               placement: pdf.Placement | None) -> tuple[pdf.Attestation, io.BytesIO]:
     """What the leader is asked to sign, whoever holds the key (``pdf.prepare_for_signature``)."""
     attestation = _attestation(doc, user, profile)
+    scan = file_store().read_bytes(doc.scan_sha256)
     try:
-        return attestation, pdf.prepare_for_signature(
-            file_store().read_bytes(doc.scan_sha256), attestation, fonts(),
-            placement or pdf.Placement())
+        prepared = pdf.prepare_for_signature(scan, attestation, fonts(),
+                                             placement or pdf.Placement())
     except pdf.PlacementError as exc:
         raise _signing_failure(exc) from exc
+    if placement is not None and placement.page is not None:  # inside the page: checked
+        _check_blank(scan, placement)
+    return attestation, prepared
+
+
+#: Gray levels darker than this are writing; more than this share of the placed area
+#: written is "not blank" (a scan's paper and speckles stay well under it).
+INK_LEVEL, MAX_INK = 160, 0.01
+PLACEMENT_DPI = 72  # a pixel a point: what the leader's preview measures in
+
+
+def _check_blank(scan: bytes, placement: pdf.Placement) -> None:
+    """The attestation block is opaque (it must stay readable over a scan), so it may be
+    placed only where the page is blank: the rendered pixels under it are measured, and
+    a block that would hide the original's writing is refused before anything is signed."""
+    ink = pdf.ink_under(render_page(scan, placement.page + 1, PLACEMENT_DPI, seconds=20,
+                                    memory_mb=current_app.config["VERIFY_MEMORY_MB"]),
+                        placement.rect, PLACEMENT_DPI, INK_LEVEL)
+    if ink is None or ink > MAX_INK:
+        raise SigningError(_(
+            "The attestation would cover the writing on page %(page)s (%(share)s%% of the "
+            "chosen area is not blank). Place it where the page is blank, or leave the "
+            "placement empty: the attestation then goes on a page of its own.",
+            page=placement.page + 1, share="?" if ink is None else round(ink * 100)), 422)
 
 
 def prepare_leader_signature(session: Session, user: Any, document_id: int,

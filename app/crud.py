@@ -18,7 +18,7 @@ from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.exceptions import DatabaseException
-from flask_appbuilder.fields import EnumField
+from flask_appbuilder.fields import EnumField, QuerySelectField, QuerySelectMultipleField
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.urltools import (
@@ -28,8 +28,10 @@ from flask_appbuilder.urltools import (
     get_page_size_args,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from wtforms import SelectField, validators
+from wtforms.fields.core import UnboundField
 
 from app.dates import VietnameseDateField
 from app.errors import DomainError, NotFoundError
@@ -86,6 +88,14 @@ class Datamodel(SQLAInterface):
             self.delete(item)
 
 
+#: The empty choice of an optional related record.
+NO_CHOICE = _l("— none —")
+
+
+def _shown_text(value: Any) -> str:
+    return str(display(value))
+
+
 def refusal_text(exc: Exception) -> str:
     return getattr(exc, "message", None) or str(exc)
 
@@ -116,6 +126,18 @@ class ReadableViewMixin:
         columns = set(self.list_columns or []) | set(self.show_columns or [])
         shown = {c: self._labelled(c) or display for c in columns}
         self.formatters_columns = {**shown, **(self.formatters_columns or {})}
+        self._readable_choices()
+
+    def _readable_choices(self) -> None:
+        """Related records in a form's choices as a person reads them (roles by their
+        Vietnamese names, not "Clerk"), and the empty choice said, not FAB's "__None"."""
+        for form in (getattr(self, name, None) for name in ("add_form", "edit_form",
+                                                            "search_form")):
+            for unbound in (vars(form).values() if form is not None else ()):
+                if isinstance(unbound, UnboundField) and issubclass(
+                        unbound.field_class, QuerySelectField | QuerySelectMultipleField):
+                    unbound.kwargs.setdefault("get_label", _shown_text)
+                    unbound.kwargs["blank_text"] = NO_CHOICE
 
     def _enum_class(self, column: str):
         if not self.datamodel.is_enum(column):

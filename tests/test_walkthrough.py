@@ -367,12 +367,14 @@ class _Visible(HTMLParser):
             self.text.append(html.unescape(data.strip()))
 
 
-#: What no value on a staff page may be: a code, Python's None/True/False, an ISO date or a
-#: time with microseconds, a bracketed list, an English word of the interface.
-RAW = re.compile(r"^(None|True|False|\[.*\])$|\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}\.\d+")
+#: What no value on a staff page may be: a code, Python's None/True/False, FAB's "__None",
+#: an ISO date or a time with microseconds, a bracketed list, an English word of the
+#: interface or a role's name in code.
+RAW = re.compile(r"^(None|True|False|\[.*\])$|\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}\.\d+|__None")
 ENGLISH = re.compile(r"^(Cancel|Note|Name|List|Show|Edit|Delete|Search|Add|Save|Back|Record|"
                      r"Records|Actions|Yes|No|User|Role|Roles|Active|Status|Created|Changed|"
-                     r"Office|Not a valid .*)$")
+                     r"Office|Not a valid .*|Admin|OfficeAdmin|Officer|Leader|Clerk|Supervisor|"
+                     r"Citizen|none)$|— none —")
 #: Proper names and notations that are not English words.
 ALLOWED = {"SaoY", "OK", "VNeID", "PDF", "SMS", "CSV", "Excel", "CCCD", "CMND", "MST", "QR",
            "DVCQG", "PKCS#12", "PKCS#11", "HSM", "TSA", "URL", "E-mail", "Email", "SCTĐT/BS"}

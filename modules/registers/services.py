@@ -79,9 +79,8 @@ def _sequence_key(register: Register) -> dict:
 
 
 def _sequence_of(register: Register) -> list:
-    return [RegisterSequence.office_id == register.office_id,
-            RegisterSequence.year == register.year,
-            RegisterSequence.type_symbol == register.type_symbol]
+    return [getattr(RegisterSequence, name) == value
+            for name, value in _sequence_key(register).items()]
 
 
 def _sequence_read(session: Session, register: Register) -> int | None:
@@ -205,8 +204,7 @@ def close_register(session: Session, user: Any, register_id: int) -> Register:
     register.closed_at = utcnow()
     register.closed_by_id = user.id
     register.closing_date = register.closing_date or today_vn()
-    register.total_entries = session.scalar(select(func.count(RegisterEntry.id)).where(
-        RegisterEntry.register_id == register.id))
+    register.total_entries = register.issued_count  # refreshed above, with the lock
     audit.record(session, user, "register_closed", obj=register,
                  from_state=RegisterStatus.open.value, to_state=RegisterStatus.closed.value,
                  reason=str(register.total_entries))

@@ -363,6 +363,15 @@ class DomainErrorResponses(DomainErrorAnswers):
     def delete_headless(self, pk):
         return self.answer(super().delete_headless, pk)
 
+    def _get_field_info(self, field, filter_rel_field, page=None, page_size=None):
+        """FAB sends a field with no description (or label) through gettext(""), which
+        answers the catalogue's header ("Project-Id-Version: …"): say nothing instead."""
+        info = super()._get_field_info(field, filter_rel_field, page=page, page_size=page_size)
+        for key, given in (("label", self.label_columns), ("description",
+                                                          self.description_columns)):
+            info[key] = str(given.get(field.name) or "")
+        return info
+
 
 class ServiceApi(DomainErrorAnswers, BaseApi):
     """A BaseApi whose endpoints each call one service through ``answer``."""

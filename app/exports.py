@@ -76,7 +76,7 @@ def _xml_text(text: str) -> str:
 def _value(ws, value: Any) -> Any:
     """Plain values go in as they are (fast path); dates, enums and text that looks like a
     formula need a cell."""
-    if isinstance(value, str):
+    if isinstance(value, str) and not isinstance(value, enum.Enum):  # str-enums are codes
         value = _xml_text(value)
         return _text_cell(ws, value) if value.startswith(FORMULA_STARTS) else value
     return value if isinstance(value, _PLAIN) and not isinstance(value, bool) else \
@@ -140,7 +140,7 @@ def xlsx_response(filename: str, title: str, headers: Sequence[str],
 def text_value(value: Any) -> str:
     """A value as a person reads it in a CSV cell (what ``display`` shows on a page, and
     no cell that a spreadsheet would take for a formula)."""
-    if isinstance(value, str):
+    if isinstance(value, str) and not isinstance(value, enum.Enum):
         return "'" + value if value.startswith(FORMULA_STARTS) else value
     return str(display(value))
 

@@ -87,6 +87,8 @@ class Transition:
     audit_event: str | None = None  # default: <prefix>_<event>
     #: False: applied by the code (a hook), never offered as a button.
     offered: bool = True
+    #: True: when the guard refuses, the page says why instead of hiding the button.
+    explained: bool = False
 
     def refusal(self, record: Any, user: Any) -> str | None:
         return self.guard(record, user) if self.guard else None
@@ -137,6 +139,14 @@ class Workflow(Generic[R, E]):
         return [event for event, t in self.table.items()
                 if t.offered and state in t.sources and self.may(user, t)
                 and t.refusal(record, user) is None]
+
+    def withheld_events(self, record: R, user: Any) -> dict[E, str]:
+        """Explained events the user could do in this state but not yet — and why (the
+        clerk sees "the fee is not paid" instead of a missing button)."""
+        state = self.state_of(record)
+        return {event: refusal for event, t in self.table.items()
+                if t.explained and state in t.sources and self.may(user, t)
+                and (refusal := t.refusal(record, user)) is not None}
 
     def check(self, record: R, user: Any, event: E, params: Any = None) -> None:
         """Would ``event`` be accepted now (role, state, guard, reason)?  Raises why not."""

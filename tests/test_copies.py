@@ -120,7 +120,7 @@ def test_returned_request_is_continued_with_a_new_scan_and_resubmitted(
     assert "Trang 1 mờ" in returned
     officer_id = user_named(db_session, "officer.a").id
     assert db_session.scalars(select(Message).where(
-        Message.kind == "copy_returned", Message.related_id == pk,
+        Message.kind == "copy_returned_to_officer", Message.related_id == pk,
         Message.recipient_user_id == officer_id)).first() is not None or db_session.scalars(
         select(InboxItem).where(InboxItem.user_id == officer_id)).first()
 

@@ -87,23 +87,38 @@ DEFAULT_TEMPLATES: dict[str, tuple[str, Texts]] = {
                                     "no one.", None),
         },
     ),
-    "copy_returned": (
-        "office, document_type, reason, link",
+    "copy_returned_to_officer": (
+        "request_id: số hồ sơ; office; document_type; requester: người yêu cầu; reason; "
+        "link: đường dẫn tới hồ sơ",
         {
-            (Channel.portal, "vi"): ("Hồ sơ chứng thực bị trả lại",
-                                     "Yêu cầu chứng thực {{ document_type }} tại {{ office }} bị trả "
-                                     "lại. Lý do: {{ reason }}", None),
-            (Channel.portal, "en"): ("Certification request returned",
+            (Channel.portal, "vi"): ("Hồ sơ #{{ request_id }} bị lãnh đạo trả lại",
+                                     "Hồ sơ #{{ request_id }} ({{ document_type }}, người yêu cầu "
+                                     "{{ requester }}) bị trả lại. Lý do: {{ reason }}. Quét lại "
+                                     "và trình ký, hoặc hủy hồ sơ: {{ link }}", None),
+            (Channel.portal, "en"): ("Request #{{ request_id }} returned by the leader",
+                                     "Request #{{ request_id }} ({{ document_type }}, requester "
+                                     "{{ requester }}) was returned. Reason: {{ reason }}. Scan "
+                                     "again and resubmit, or cancel it: {{ link }}", None),
+        },
+    ),
+    "copy_refused": (
+        "request_id: số hồ sơ; office; document_type; reason; link",
+        {
+            (Channel.portal, "vi"): ("Yêu cầu chứng thực #{{ request_id }} không được thực hiện",
+                                     "Yêu cầu chứng thực {{ document_type }} tại {{ office }} không "
+                                     "được thực hiện. Lý do: {{ reason }}", None),
+            (Channel.portal, "en"): ("Certification request #{{ request_id }} refused",
                                      "Your request to certify {{ document_type }} at {{ office }} "
-                                     "was returned. Reason: {{ reason }}", None),
-            (Channel.email, "vi"): ("Hồ sơ chứng thực bị trả lại",
+                                     "was refused. Reason: {{ reason }}", None),
+            (Channel.email, "vi"): ("Yêu cầu chứng thực không được thực hiện",
                                     "Kính gửi Ông/Bà,\n\nYêu cầu chứng thực {{ document_type }} tại "
-                                    "{{ office }} bị trả lại.\nLý do: {{ reason }}\n\n{{ office }}",
-                                    None),
-            (Channel.email, "en"): ("Certification request returned",
+                                    "{{ office }} (hồ sơ #{{ request_id }}) không được thực hiện.\n"
+                                    "Lý do: {{ reason }}\n\n{{ office }}", None),
+            (Channel.email, "en"): ("Certification request refused",
                                     "Dear Sir or Madam,\n\nYour request to certify "
-                                    "{{ document_type }} at {{ office }} was returned.\n"
-                                    "Reason: {{ reason }}\n\n{{ office }}", None),
+                                    "{{ document_type }} at {{ office }} (request "
+                                    "#{{ request_id }}) was refused.\nReason: {{ reason }}\n\n"
+                                    "{{ office }}", None),
         },
     ),
     "copy_delivered": (

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.labels import code_labels, labelled
 from app.ownership import Owner
 from app.timeutil import utcnow
+from app.users import StaffUser
 
 
 class Channel(str, enum.Enum):
@@ -49,7 +50,8 @@ STATUS_LABELS = labelled({
 
 
 code_labels({"copy_returned": _l("Request returned"), "copy_delivered": _l("Copy delivered"),
-             "test_message": _l("Test message")})
+             "copy_returned_to_officer": _l("Request returned to its officer"),
+             "copy_refused": _l("Request refused"), "test_message": _l("Test message")})
 
 
 def _enum(cls, name):
@@ -98,6 +100,16 @@ class Message(Model):
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     office = relationship("Office", lazy="joined")
+    recipient_user = relationship(StaffUser, foreign_keys=[recipient_user_id], lazy="joined")
+
+    @property
+    def addressee(self) -> str:
+        """Who it went to as staff read it: a portal inbox is a person, not a user id."""
+        user = self.recipient_user
+        if self.channel is Channel.portal and user is not None:
+            name = f"{user.first_name or ''} {user.last_name or ''}".strip()
+            return f"{name} ({user.username})" if name else user.username
+        return self.recipient
 
     def __repr__(self) -> str:
         return f"{self.channel.value}:{self.recipient} {self.kind}"

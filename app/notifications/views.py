@@ -20,11 +20,12 @@ from app.transactions import atomic
 from app.web import current_user
 
 MESSAGE_LABELS = {
-    "channel": _l("Channel"), "recipient": _l("Recipient"), "kind": _l("Message kind"),
+    "channel": _l("Channel"), "recipient": _l("Recipient"), "addressee": _l("Recipient"),
+    "kind": _l("Message kind"),
     "subject": _l("Subject"), "body_text": _l("Text"), "body_html": _l("HTML text"),
     "status": _l("Status"), "attempts": _l("Attempts"), "next_attempt_at": _l("Next attempt"),
     "last_error": _l("Last error"), "provider_message_id": _l("Provider message id"),
-    "transport": _l("Sent through"), "created_at": _l("Created"), "sent_at": _l("Sent"),
+    "transport": _l("Sent through"), "created_at": _l("Created"), "sent_at": _l("Sent at"),
     "office": _l("Office"), "locale": _l("Language"), "idempotency_key": _l("Idempotency key"),
     "related_type": _l("Related to"), "related_id": _l("Related id"),
     "body": _l("Text"), "variables": _l("Variables"), "active": _l("Active"),
@@ -45,9 +46,9 @@ class OutboxView(ScopedModelView):
     list_title = _l("Messages sent")
     show_title = _l("Message")
     label_columns = MESSAGE_LABELS
-    list_columns = ["created_at", "channel", "recipient", "kind", "body_text", "status",
+    list_columns = ["created_at", "channel", "addressee", "kind", "body_text", "status",
                     "attempts", "next_attempt_at", "last_error", "transport"]
-    show_columns = ["office", "channel", "recipient", "kind", "locale", "subject", "body_text",
+    show_columns = ["office", "channel", "addressee", "kind", "locale", "subject", "body_text",
                     "status", "attempts", "next_attempt_at", "last_error", "transport",
                     "provider_message_id", "idempotency_key", "related_type", "related_id",
                     "created_at", "sent_at"]

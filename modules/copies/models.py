@@ -56,6 +56,12 @@ code_labels({"CopyRequest": _l("Copy request"), "copy_created": _l("Received"),
              "copy_cancel": _l("Cancel request"), "copy_resume": _l("Continue processing")})
 OPEN_STATES = (State.draft, State.awaiting_signature, State.signed, State.awaiting_seal,
                State.sealed, State.returned)
+#: What the requester is told: a leader's return goes back to the officer (a new scan, or
+#: a refusal decided by the officer), so to the citizen it is still being processed.
+CITIZEN_STATE_LABELS = {
+    **STATE_LABELS, State.draft: _l("Being processed"), State.returned: _l("Being processed"),
+    State.cancelled: _l("Not certified"),
+}
 
 
 class CopyRequest(OfficeOwned, Model):
@@ -133,8 +139,13 @@ class CopyRequest(OfficeOwned, Model):
 
     @property
     def due_status(self) -> tuple[str, bool]:
-        """(due time as shown, overdue?) for the lists' highlighted column."""
-        return self.due_text, self.overdue
+        """(due time as shown, overdue?) for the lists' highlighted column: a request that is
+        finished (delivered, cancelled) is due no more."""
+        return (self.due_text if self.state in OPEN_STATES else "—"), self.overdue
+
+    @property
+    def citizen_state_text(self) -> str:
+        return str(CITIZEN_STATE_LABELS[self.state])
 
     @property
     def due_text(self) -> str:

@@ -32,7 +32,7 @@ from modules.copies.forms import (
     read_upload,
     too_large_message,
 )
-from modules.copies.models import STATE_LABELS, CopyRequest, State
+from modules.copies.models import OPEN_STATES, STATE_LABELS, CopyRequest, State
 from modules.registers.services import open_registers
 from modules.signing import pdf as signing_pdf
 from modules.signing import services as signing
@@ -223,6 +223,7 @@ class CopyRequestView(CopyListBase):
         events = workflow.allowed_events(copy, current_user())
         return self.render_template(
             "copies/detail.html", c=copy, events=events, transitions=workflow.TRANSITIONS,
+            withheld=workflow.withheld_events(copy, current_user()),
             Event=workflow.Event, grounds=workflow.REFUSAL_GROUNDS,
             history=services.history(db.session, copy), state_labels=STATE_LABELS,
             history_events=HISTORY_EVENTS, states={s.value: label for s, label in
@@ -429,11 +430,10 @@ class MyCopiesView(BaseView):
     @has_access
     def index(self):
         requests_ = services.citizen_requests(db.session, current_user())
+        by_state = lambda *states: [r for r in requests_ if r.state in states]  # noqa: E731
         return self.render_template(
-            "copies/my_copies.html", delivered=[r for r in requests_ if r.state is
-                                                State.delivered],
-            pending=[r for r in requests_ if r.state is not State.delivered],
-            state_labels=STATE_LABELS)
+            "copies/my_copies.html", delivered=by_state(State.delivered),
+            pending=by_state(*OPEN_STATES), refused=by_state(State.cancelled))
 
     @expose("/<int:pk>")
     @has_access

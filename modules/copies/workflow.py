@@ -163,19 +163,27 @@ def _signature_received(session, user, request: CopyRequest, params: Params, pre
 
 
 def _return(session, user, request: CopyRequest, params: Params, prepared) -> None:
+    """Back to the officer who received it (a new scan, or the officer refuses it): the
+    officer is told which request and where it is; for the requester nothing happened
+    yet, so they are not told (``_cancel`` tells them when the office refuses)."""
     signing.cancel_jobs(session, user, request.document_id, "request returned")
     request.returned_at, request.return_ground = utcnow(), params.ground or 0
-    context = _context(request, reason=params.reason)
-    notify(session, Recipient(user_id=request.created_by_id), "copy_returned", context,
+    base = current_app.config["BASE_URL"].rstrip("/")
+    notify(session, Recipient(user_id=request.created_by_id), "copy_returned_to_officer",
+           _context(request, reason=params.reason, request_id=request.id,
+                    requester=request.requester, link=f"{base}/copies/request/{request.id}"),
            office_id=request.office_id, related=request, channels=(Channel.portal,))
-    who = requester_contact(request)
-    if who is not None:
-        notify(session, who, "copy_returned", context, office_id=request.office_id,
-               related=request, channels=(Channel.portal, Channel.email))
 
 
 def _cancel(session, user, request: CopyRequest, params: Params, prepared) -> None:
+    """The office refuses to certify: the requester is told why."""
     signing.cancel_jobs(session, user, request.document_id, "request cancelled")
+    who = requester_contact(request)
+    if who is not None:
+        notify(session, who, "copy_refused", _context(request, reason=params.reason,
+                                                      request_id=request.id),
+               office_id=request.office_id, related=request,
+               channels=(Channel.portal, Channel.email))
 
 
 @dataclass(frozen=True)
@@ -301,7 +309,8 @@ TRANSITIONS: dict[Event, Transition] = {
                            reserve=_reserve_number, effect=_seal),
     Event.deliver: Transition((State.sealed,), State.delivered, frozenset({CLERK}),
                               _l("Complete and deliver the e-certified copy"), css="btn-success",
-                              guard=_deliverable, prepare=_prepare_delivery, effect=_deliver),
+                              guard=_deliverable, prepare=_prepare_delivery, effect=_deliver,
+                              explained=True),
     Event.cancel: Transition((State.draft, State.returned), State.cancelled,
                              frozenset({OFFICER}), _l("Cancel request"), needs_reason=True,
                              css="btn-danger", effect=_cancel),
@@ -322,6 +331,7 @@ WORKFLOW = Workflow(
                            "moment. Please try again."))
 parse_event = WORKFLOW.parse_event
 allowed_events = WORKFLOW.allowed_events
+withheld_events = WORKFLOW.withheld_events
 check = WORKFLOW.check
 
 

@@ -31,6 +31,7 @@ class RegisterApi(ScopedModelRestApi):
     edit_columns = add_columns
     search_columns = ["name", "year", "status", "book_number"]
     label_columns = LABELS
+    description_columns = RegisterView.description_columns
 
     @expose("/<int:pk>/close", methods=["POST"])
     @protect()

@@ -5,6 +5,7 @@ directory when SAOY_SECRET_KEY is not set.
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -170,6 +171,10 @@ class Config:
 
     # Registers
     REGISTER_TYPE_SYMBOL = _env("SAOY_REGISTER_SYMBOL", "SCTĐT/BS")
+    #: The first day district justice divisions no longer certify (two-tier local
+    #: government, Nghị quyết 202/2025/QH15): new work only at communes from then on.
+    DISTRICT_LEVEL_ENDED = dt.date.fromisoformat(_env("SAOY_DISTRICT_LEVEL_ENDED",
+                                                      "2025-07-01"))  # TWO_TIER_FROM
 
     # Appointments
     APPOINTMENT_MAX_ACTIVE = _env_int("SAOY_APPOINTMENT_MAX_ACTIVE", 3)

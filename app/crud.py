@@ -106,7 +106,14 @@ def _labelled_enum_field(enum_class, text: Any, *, required: bool):
     class LabelledEnumField(EnumField):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            self.choices = choices(enum_class)
+            self.choices = choices(enum_class) if required else \
+                [("", NO_CHOICE), *choices(enum_class)]
+            coerce = self.coerce  # an optional coded column left empty is None
+            self.coerce = lambda value: None if value in ("", None) else coerce(value)
+
+        def pre_validate(self, form):
+            if required or self.data is not None:
+                super().pre_validate(form)
 
     return LabelledEnumField(
         enum_class=enum_class, enums=list(enum_class.__members__), label=text,

@@ -18,12 +18,14 @@ DEMO_PASSWORD = "saoy-demo"
 OFFICES = [
     ("79", OfficeKind.province, "Sở Tư pháp Thành phố Hồ Chí Minh",
      "141-143 Pasteur, Phường Xuân Hòa, TP. Hồ Chí Minh", None),
+    # Certified until 30/06/2025; since the two-tier government (1/7/2025) its books and
+    # history are read-only and the wards below the province certify.
     ("79-760", OfficeKind.district_justice, "Phòng Tư pháp Quận 1",
      "47 Lê Duẩn, Quận 1, TP. Hồ Chí Minh", "79"),
     ("26734", OfficeKind.commune, "UBND Phường Sài Gòn",
-     "45-47 Lê Duẩn, Phường Sài Gòn, TP. Hồ Chí Minh", "79-760"),
+     "45-47 Lê Duẩn, Phường Sài Gòn, TP. Hồ Chí Minh", "79"),
     ("26740", OfficeKind.commune, "UBND Phường Tân Định",
-     "50 Trần Quang Khải, Phường Tân Định, TP. Hồ Chí Minh", "79-760"),
+     "50 Trần Quang Khải, Phường Tân Định, TP. Hồ Chí Minh", "79"),
 ]
 OFFICE_A, OFFICE_B = "26734", "26740"
 

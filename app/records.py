@@ -18,6 +18,7 @@ from app.errors import DomainError
 from app.ownership import OfficeOwned
 from app.params import check_values
 from app.scope import staff_office_id
+from app.timeutil import today_vn
 
 _SECRET_FIELDS = {"password"}
 
@@ -116,3 +117,27 @@ class ReadOnlyService(RecordService):
 
 
 READ_ONLY = ReadOnlyService()
+
+
+class DatedRuleService(RecordService):
+    """Rules that take effect on a date (fee rates, attestation wording): the record's date
+    decides which one applies, so a version already in force is history — it is neither
+    changed nor deleted, and a new one takes effect from tomorrow at the earliest."""
+
+    def validate(self, session: Session, user: Any, item: Any, *, created: bool) -> None:
+        if not created:
+            self._check_not_in_force(item, inspect(item).attrs.effective_from.history
+                                     .deleted or [item.effective_from])
+        if item.effective_from is None or item.effective_from <= today_vn():
+            raise DomainError(_("A new version takes effect from tomorrow at the earliest: "
+                                "requests already received keep the version they were "
+                                "received under."), 422)
+
+    def check_delete(self, session: Session, user: Any, item: Any) -> None:
+        self._check_not_in_force(item, [item.effective_from])
+
+    def _check_not_in_force(self, item: Any, dates: list[dt.date]) -> None:
+        if any(day is not None and day <= today_vn() for day in dates):
+            raise DomainError(_("This version has been in force since %(day)s: it is kept as "
+                                "it is. Add a new version instead.",
+                                day=dates[0].strftime("%d/%m/%Y")), 409)

@@ -13,6 +13,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def today_vn() -> dt.date:
+    """Today in Vietnam (a day's rules, a register's year, a rule's effective date)."""
+    return dt.datetime.now(VN_TZ).date()
+
+
 def to_local(value: dt.datetime) -> dt.datetime:
     """Stored naive UTC → aware Asia/Ho_Chi_Minh."""
     if value.tzinfo is None:

@@ -4,6 +4,7 @@ Offices are not office-owned rows themselves: the hierarchy *is* the scope.
 """
 from __future__ import annotations
 
+import datetime as dt
 import enum
 
 from flask_appbuilder import Model
@@ -26,7 +27,11 @@ OFFICE_KIND_LABELS = labelled({
     OfficeKind.district_justice: _l("District justice division"),
     OfficeKind.commune: _l("Commune people's committee"),
 })
+#: Kinds that certify or certified (their books and history stay readable); which of
+#: them take new work on a given day: ``app.offices.services.certifying_kinds``.
 OFFICE_KINDS_THAT_CERTIFY = (OfficeKind.commune, OfficeKind.district_justice)
+#: Two-tier local government (Nghị quyết 202/2025/QH15): no district level from this day.
+TWO_TIER_FROM = dt.date(2025, 7, 1)
 
 
 class Office(Model):

@@ -1,16 +1,26 @@
 """Office and document-type rules shared by views, APIs and other modules.  Never commits."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from flask import current_app, has_app_context
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.errors import DomainError
-from app.offices.models import OFFICE_KINDS_THAT_CERTIFY, DocumentType, Office, OfficeDocumentType
+from app.offices.models import (
+    OFFICE_KINDS_THAT_CERTIFY,
+    TWO_TIER_FROM,
+    DocumentType,
+    Office,
+    OfficeDocumentType,
+    OfficeKind,
+)
 from app.records import RecordService
+from app.timeutil import format_date, today_vn
 
 
 def offered_document_types(session: Session, office_id: int) -> list[DocumentType]:
@@ -35,6 +45,33 @@ def certifying_offices(session: Session, user: Any) -> list[Office]:
 
     return list(session.scalars(select(Office).where(
         Office.kind.in_(OFFICE_KINDS_THAT_CERTIFY), scope(user, Office)).order_by(Office.name)))
+
+
+def certifying_kinds(day: dt.date | None = None) -> tuple[OfficeKind, ...]:
+    """The kinds of office that take new certification work on ``day``.  Two-tier local
+    government (Nghị quyết 202/2025/QH15, Nghị định 120/2025/NĐ-CP): from 01/07/2025 the
+    district level is gone and communes certify; a former district justice division keeps
+    its books and history, read-only.  (``DISTRICT_LEVEL_ENDED`` moves the day for a
+    deployment replaying older data.)"""
+    if (day or today_vn()) >= district_level_ended():
+        return (OfficeKind.commune,)
+    return OFFICE_KINDS_THAT_CERTIFY
+
+
+def district_level_ended() -> dt.date:
+    config = current_app.config if has_app_context() else {}
+    return config.get("DISTRICT_LEVEL_ENDED") or TWO_TIER_FROM
+
+
+def check_takes_new_work(office: Office | None) -> None:
+    """Refuse new certification work (intake, a new book, a number) at an office that no
+    longer certifies; what it did stays readable."""
+    if office is not None and office.kind not in certifying_kinds():
+        raise DomainError(_(
+            "%(office)s no longer certifies copies: since %(day)s (two-tier local "
+            "government, Decree 120/2025) copies are certified at the commune people's "
+            "committees. Its registers and history stay readable.", office=office.name,
+            day=format_date(district_level_ended())), 409)
 
 
 def document_types(session: Session) -> list[DocumentType]:

@@ -26,8 +26,8 @@ from app.citizens.models import Citizen
 from app.citizens.services import citizen_of
 from app.errors import DomainError
 from app.notifications.services import Recipient, notify
-from app.offices.models import Office, OfficeKind
-from app.offices.services import is_offered
+from app.offices.models import Office
+from app.offices.services import certifying_kinds, is_offered
 from app.params import as_id
 from app.records import RecordService
 from app.scope import is_admin, role_names, scoped
@@ -54,7 +54,6 @@ SETTING_LABELS = {
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
 DAYS_IN_WEEK = 7
-CERTIFYING_KINDS = (OfficeKind.commune, OfficeKind.district_justice)
 
 
 class AppointmentError(DomainError):
@@ -102,8 +101,8 @@ def settings_for(session: Session, office_id: int) -> AppointmentSettings:
 
 
 def bookable_offices(session: Session, query: str | None = None) -> list[Office]:
-    """Certifying offices (communes, district justice divisions), searchable by name."""
-    stmt = select(Office).where(Office.active.is_(True), Office.kind.in_(CERTIFYING_KINDS))
+    """Offices that certify now (communes), searchable by name."""
+    stmt = select(Office).where(Office.active.is_(True), Office.kind.in_(certifying_kinds()))
     if query:
         like = f"%{query.strip()}%"
         stmt = stmt.where(or_(Office.name.ilike(like), Office.code.ilike(like),
@@ -113,7 +112,7 @@ def bookable_offices(session: Session, query: str | None = None) -> list[Office]
 
 def bookable_office(session: Session, office_id: Any) -> Office:
     office = session.get(Office, as_id(office_id)) if as_id(office_id) else None
-    if office is None or not office.active or office.kind not in CERTIFYING_KINDS:
+    if office is None or not office.active or office.kind not in certifying_kinds():
         raise AppointmentError(_("This office does not exist or does not take appointments."),
                                status=404 if office is None else 422)
     return office

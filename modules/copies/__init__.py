@@ -5,6 +5,7 @@ through their service functions; the procedure is the table in ``workflow.py``.
 """
 from flask_babel import lazy_gettext as _l
 
+from app.menus import ADMINISTRATION
 from app.modules import Api, Category, Link, ModuleSpec, View
 
 CERTIFICATION = Category("Certification", _l("Certification"), "fa-files-o")
@@ -68,6 +69,8 @@ MODULE = ModuleSpec(
              "fa-undo", CERTIFICATION),
         View("modules.copies.views:MyCopiesView", "My documents", _l("My documents"),
              "fa-folder-open", MY_DOCUMENTS),
+        View("modules.copies.views:FeeScheduleView", "Fee schedules", _l("Fee schedules"),
+             "fa-money", ADMINISTRATION),
         Api("modules.copies.api:CopyApi"),
     ),
     hooks={"appointments.process": "modules.copies.views:intake_url_for",

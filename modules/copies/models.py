@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -161,3 +162,26 @@ class CopyRequest(OfficeOwned, Model):
 
     def __repr__(self) -> str:
         return f"#{self.id} {self.requester}"
+
+
+class FeeSchedule(Model):
+    """The fee rates in force from a date (today Thông tư 226/2016/TT-BTC): a request pays
+    the rates in force on the day it was received, whatever is decided later.  Without any
+    row the configured rates apply (``FEE_*``)."""
+
+    __tablename__ = "copy_fee_schedule"
+    __table_args__ = (CheckConstraint("first_pages >= 0 AND first_page_rate >= 0 AND "
+                                      "later_page_rate >= 0 AND cap_per_copy >= 0",
+                                      name="ck_copy_fee_schedule_amounts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    effective_from: Mapped[dt.date] = mapped_column(Date, unique=True, nullable=False)
+    first_pages: Mapped[int] = mapped_column(Integer, nullable=False)
+    first_page_rate: Mapped[int] = mapped_column(Integer, nullable=False)
+    later_page_rate: Mapped[int] = mapped_column(Integer, nullable=False)
+    cap_per_copy: Mapped[int] = mapped_column(Integer, nullable=False)
+    #: The text that sets these rates, e.g. "Thông tư 226/2016/TT-BTC".
+    legal_basis: Mapped[str] = mapped_column(String(255), nullable=False)
+
+    def __repr__(self) -> str:
+        return f"{self.legal_basis} ({self.effective_from:%d/%m/%Y})"

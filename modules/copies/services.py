@@ -26,7 +26,8 @@ from app.citizens.services import (
     verify_at_counter,
 )
 from app.errors import DomainError, NotFoundError
-from app.offices.services import is_offered
+from app.offices.models import Office
+from app.offices.services import check_takes_new_work, is_offered
 from app.params import as_id
 from app.scope import scoped, staff_office_id
 from app.storage import file_store
@@ -34,7 +35,7 @@ from app.timeutil import VN_TZ, to_local, to_utc, utcnow
 from modules.appointments import services as appointments
 from modules.appointments import workflow as appointment_workflow
 from modules.copies import workflow
-from modules.copies.models import CopyRequest, State
+from modules.copies.models import CopyRequest, FeeSchedule, State
 from modules.copies.scans import ScanInfo, check_scan
 from modules.signing import services as signing
 
@@ -68,18 +69,41 @@ class Upload:
 
 # --- fees and time limits ----------------------------------------------------------------
 
-def fee_per_copy(pages: int, config: Any = None) -> int:
-    """Thông tư 226/2016: 2,000 đ for each of pages 1–2, 1,000 đ from page 3, capped per copy."""
+@dataclass(frozen=True)
+class FeeRates:
+    first_pages: int
+    first_page_rate: int
+    later_page_rate: int
+    cap_per_copy: int
+    legal_basis: str = "Thông tư 226/2016/TT-BTC"
+
+
+def fee_rates(session: Session | None = None, on: dt.date | None = None,
+              config: Any = None) -> FeeRates:
+    """The rates in force on ``on`` (the day a request was received): the latest schedule
+    that had taken effect by then, else the configured rates."""
+    if session is not None and on is not None:
+        found = session.scalars(select(FeeSchedule).where(FeeSchedule.effective_from <= on)
+                                .order_by(FeeSchedule.effective_from.desc()).limit(1)).first()
+        if found is not None:
+            return FeeRates(found.first_pages, found.first_page_rate, found.later_page_rate,
+                            found.cap_per_copy, found.legal_basis)
     config = config or current_app.config
-    first = min(pages, config["FEE_FIRST_PAGES"])
-    amount = (first * config["FEE_FIRST_PAGE_RATE"]
-              + max(pages - first, 0) * config["FEE_LATER_PAGE_RATE"])
-    return min(amount, config["FEE_CAP_PER_COPY"])
+    return FeeRates(config["FEE_FIRST_PAGES"], config["FEE_FIRST_PAGE_RATE"],
+                    config["FEE_LATER_PAGE_RATE"], config["FEE_CAP_PER_COPY"])
 
 
-def fee_for(pages: int, copies: int, config: Any = None) -> int:
+def fee_per_copy(pages: int, rates: FeeRates | None = None) -> int:
+    """Thông tư 226/2016: 2,000 đ for each of pages 1–2, 1,000 đ from page 3, capped per copy."""
+    rates = rates or fee_rates()
+    first = min(pages, rates.first_pages)
+    amount = first * rates.first_page_rate + max(pages - first, 0) * rates.later_page_rate
+    return min(amount, rates.cap_per_copy)
+
+
+def fee_for(pages: int, copies: int, rates: FeeRates | None = None) -> int:
     """The cap applies to each copy, not to the request's total."""
-    return fee_per_copy(pages, config) * copies
+    return fee_per_copy(pages, rates) * copies
 
 
 def _working_day(session: Session, office_id: int, day: dt.date) -> bool:
@@ -184,6 +208,7 @@ def intake(session: Session, user: Any, *, upload: Upload, document_type_id: Any
            appointment_code: str | None = None) -> tuple[CopyRequest, ScanInfo]:
     """A new request in draft (the caller submits it): checks everything before storing."""
     office_id = staff_office_id(user)
+    check_takes_new_work(session.get(Office, office_id))
     type_id = _document_type(session, office_id, document_type_id)
     count = _copies(copies)
     params.text(note, _("Note"), max_length=2000)  # refused before the scan is stored
@@ -204,7 +229,8 @@ def intake(session: Session, user: Any, *, upload: Upload, document_type_id: Any
         copies=count, pages=info.pages, scan_dpi=info.dpi,
         scan_filename=scan_name(upload.filename), note=params.text(note, _("Note"),
                                                                   max_length=2000),
-        document_id=doc.id, fee=fee_for(info.pages, count), received_at=now,
+        document_id=doc.id, received_at=now,
+        fee=fee_for(info.pages, count, fee_rates(session, to_local(now).date())),
         due_at=due_at(session, office_id, now), created_by_id=user.id,
         appointment_id=appointment.id if appointment else None, **who)
     session.add(request)
@@ -247,7 +273,9 @@ def update_draft(session: Session, user: Any, request_id: Any, *, upload: Upload
         document_type_id=type_id, document_type_name=_type_name(session, type_id),
         copies=count, note=params.text(note, _("Note"), max_length=2000)
         if note is not None else request.note,
-        fee=None if request.fee_paid else fee_for(pages, count), scan_sha256=sha,
+        fee=None if request.fee_paid else fee_for(
+            pages, count, fee_rates(session, to_local(request.received_at).date())),
+        scan_sha256=sha,
         pages=pages, dpi=info.dpi if info else request.scan_dpi,
         filename=scan_name(upload.filename) if upload else request.scan_filename)
     return workflow.apply(session, user, request.id, workflow.Event.edit,

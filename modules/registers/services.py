@@ -9,7 +9,6 @@ sealed file is made with no lock held, then ``take_number``'s compare-and-swap);
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +22,11 @@ from sqlalchemy.orm import Session
 
 from app import audit, params
 from app.errors import DomainError
+from app.offices.models import Office
+from app.offices.services import check_takes_new_work
 from app.records import RecordService
 from app.scope import scoped
-from app.timeutil import VN_TZ, utcnow
+from app.timeutil import today_vn, utcnow
 from modules.registers.models import (
     EntryStatus,
     Register,
@@ -51,10 +52,6 @@ class EntryDetails:
     signer_name: str | None = None
     fee: int | None = None
     notes: str | None = None
-
-
-def today_vn() -> dt.date:
-    return dt.datetime.now(VN_TZ).date()
 
 
 def last_issued_number(session: Session, office_id: int, year: int, type_symbol: str,
@@ -173,6 +170,8 @@ class RegisterService(RecordService):
         return super().create(session, user, item)
 
     def validate(self, session: Session, user: Any, item: Register, *, created: bool) -> None:
+        if created:  # a former district division's books stay, no new one opens there
+            check_takes_new_work(session.get(Office, item.office_id))
         validate_register(session, item,
                           had_entries=not created and has_entries(session, item.id))
 
@@ -248,6 +247,7 @@ def offer_number(session: Session, user: Any, register_id: int, request_key: str
         return NumberOffer(existing.register_id, existing.number,
                            existing.register.book_label, existing.id)
     session.refresh(register)  # the counter as committed now, not as first loaded
+    check_takes_new_work(register.office)
     today = today_vn()
     if register.status is not RegisterStatus.open:
         raise RegisterError(_("This register is closed: choose an open register."), 409)

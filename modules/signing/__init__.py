@@ -31,6 +31,8 @@ MODULE = ModuleSpec(
              "/signingkeyview/register", "fa-plus", ADMINISTRATION),
         View("modules.signing.views:SecondFactorView", "Leaders' signing codes",
              _l("Leaders' signing codes"), "fa-mobile", ADMINISTRATION),
+        View("modules.signing.views:AttestationWordingView", "Attestation wording",
+             _l("Attestation wording"), "fa-paragraph", ADMINISTRATION),
         # A leader whose key the server holds sets up their one-time codes (linked from
         # the request page when a code is needed).
         View("modules.signing.views:MyCodeView"),

@@ -28,13 +28,15 @@ from app.storage import file_store
 from app.transactions import atomic
 from app.users import StaffUser
 from modules.signing import keys, served_pki
-from modules.signing.models import SecondFactor, SignerProfile, SigningKey
+from modules.signing.models import Authority, SecondFactor, SignerProfile, SigningKey
 from modules.signing.pki import DemoPki, IssuedKey
 from modules.signing.second_factor import encrypt
 from modules.signing.served_pki import Holder
 
 LEADERS = {"leader.a": ("Phó Chủ tịch", "CCCD:079190000011"),
            "leader.b": ("Chủ tịch", "CCCD:079185000022")}
+#: What each demo leader's title means in law (the office administrator records it).
+AUTHORITIES = {"Phó Chủ tịch": Authority.vice_chairman, "Chủ tịch": Authority.chairman}
 #: The leader whose personal key the server holds (the other signs with the plugin).
 SERVER_CUSTODY = "leader.a"
 #: leader.a's one-time-code secret in the demo (base32, as authenticator apps take it).
@@ -160,9 +162,12 @@ def _bind(issued: IssuedKey, passphrase: bytes, admin, office, user, title,
     if profile is None:  # (approving an own-token key made one already: complete it)
         profile = SignerProfile(office_id=office.id, user_id=user_id, active=True)
         db.session.add(profile)
-    if profile.key_id is not None and profile.title == title and profile.image_sha256:
+    authority = AUTHORITIES.get(title)
+    if profile.key_id is not None and profile.title == title and profile.image_sha256 and \
+            profile.authority is authority:
         return 0
     profile.key = profile.key or key
     profile.title = profile.title or title
+    profile.authority = profile.authority or authority
     profile.image_sha256 = profile.image_sha256 or file_store().put_bytes(image)
     return 1

@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.errors import DomainError, NotFoundError
-from app.offices.models import OFFICE_KINDS_THAT_CERTIFY, Office
+from app.offices.models import Office
+from app.offices.services import certifying_kinds
 from app.scope import is_admin, role_names, scope
 from app.storage import file_store
 from app.timeutil import utcnow
@@ -124,7 +125,7 @@ def _require_key_officer(user: Any) -> None:
 
 def _owner(session: Session, office_id: Any, user_id: Any) -> tuple[Office, StaffUser | None]:
     office = session.get(Office, int(office_id)) if str(office_id or "").isdigit() else None
-    if office is None or office.kind not in OFFICE_KINDS_THAT_CERTIFY:
+    if office is None or office.kind not in certifying_kinds():
         raise KeyRegistrationError(_("Choose the certifying office the key belongs to."))
     if user_id in (None, ""):
         return office, None
@@ -354,7 +355,7 @@ def key_owners(session: Session, user: Any) -> tuple[list[Office], list[StaffUse
     """Whom a key may be bound to, for the registration form: the certifying offices
     and the leaders among their staff (of the offices ``user`` sees)."""
     offices = list(session.scalars(select(Office).where(
-        Office.kind.in_(OFFICE_KINDS_THAT_CERTIFY), scope(user, Office)).order_by(Office.name)))
+        Office.kind.in_(certifying_kinds()), scope(user, Office)).order_by(Office.name)))
     leaders = [u for u in session.scalars(select(StaffUser).where(
         StaffUser.office_id.is_not(None), scope(user, StaffUser)).order_by(StaffUser.username))
         if LEADER_ROLE in role_names(u)]

@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -91,7 +92,8 @@ KEY_KIND_LABELS = labelled({
 
 code_labels({
     "SignedDocument": _l("Electronic copy"), "SignerProfile": _l("Signer"),
-    "SigningKey": _l("Signing key"), "ExternalSigningJob": _l("Signing agent job"),
+    "SigningKey": _l("Signing key"), "AttestationWording": _l("Attestation wording"),
+    "ExternalSigningJob": _l("Signing agent job"),
     "document_signed": _l("Signed by the leader"), "document_sealed": _l("Sealed"),
     "external_signature_requested": _l("Sent to the leader's signing plugin"),
     "external_signature_cancelled": _l("Signing job cancelled"),
@@ -159,6 +161,45 @@ class SigningKey(OfficeOwned, Model):
         return f"{self.name} ({self.fingerprint[:12]}…)"
 
 
+class Authority(str, enum.Enum):
+    """Who may certify at a commune (Nghị định 23/2015 art. 5 as amended by Nghị định
+    280/2025): the chairman, a vice-chairman, or an official the chairman authorised or
+    assigned by a decision."""
+
+    chairman = "chairman"
+    vice_chairman = "vice_chairman"
+    authorised = "authorised"
+
+
+AUTHORITY_LABELS = labelled({
+    Authority.chairman: _l("Chairman of the people's committee"),
+    Authority.vice_chairman: _l("Vice-chairman of the people's committee"),
+    Authority.authorised: _l("Official authorised or assigned by the chairman (decision)"),
+})
+#: How the attestation names the authority above the title (the administrative-document
+#: convention: KT. = signing for, TUQ. = by authorisation).  Document text: Vietnamese.
+AUTHORITY_HEADINGS = {Authority.chairman: "", Authority.vice_chairman: "KT. CHỦ TỊCH",
+                      Authority.authorised: "TUQ. CHỦ TỊCH"}
+
+
+class AttestationWording(Model):
+    """The attestation's words in force from a date (the form annexed to the circular in
+    force): a copy carries the words in force on the day its request was received.
+    Without any row the built-in wording applies."""
+
+    __tablename__ = "sign_attestation_wording"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    effective_from: Mapped[dt.date] = mapped_column(Date, unique=True, nullable=False)
+    sentence: Mapped[str] = mapped_column(Text, nullable=False)
+    signer_heading: Mapped[str] = mapped_column(String(128), nullable=False)
+    signer_note: Mapped[str] = mapped_column(String(255), nullable=False)
+    legal_basis: Mapped[str] = mapped_column(String(255), nullable=False)
+
+    def __repr__(self) -> str:
+        return f"{self.legal_basis} ({self.effective_from:%d/%m/%Y})"
+
+
 class SignerProfile(OfficeOwned, Model):
     """Who signs for a leader (user set) or as the office seal (user empty): the title
     printed, the signature or seal image, the timestamp service, and the registered key
@@ -177,6 +218,16 @@ class SignerProfile(OfficeOwned, Model):
     #: One of the timestamp services the system administrator allows (SAOY_TSA_ALLOWED).
     tsa_name: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    #: A leader's authority to certify, checked at every signature; None: not recorded
+    #: (the leader cannot sign until the office administrator records it).
+    authority: Mapped[Authority | None] = mapped_column(
+        Enum(Authority, name="sign_authority", native_enum=False, length=16))
+    #: An authorised official's decision: number, date, what it covers, and its validity.
+    authority_decision: Mapped[str | None] = mapped_column(String(64))
+    authority_decision_date: Mapped[dt.date | None] = mapped_column(Date)
+    authority_scope: Mapped[str | None] = mapped_column(String(255))
+    authority_from: Mapped[dt.date | None] = mapped_column(Date)
+    authority_until: Mapped[dt.date | None] = mapped_column(Date)
 
     user = relationship(StaffUser, foreign_keys=[user_id], lazy="joined")
     key = relationship(SigningKey, foreign_keys=[key_id], lazy="joined")

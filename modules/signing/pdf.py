@@ -73,6 +73,10 @@ class Attestation:
     sentence: str = "Chứng thực bản sao đúng với bản chính."
     place: str = ""  # e.g. "Phường Sài Gòn" (before the date)
     access_code: str = ""  # printed for whoever holds the paper: it opens the e-copy
+    signer_heading: str = "NGƯỜI THỰC HIỆN CHỨNG THỰC"
+    signer_note: str = "(Ký, ghi rõ họ tên và đóng dấu)"
+    authority_heading: str = ""  # "KT. CHỦ TỊCH", "TUQ. CHỦ TỊCH" above the title
+    mandate: str = ""  # an authorised official's decision, under the name
 
 
 @dataclass(frozen=True)
@@ -201,9 +205,8 @@ def _render_block(  # noqa: PLR0915 - one drawing, top to bottom, its coordinate
     right_w = width - right_x - pad
     y = para(date_line, "SaoY-Serif-Italic", 11, x=right_x, w=right_w, top=y)
     y -= 4
-    y = para("NGƯỜI THỰC HIỆN CHỨNG THỰC", "SaoY-Serif-Bold", 11, x=right_x, w=right_w, top=y)
-    y = para("(Ký, ghi rõ họ tên và đóng dấu)", "SaoY-Serif-Italic", 9.5, x=right_x, w=right_w,
-             top=y)
+    y = para(att.signer_heading, "SaoY-Serif-Bold", 11, x=right_x, w=right_w, top=y)
+    y = para(att.signer_note, "SaoY-Serif-Italic", 9.5, x=right_x, w=right_w, top=y)
     # Signature box: the seal overlaps its left third.
     sig_h = 82
     sig_w = min(200, right_w - 20)
@@ -215,8 +218,12 @@ def _render_block(  # noqa: PLR0915 - one drawing, top to bottom, its coordinate
     seal_y0 = sig_y0 + sig_h / 2 - seal_size / 2
     seal_box = (seal_x0, seal_y0, seal_x0 + seal_size, seal_y0 + seal_size)
     y = sig_y0 - 4
+    if att.authority_heading:
+        y = para(att.authority_heading, "SaoY-Serif-Bold", 10, x=right_x, w=right_w, top=y)
     y = para(att.certifier_title, "SaoY-Serif", 10.5, x=right_x, w=right_w, top=y)
     lowest = para(att.certifier_name, "SaoY-Serif-Bold", 11.5, x=right_x, w=right_w, top=y)
+    if att.mandate:
+        lowest = para(att.mandate, "SaoY-Serif-Italic", 8, x=right_x, w=right_w, top=lowest)
     # QR code with the public verification URL (an opaque code, not the number).
     qr_size = min(96.0, right_x - 2 * pad)
     widget = QrCodeWidget(att.verify_url, barLevel="M")

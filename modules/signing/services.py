@@ -23,7 +23,7 @@ from flask import current_app, url_for
 from flask_babel import gettext as _
 from pyhanko_certvalidator.errors import RevokedError
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from app import audit
 from app.errors import DomainError, NotFoundError
@@ -31,9 +31,18 @@ from app.i18n import format_instant
 from app.records import RecordService
 from app.scope import scoped
 from app.storage import file_store
-from app.timeutil import VN_TZ, utcnow
+from app.timeutil import to_local, today_vn, utcnow
 from app.transactions import atomic
-from modules.signing import archive, external, keys, pdf, revocation, second_factor, served_pki
+from modules.signing import (
+    archive,
+    authority,
+    external,
+    keys,
+    pdf,
+    revocation,
+    second_factor,
+    served_pki,
+)
 from modules.signing.explain import (
     Explanation,
     Limits,
@@ -142,6 +151,7 @@ class SignerProfileService(RecordService):
             raise SigningError(_("Choose one of the timestamp services the system "
                                  "administrator allows."), 422)
         item.tsa_name = item.tsa_name or None
+        authority.check_profile(item)
 
 
 def archive_required(config=None) -> bool:
@@ -225,12 +235,18 @@ def signs_elsewhere(session: Session, office_id: int, user: Any) -> bool:
 
 
 def _attestation(doc: SignedDocument, user: Any, profile: SignerProfile) -> pdf.Attestation:
+    """The words in force when the request was received (its scan: the document's
+    creation), the signer's authority as the decision gives it."""
+    wording = authority.wording_on(object_session(doc), to_local(doc.created_at).date())
+    heading, mandate = authority.authority_lines(profile)
     return pdf.Attestation(
         office_name=doc.office.name, certifier_name=_full_name(user),
         certifier_title=profile.title or "",  # the document's text: Vietnamese, never a UI word
-        date=dt.datetime.now(VN_TZ).date(), verify_url=verify_url(doc.verify_code),
+        date=today_vn(), verify_url=verify_url(doc.verify_code),
         verify_code=doc.verify_code, access_code=doc.access_code,
         place=doc.office.name.replace("UBND ", "").replace("Phòng Tư pháp ", ""),
+        sentence=wording.sentence, signer_heading=wording.signer_heading,
+        signer_note=wording.signer_note, authority_heading=heading, mandate=mandate,
     )
 
 
@@ -336,7 +352,9 @@ def _leader_profile(session: Session, user: Any, document_id: int
     doc = scoped(session, user, SignedDocument).get_or_404(document_id)
     if doc.stage is not Stage.scanned:
         raise SigningError(_("This document is already signed by a leader."))
-    return doc, profile_for(session, doc.office_id, user.id)
+    profile = profile_for(session, doc.office_id, user.id)
+    authority.check_authority(profile, today_vn())
+    return doc, profile
 
 
 def _prepared(doc: SignedDocument, user: Any, profile: SignerProfile,

@@ -33,6 +33,7 @@ from app.crud import Datamodel, ServiceFormViewMixin
 from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.params import large_body
+from app.records import DatedRuleService
 from app.scope import scoped
 from app.scoping import OFFICE_SCOPE, ScopedModelView
 from app.timeutil import to_local
@@ -40,7 +41,13 @@ from app.transactions import atomic
 from app.web import authorised_by_token
 from modules.signing import keys, second_factor, services
 from modules.signing.explain import Explanation
-from modules.signing.models import SecondFactor, SignedDocument, SignerProfile, SigningKey
+from modules.signing.models import (
+    AttestationWording,
+    SecondFactor,
+    SignedDocument,
+    SignerProfile,
+    SigningKey,
+)
 
 VERDICTS = {
     "valid": _l("Valid: every signature is intact and trusted, and nothing changed after "
@@ -321,10 +328,17 @@ class SignerProfileView(ScopedModelView):
         "user": _l("Leader (empty: office seal)"), "key": _l("Registered key"),
         "title": _l("Title"), "tsa_name": _l("Timestamp service"),
         "active": _l("Active"), "office": _l("Office"),
+        "authority": _l("Authority to certify"), "authority_decision": _l("Decision number"),
+        "authority_decision_date": _l("Decision date"),
+        "authority_scope": _l("What the decision covers"),
+        "authority_from": _l("Valid from"), "authority_until": _l("Valid until"),
     }
-    list_columns = ["user", "key", "title", "tsa_name", "active"]
-    show_columns = ["user", "key", "title", "tsa_name", "active", "office"]
-    add_columns = edit_columns = ["user", "key", "title", "tsa_name", "active"]
+    AUTHORITY_COLUMNS = ["authority", "authority_decision", "authority_decision_date",
+                         "authority_scope", "authority_from", "authority_until"]
+    list_columns = ["user", "key", "title", "authority", "authority_until", "tsa_name", "active"]
+    show_columns = ["user", "key", "title", *AUTHORITY_COLUMNS, "tsa_name", "active", "office"]
+    add_columns = edit_columns = ["user", "key", "title", *AUTHORITY_COLUMNS, "tsa_name",
+                                  "active"]
     search_columns = ["user", "active"]
     add_form_query_rel_fields = edit_form_query_rel_fields = {
         "user": OFFICE_SCOPE,
@@ -338,6 +352,12 @@ class SignerProfileView(ScopedModelView):
         "key": _l("Keys are registered and bound to a leader or to the seal by the system "
                   "administrator."),
         "tsa_name": _l("Only the services allowed by the system administrator."),
+        "authority": _l("Decree 280/2025: the chairman, a vice-chairman, or an official the "
+                        "chairman authorised or assigned by a decision. A leader with none "
+                        "recorded cannot sign; the attestation prints it."),
+        "authority_decision": _l("For an authorised official: the decision's number, e.g. "
+                                 "15/QĐ-UBND (printed under the name)."),
+        "authority_until": _l("Signing is refused after this day."),
     }
 
     @expose("/image/<int:pk>", methods=["GET", "POST"])
@@ -519,3 +539,30 @@ class SecondFactorView(ServiceFormViewMixin, ModelView):
             second_factor.reset(db.session, g.user, item.user_id)
         flash(_("Code removed."), "success")
         return redirect(self.get_redirect())
+
+
+class AttestationWordingView(ServiceFormViewMixin, ModelView):
+    """System administrator: the attestation's words by the date they take effect (the
+    form annexed to the circular in force); a copy carries those in force on the day its
+    request was received."""
+
+    datamodel = Datamodel(AttestationWording, service=DatedRuleService("attestation_wording"))
+    list_title = _l("Attestation wording")
+    show_title = add_title = edit_title = _l("Attestation wording")
+    label_columns = {
+        "effective_from": _l("In force from"), "sentence": _l("Attestation sentence"),
+        "signer_heading": _l("Heading of the signer"),
+        "signer_note": _l("Note under the heading"), "legal_basis": _l("Legal basis"),
+    }
+    list_columns = ["effective_from", "sentence", "legal_basis"]
+    show_columns = add_columns = edit_columns = ["effective_from", "sentence",
+                                                 "signer_heading", "signer_note",
+                                                 "legal_basis"]
+    base_order = ("effective_from", "desc")
+    description_columns = {
+        "effective_from": _l("From tomorrow at the earliest; a version in force is kept as "
+                             "it is. Without any version the built-in wording applies "
+                             "(Circular 01/2020/TT-BTP)."),
+        "signer_heading": _l("e.g. NGƯỜI THỰC HIỆN CHỨNG THỰC"),
+        "signer_note": _l("e.g. (Ký, ghi rõ họ tên và đóng dấu)"),
+    }

@@ -24,17 +24,30 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
+from openpyxl.worksheet.page import PageMargins
+from openpyxl.worksheet.properties import PageSetupProperties
+from openpyxl.worksheet.worksheet import Worksheet
 
 from app.labels import display
 from app.timeutil import to_local
 
+
+class Money(int):
+    """An amount in đồng: a number in the workbook (it sums), shown "4.000 đ" (the format
+    carries Vietnamese's separators, whatever the reader's locale)."""
+
+
+MONEY_FORMAT = '[$-42A]#,##0" đ"'
 DATE_FORMAT = "DD/MM/YYYY"
 DATETIME_FORMAT = "DD/MM/YYYY HH:MM"
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _cell(ws, value: Any, bold: bool = False) -> WriteOnlyCell:
-    if isinstance(value, dt.datetime):
+    if isinstance(value, Money):
+        cell = WriteOnlyCell(ws, value=int(value))
+        cell.number_format = MONEY_FORMAT
+    elif isinstance(value, dt.datetime):
         value = to_local(value).replace(tzinfo=None)  # stored UTC, shown in Vietnam time
         cell = WriteOnlyCell(ws, value=value)
         cell.number_format = DATETIME_FORMAT
@@ -79,7 +92,7 @@ def _value(ws, value: Any) -> Any:
     if isinstance(value, str) and not isinstance(value, enum.Enum):  # str-enums are codes
         value = _xml_text(value)
         return _text_cell(ws, value) if value.startswith(FORMULA_STARTS) else value
-    return value if isinstance(value, _PLAIN) and not isinstance(value, bool) else \
+    return value if isinstance(value, _PLAIN) and not isinstance(value, bool | Money) else \
         _cell(ws, value)
 
 
@@ -91,9 +104,11 @@ def write_xlsx(
     cover: Sequence[tuple[str, Any]] = (),
     widths: Sequence[int] | None = None,
 ) -> int:
-    """Write a workbook: optional cover block (label, value), a header row, the rows."""
+    """Write a workbook: optional cover block (label, value), a header row, the rows —
+    ready to print (``_print_ready``)."""
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=title[:31])
+    _print_ready(ws, header_row=len(cover) + 3 if cover else 1)
     for index, width in enumerate(widths or [], start=1):
         ws.column_dimensions[_column_letter(index)].width = width
     if cover:
@@ -115,6 +130,19 @@ def write_xlsx(
         count += 1
     wb.save(path)
     return count
+
+
+def _print_ready(ws, header_row: int) -> None:
+    """Landscape A4, every column across the page's width, the header row repeated on
+    every page and frozen on screen, grid lines printed (a register is a ruled book)."""
+    ws.page_setup.orientation = Worksheet.ORIENTATION_LANDSCAPE
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.print_options.gridLines = True
+    ws.page_margins = PageMargins(left=0.4, right=0.4, top=0.5, bottom=0.5)
+    ws.print_title_rows = f"{header_row}:{header_row}"
+    ws.freeze_panes = f"A{header_row + 1}"
 
 
 def _column_letter(index: int) -> str:

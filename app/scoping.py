@@ -18,7 +18,8 @@ from flask_babel import lazy_gettext as _l
 
 from app import export_jobs
 from app.crud import DomainErrorResponses, ServiceFormViewMixin
-from app.exports import csv_response, xlsx_response
+from app.exports import Money, csv_response, xlsx_response
+from app.i18n import format_money
 from app.ownership import owner_of
 from app.scope import scope, visible_office_ids
 from app.web import current_user
@@ -160,8 +161,12 @@ class ScopedModelView(ServiceFormViewMixin, ModelView):
         return columns, [str(self.label_columns.get(c, c)) for c in columns]
 
     def export_rows(self, columns: list[str]):
+        """The list's rows; a column the list shows as money is money in the workbook."""
+        money = [(self.formatters_columns or {}).get(c) is format_money for c in columns]
         for item in self.filtered_query().yield_per(500):
-            yield [attribute_path(item, column) for column in columns]
+            yield [Money(value) if is_money and isinstance(value, int) else value
+                   for value, is_money in zip((attribute_path(item, column)
+                                               for column in columns), money, strict=True)]
 
     def export_count(self) -> int:
         return self.filtered_query().order_by(None).count()

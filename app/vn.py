@@ -78,3 +78,9 @@ def unaccent(text: str) -> str:
     """Vietnamese without diacritics, for SMS gateways that need plain ASCII."""
     decomposed = unicodedata.normalize("NFD", text.translate(_SPECIAL))
     return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def slug(text: str) -> str:
+    """Plain lower-case words joined by hyphens, for file names ("01/2026-SCTĐT/BS" →
+    "01-2026-sctdt-bs"): every mail client and file system takes them."""
+    return "-".join(re.findall(r"[a-z0-9]+", unaccent(text or "").lower()))

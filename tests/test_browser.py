@@ -370,5 +370,11 @@ def test_dashboard_draws_its_charts_for_the_supervisor(browser, live, world):
           for (var i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
           return n; });""")
     assert len(painted) == 5 and all(n > 500 for n in painted), painted
+    # the long reasons of refusal go on several lines instead of being cut off
+    reasons = browser.execute_script(
+        "return document.getElementById('chart-returns').chart.data.labels")
+    assert any(isinstance(label, list) for label in reasons), reasons
+    assert all(len(line) <= 48 for label in reasons for line in
+               (label if isinstance(label, list) else [label])), reasons
     assert "Bảng điều khiển" in browser.find_element(By.TAG_NAME, "h2").text
     assert screenshot(browser, "dashboard").stat().st_size > 20_000

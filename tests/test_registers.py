@@ -288,7 +288,7 @@ def test_register_book_opens_in_libreoffice_with_the_right_rows(login, db_sessio
     header = next(i for i, line in enumerate(lines) if line and line[0] == "Số chứng thực")
     body = [line for line in lines[header + 1:] if line and line[0]]
     assert [line[0] for line in body] == ["1", "2", "3"]
-    assert body[0][2] == "Nguyễn Văn Tư 0" and body[2][5] == "4" and body[2][8] == "6000"
+    assert body[0][2] == "Nguyễn Văn Tư 0" and body[2][5] == "4" and body[2][8] == "6.000 đ"
     assert body[0][1] == dt.date.today().strftime("%d/%m/%Y")
 
 

@@ -169,8 +169,8 @@ def test_fees_and_words_are_those_in_force_on_the_day_the_request_was_received(
     db_session.commit()
     do(leader, old, "return", reason="Quét lại")
     do(officer, old, "resume")
-    from tests.test_copies import upload
     from tests.pdfs import scan_pdf
+    from tests.test_copies import upload
     r = officer.post(f"/copies/request/{old}/edit", content_type="multipart/form-data", data={
         "document_type_id": doc_type.id, "copies": 1, "scan": upload(scan_pdf(pages=4)),
         "submit": "1"})

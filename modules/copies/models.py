@@ -157,6 +157,22 @@ class CopyRequest(OfficeOwned, Model):
         return format_datetime(self.received_at)
 
     @property
+    def next_step(self) -> tuple[int, State]:
+        """(id, state): the queues' per-row button to the request's next action."""
+        return self.id, self.state
+
+    @property
+    def file_name(self) -> str:
+        """The certified copy's file name: what it is, its number and book, its office —
+        two copies never share one (the number alone repeats every year and office)."""
+        from app.vn import slug
+
+        parts = ("ban-sao-chung-thuc", self.document_type and slug(self.document_type.name_vi),
+                 self.number and f"so-{slug(self.number)}", self.book and
+                 f"quyen-{slug(self.book)}", self.office and slug(self.office.code))
+        return "-".join(p for p in parts if p) + ".pdf"
+
+    @property
     def requester(self) -> str:
         return self.requester_name or self.requester_email or ""
 

@@ -45,7 +45,7 @@ LABELS = {
     "document_type": _l("Document type"), "copies": _l("Copies"), "pages": _l("Pages"),
     "fee": _l("Fee (đồng)"), "fee_paid": _l("Fee paid"), "received_at": _l("Received at"),
     "received_text": _l("Received at"), "due_at": _l("Due"), "due_text": _l("Due"),
-    "due_status": _l("Due"),
+    "due_status": _l("Due"), "next_step": _l("Next step"),
     "number": _l("Certification number"), "book": _l("Book"), "created_by": _l("Officer"),
     "signed_by": _l("Signer"), "sealed_by": _l("Clerk"), "reason": _l("Reason"),
     "note": _l("Note"), "office": _l("Office"),
@@ -377,7 +377,31 @@ class CopyRequestView(CopyListBase):
             return None
 
 
-class AwaitingSignatureView(CopyListBase):
+#: What a queue's row button says: the next thing to do with the request.
+NEXT_STEPS = {
+    State.awaiting_signature: _l("Review and sign"),
+    State.signed: _l("Forward for numbering and seal"),
+    State.awaiting_seal: _l("Assign number and seal"),
+    State.sealed: _l("Complete and deliver"),
+    State.returned: _l("Continue or cancel"),
+}
+
+
+def _next_step_button(step: tuple[int, State]) -> Markup | str:
+    pk, state = step
+    label = NEXT_STEPS.get(state)
+    return Markup('<a class="btn btn-primary btn-next-step" href="{}#actions">{}</a>').format(
+        url_for("CopyRequestView.detail", pk=pk), label) if label else ""
+
+
+class QueueBase(CopyListBase):
+    """A role's queue: each row has its next step as a button (the bulk actions stay)."""
+
+    list_columns = [*CopyListBase.list_columns, "next_step"]
+    formatters_columns = {**CopyListBase.formatters_columns, "next_step": _next_step_button}
+
+
+class AwaitingSignatureView(QueueBase):
     """Bản sao chờ ký (leaders): sign, return, forward."""
 
     route_base = "/copies-to-sign"
@@ -397,7 +421,7 @@ class AwaitingSignatureView(CopyListBase):
         return self._bulk(items if isinstance(items, list) else [items], workflow.Event.forward)
 
 
-class AwaitingSealView(CopyListBase):
+class AwaitingSealView(QueueBase):
     """Bản sao chờ đóng dấu (clerks): number and seal, then deliver."""
 
     route_base = "/copies-to-seal"
@@ -411,13 +435,14 @@ class AwaitingSealView(CopyListBase):
         return self._bulk(items if isinstance(items, list) else [items], workflow.Event.deliver)
 
 
-class ReturnedView(CopyListBase):
+class ReturnedView(QueueBase):
     """Hồ sơ bị từ chối (officers): see the reason; continue or cancel."""
 
     route_base = "/copies-returned"
     base_filters = OFFICE_SCOPE + state_filter(State.returned)
     list_title = _l("Returned requests")
-    list_columns = ["id", "received_text", "requester", "document_type", "reason", "due_status"]
+    list_columns = ["id", "received_text", "requester", "document_type", "reason", "due_status",
+                    "next_step"]
 
 
 class MyCopiesView(BaseView):
@@ -450,7 +475,7 @@ class MyCopiesView(BaseView):
         inline = request.args.get("view") == "1"
         return send_file(signing.pdf_stream(copy.document), mimetype="application/pdf",
                          as_attachment=not inline,
-                         download_name=f"ban-sao-chung-thuc-{copy.number}.pdf")
+                         download_name=copy.file_name)
 
     @staticmethod
     def _own(pk: int) -> CopyRequest:

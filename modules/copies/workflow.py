@@ -245,7 +245,7 @@ def _deliver(session, user, request: CopyRequest, params: Params, delivery) -> N
     else:
         notify(session, Recipient(email=target), "copy_delivered", context,
                office_id=request.office_id, related=request, channels=(Channel.email,),
-               attachments=[Attachment(doc.current_sha256, f"ban-sao-{request.number}.pdf")])
+               attachments=[Attachment(doc.current_sha256, request.file_name)])
     request.delivered_to = target
     request.delivered_at = utcnow()
 

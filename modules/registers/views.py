@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app.crud import Datamodel
-from app.exports import xlsx_response
+from app.exports import Money, xlsx_response
 from app.extensions import db
 from app.scope import staff_office_id
 from app.scoping import ScopedModelView
@@ -31,10 +31,11 @@ LABELS = {
     "void_reason": _l("Void reason"), "issued_by": _l("Issued by"),
 }
 
+BOOK_FEE = _l("Fee (đồng)")
 BOOK_HEADERS = [_l("Certification number"), _l("Date of certification"),
                 _l("Requester's full name"), _l("Identity number"),
                 _l("Name of the original document"), _l("Pages"), _l("Copies"),
-                _l("Signer"), _l("Fee (đồng)"), _l("Notes")]
+                _l("Signer"), BOOK_FEE, _l("Notes")]
 
 
 def register_book_response(register: Register):
@@ -46,7 +47,9 @@ def register_book_response(register: Register):
         (_("Closing date"), register.closing_date),
         (_("Numbers issued"), register.issued_count),
     ]
-    rows = services.book_rows(db.session, register)
+    fee = BOOK_HEADERS.index(BOOK_FEE)
+    rows = ([*row[:fee], None if row[fee] is None else Money(row[fee]), *row[fee + 1:]]
+            for row in services.book_rows(db.session, register))
     return xlsx_response(
         f"so-chung-thuc-{register.year}-{register.id}.xlsx",
         _("CERTIFICATION REGISTER — %(name)s", name=register.name),

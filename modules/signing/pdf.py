@@ -77,6 +77,7 @@ class Attestation:
     signer_note: str = "(Ký, ghi rõ họ tên và đóng dấu)"
     authority_heading: str = ""  # "KT. CHỦ TỊCH", "TUQ. CHỦ TỊCH" above the title
     mandate: str = ""  # an authorised official's decision, under the name
+    title: str = "Bản sao điện tử chứng thực từ bản chính"  # the file's title (/Info)
 
 
 @dataclass(frozen=True)
@@ -417,6 +418,13 @@ def prepare_for_signature(scan: bytes | io.BytesIO, att: Attestation, fonts: Fon
     leader's signature, the seal, the number and the book).  Returns it as a stream."""
     writer = IncrementalPdfFileWriter(_stream(scan), strict=False)
     add_attestation(writer, att, fonts, placement)
+    # What a viewer's title bar, a file manager and a screen reader say (not "untitled"):
+    # in the leader's revision, so the later ones keep it under the signatures.
+    meta = writer.document_meta
+    meta.title, meta.author = nfc(att.title), nfc(att.office_name)
+    meta.subject = nfc(att.sentence)
+    writer.root[pdf_name("/Lang")] = pdf_string("vi")
+    writer.update_root()
     out = io.BytesIO()
     writer.write(out)
     out.seek(0)

@@ -247,6 +247,8 @@ def _attestation(doc: SignedDocument, user: Any, profile: SignerProfile) -> pdf.
         place=doc.office.name.replace("UBND ", "").replace("Phòng Tư pháp ", ""),
         sentence=wording.sentence, signer_heading=wording.signer_heading,
         signer_note=wording.signer_note, authority_heading=heading, mandate=mandate,
+        title=" — ".join(t for t in ("Bản sao điện tử chứng thực từ bản chính",
+                                     doc.document_type) if t),
     )
 
 

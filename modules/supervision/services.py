@@ -102,6 +102,20 @@ class Dashboard:
     delivered_total: int
 
 
+#: Appointments are booked ahead: a period that reaches today shows the coming days too.
+APPOINTMENTS_AHEAD_DAYS = 14
+
+
+def appointment_period(period: Period) -> Period:
+    """The days of the appointments chart: the period, and when it reaches today the
+    next two weeks as well (by default the period ends today, and a chart of past days
+    only was empty although the office's mornings were booked)."""
+    today = to_local(utcnow()).date()
+    if period.first <= today <= period.last:
+        return Period(period.first, today + dt.timedelta(days=APPOINTMENTS_AHEAD_DAYS))
+    return period
+
+
 def dashboard(session: Session, user: Any, choice: Choice) -> Dashboard:
     flt = choice.filter
     days = choice.period.days
@@ -109,8 +123,9 @@ def dashboard(session: Session, user: Any, choice: Choice) -> Dashboard:
     states = copies.by_state(session, user, flt)
     received = copies.received_per_day(session, user, flt)
     delivered = copies.delivered_per_day(session, user, flt)
-    appts = appointments.outcomes_per_day(session, user, choice.period, flt.office_ids) \
-        if choice.document_type is None else [(name, [0] * len(days)) for name, _statuses
+    booked = appointment_period(choice.period)
+    appts = appointments.outcomes_per_day(session, user, booked, flt.office_ids) \
+        if choice.document_type is None else [(name, [0] * len(booked.days)) for name, _s
                                               in appointments.OUTCOMES]
     returns = copies.returns_by_ground(session, user, flt)
     names = {t.id: t.name_vi for t in choice.all_types}
@@ -121,7 +136,8 @@ def dashboard(session: Session, user: Any, choice: Choice) -> Dashboard:
                                                           [n for _name, n in states])]),
         per_day=Series(day_labels, [(_("Received"), [received.get(d, 0) for d in days]),
                                     (_("Delivered"), [delivered.get(d, 0) for d in days])]),
-        appointments=Series(day_labels, [(str(name), counts) for name, counts in appts]),
+        appointments=Series([d.strftime("%d/%m") for d in booked.days],
+                            [(str(name), counts) for name, counts in appts]),
         returns=Series([name for name, _n in returns],
                        [(_("Returned"), [n for _name, n in returns])]),
         top_types=Series(*_top(copies.top_document_types(session, user, flt), names)),

@@ -169,6 +169,9 @@ class Config:
     #: A claimed message not recorded within this time is claimed again (crash recovery).
     OUTBOX_LEASE_SECONDS = _env_int("SAOY_OUTBOX_LEASE", 300)
 
+    #: Where citizens report an accessibility problem (the statement page shows it).
+    ACCESSIBILITY_CONTACT = _env("SAOY_ACCESSIBILITY_CONTACT", "tiepcan@saoy.example")
+
     # Registers
     REGISTER_TYPE_SYMBOL = _env("SAOY_REGISTER_SYMBOL", "SCTĐT/BS")
     #: The first day district justice divisions no longer certify (two-tier local

@@ -1,6 +1,8 @@
 """Home page and platform pages (audit log view)."""
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import g
 from flask_appbuilder import BaseView, IndexView, ModelView, expose
 from flask_babel import lazy_gettext as _l
@@ -102,11 +104,32 @@ class HealthView(BaseView):
         return jsonify(report), 200 if ok else 503
 
 
+class AccessibilityView(BaseView):
+    """``/accessibility/``: the accessibility statement public bodies publish (Thông tư
+    26/2020/TT-BTTTT, WCAG 2.1 AA): how far the service conforms, how it was checked, what
+    is known not to work, and where to report a problem.  Public."""
+
+    route_base = "/accessibility"
+    default_view = "index"
+
+    @expose("/")
+    def index(self):
+        from flask import current_app
+
+        return self.render_template(
+            "saoy/accessibility.html", contact=current_app.config["ACCESSIBILITY_CONTACT"],
+            checked=STATEMENT_CHECKED)
+
+
+#: When the statement's checks were last run (axe-core, Lighthouse, keyboard, 360 px).
+STATEMENT_CHECKED = dt.date(2026, 12, 5)
+
+
 MODULE = ModuleSpec(
     name="pages",
     platform=True,
     depends=(),
-    menu=(View("app.views:HealthView"),
+    menu=(View("app.views:HealthView"), View("app.views:AccessibilityView"),
           View("app.views:AuditEventView", "Audit log", _l("Audit log"), "fa-history",
                ADMINISTRATION)),
     jobs=(Job("platform.heartbeat", "app.ops:beat", seconds=HEARTBEAT_SECONDS),

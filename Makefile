@@ -25,7 +25,7 @@ OIDC_PROVIDER := oidc-provider@9.13.3
 AXE_DIR := $(CURDIR)/.cache/axe
 AXE_CORE := axe-core@4.10.2
 
-.PHONY: demo test lint bench translations system-deps system-deps-test venv db demo-data serve clean oidc-provider axe-core deploy-check
+.PHONY: demo test lint bench translations system-deps system-deps-test venv db demo-data serve clean oidc-provider axe-core lighthouse deploy-check
 
 demo: system-deps venv translations db demo-data serve
 
@@ -48,6 +48,14 @@ deploy-check: system-deps-test venv translations
 axe-core: system-deps-test
 	@test -f $(AXE_DIR)/node_modules/axe-core/axe.min.js || \
 	  npm install --prefix $(AXE_DIR) --no-audit --no-fund --loglevel=error $(AXE_CORE) >/dev/null
+
+# Lighthouse (from the npm registry, on Debian's Chromium) for `make bench`'s accessibility.
+LIGHTHOUSE_DIR := $(CURDIR)/.cache/lighthouse
+LIGHTHOUSE := lighthouse@12.8.2
+
+lighthouse: system-deps-test
+	@test -x $(LIGHTHOUSE_DIR)/node_modules/.bin/lighthouse || \
+	  npm install --prefix $(LIGHTHOUSE_DIR) --no-audit --no-fund --loglevel=error $(LIGHTHOUSE) >/dev/null
 
 oidc-provider: system-deps-test
 	@test -d $(OIDC_DIR)/node_modules/oidc-provider || \
@@ -98,7 +106,7 @@ serve:
 	$(DEMO_PKI) $(FLASK) saoy demo-pki & pki=$$!; trap 'kill $$pki 2>/dev/null' EXIT INT TERM; \
 	SAOY_DEMO=1 $(DEMO_PKI) SAOY_PROCESS=web $(FLASK) run --host 127.0.0.1 --port $(PORT) --no-reload --with-threads
 
-bench: venv translations
+bench: venv translations lighthouse
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:

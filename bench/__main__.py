@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 BENCHMARKS = ["bench.registers_export", "bench.signing", "bench.archive", "bench.appointments",
+              "bench.accessibility",
               "bench.verification", "bench.http_certification", "bench.supervision",
               "bench.load", "bench.scaleout", "bench.soak"]
 

@@ -140,6 +140,17 @@ def test_a_form_with_errors_says_what_is_wrong_first_and_ties_each_error_to_its_
     assert 'id="name-error"' in html
 
 
+def test_the_citizens_registration_form_has_the_same_error_summary(client):
+    html = client.post("/citizen/register", data={
+        "full_name": "Lê Thị Hồng", "identity_number": "12345", "phone": "0912345678",
+        "password": "mat-khau-123", "password_again": "mat-khau-123"}).get_data(as_text=True)
+    summary = html.split('id="error-summary"', 1)[1].split("</div>", 1)[0]
+    assert "Có lỗi cần sửa" in summary and 'href="#identity_number"' in summary
+    assert 'href="#full_name"' not in summary
+    field = re.search(r'<input[^>]*id="identity_number"[^>]*>', html, re.S).group(0)
+    assert 'aria-invalid="true"' in field and 'aria-describedby="identity_number-error"' in field
+
+
 @requires_chromium
 def test_a_citizens_lists_are_cards_on_a_phone_with_big_enough_buttons(browser, live, app,
                                                                         login, db_session,
@@ -292,24 +303,33 @@ def test_axe_on_every_page_of_the_crawl_at_both_widths(app, api, browser, live, 
 
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         pytest.skip("the same pages were checked on SQLite")
-    _delivered(app, api, db_session, doc_type, register_of, identity_number="079203001234")
+    from modules.copies.models import CopyRequest
+
+    pk = _delivered(app, api, db_session, doc_type, register_of,
+                    identity_number="079203001234")
+    verified = db_session.get(CopyRequest, pk).document.verify_code
     script = open(AXE, encoding="utf-8").read()
     kinds, found, checked = set(), [], 0
-    for username in CRAWLED_ROLES:
-        pages = []
-        for path, _html in crawl(app, login(username)):
+    for username in (None, *CRAWLED_ROLES):
+        pages = [f"/verify/{verified}", "/accessibility/", "/login/"] if username is None \
+            else []
+        for path, _html in crawl(app, login(username)) if username else ():
             kind = re.sub(r"\d+", "N", path)
             if kind not in kinds:
                 kinds.add(kind)
                 pages.append(path)
-        sign_in(browser, live, username)
+        if username:
+            sign_in(browser, live, username)
         for width in (1280, 360):
             browser.set_window_size(width, 900)
             for path in pages:
                 browser.get(live + path)
                 browser.execute_script(script)
                 violations = browser.execute_async_script(AXE_RUN)
+                lang, wide = browser.execute_script(
+                    "return [document.documentElement.lang,"
+                    " document.documentElement.scrollWidth]")
                 checked += 1
-                if violations:
-                    found.append((width, username, path, violations))
+                if violations or lang != "vi" or (width == 360 and wide > 360):
+                    found.append((width, username, path, lang, wide, violations))
     assert checked > 60 and not found, "\n".join(map(str, found))

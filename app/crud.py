@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import abort, flash, jsonify, redirect, request, url_for
-from flask_appbuilder import expose, has_access
+from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.fields import EnumField, QuerySelectField, QuerySelectMultipleField
@@ -28,6 +28,7 @@ from flask_appbuilder.urltools import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from wtforms import SelectField, validators
 from wtforms.fields.core import UnboundField
@@ -407,3 +408,20 @@ class ServiceApi(DomainErrorAnswers, BaseApi):
     def json(status: int, payload: dict):
         """``BaseApi.response`` takes ``code`` as the status: our payloads may have a code."""
         return jsonify(payload), status
+
+
+class DatedRuleView(ServiceFormViewMixin, ModelView):
+    """A rule kept as versions by the day each takes effect (fee rates, attestation
+    wording; ``DatedRuleService`` keeps a version in force as it is): newest first, with
+    the two columns every version has."""
+
+    base_order = ("effective_from", "desc")
+    DATED_LABELS = {"effective_from": _l("In force from"), "legal_basis": _l("Legal basis")}
+
+    @staticmethod
+    def effective_note(without_any: Any) -> LazyString:
+        """The date's help: when a new version may start, then what applies without one."""
+        return LazyString(lambda: f"{_IN_FORCE} {without_any}")
+
+
+_IN_FORCE = _l("From tomorrow at the earliest; a version in force is kept as it is.")

@@ -4,7 +4,7 @@ queues (awaiting signature, awaiting seal, returned), the slip, and the citizen'
 from __future__ import annotations
 
 from flask import Response, current_app, flash, jsonify, redirect, request, send_file, url_for
-from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterInFunction
 from flask_babel import gettext as _
@@ -13,7 +13,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import params
-from app.crud import Datamodel, ServiceFormViewMixin
+from app.crud import Datamodel, DatedRuleView
 from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.i18n import format_money
@@ -491,7 +491,7 @@ def intake_url_for(appointment) -> str | None:
     return url_for("CopyRequestView.intake", appointment=appointment.id)
 
 
-class FeeScheduleView(ServiceFormViewMixin, ModelView):
+class FeeScheduleView(DatedRuleView):
     """System administrator: the fee rates by the date they take effect (a request pays
     those in force on the day it was received)."""
 
@@ -499,19 +499,17 @@ class FeeScheduleView(ServiceFormViewMixin, ModelView):
     list_title = _l("Fee schedules")
     show_title = add_title = edit_title = _l("Fee schedule")
     label_columns = {
-        "effective_from": _l("In force from"), "first_pages": _l("Pages at the first rate"),
+        **DatedRuleView.DATED_LABELS, "first_pages": _l("Pages at the first rate"),
         "first_page_rate": _l("First rate per page (đồng)"),
         "later_page_rate": _l("Rate per later page (đồng)"),
-        "cap_per_copy": _l("Most per copy (đồng)"), "legal_basis": _l("Legal basis"),
+        "cap_per_copy": _l("Most per copy (đồng)"),
     }
     list_columns = ["effective_from", "first_pages", "first_page_rate", "later_page_rate",
                     "cap_per_copy", "legal_basis"]
     show_columns = add_columns = edit_columns = list_columns
     formatters_columns = {c: format_money for c in ("first_page_rate", "later_page_rate",
                                                     "cap_per_copy")}
-    base_order = ("effective_from", "desc")
     description_columns = {
-        "effective_from": _l("From tomorrow at the earliest; a version in force is kept as "
-                             "it is. Without any version the configured rates apply "
-                             "(Circular 226/2016/TT-BTC)."),
+        "effective_from": DatedRuleView.effective_note(_l(
+            "Without any version the configured rates apply (Circular 226/2016/TT-BTC).")),
     }

@@ -29,7 +29,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField
 
-from app.crud import Datamodel, ServiceFormViewMixin
+from app.crud import Datamodel, DatedRuleView, ServiceFormViewMixin
 from app.errors import DomainError, NotFoundError
 from app.extensions import db
 from app.params import large_body
@@ -541,7 +541,7 @@ class SecondFactorView(ServiceFormViewMixin, ModelView):
         return redirect(self.get_redirect())
 
 
-class AttestationWordingView(ServiceFormViewMixin, ModelView):
+class AttestationWordingView(DatedRuleView):
     """System administrator: the attestation's words by the date they take effect (the
     form annexed to the circular in force); a copy carries those in force on the day its
     request was received."""
@@ -550,19 +550,17 @@ class AttestationWordingView(ServiceFormViewMixin, ModelView):
     list_title = _l("Attestation wording")
     show_title = add_title = edit_title = _l("Attestation wording")
     label_columns = {
-        "effective_from": _l("In force from"), "sentence": _l("Attestation sentence"),
+        **DatedRuleView.DATED_LABELS, "sentence": _l("Attestation sentence"),
         "signer_heading": _l("Heading of the signer"),
-        "signer_note": _l("Note under the heading"), "legal_basis": _l("Legal basis"),
+        "signer_note": _l("Note under the heading"),
     }
     list_columns = ["effective_from", "sentence", "legal_basis"]
     show_columns = add_columns = edit_columns = ["effective_from", "sentence",
                                                  "signer_heading", "signer_note",
                                                  "legal_basis"]
-    base_order = ("effective_from", "desc")
     description_columns = {
-        "effective_from": _l("From tomorrow at the earliest; a version in force is kept as "
-                             "it is. Without any version the built-in wording applies "
-                             "(Circular 01/2020/TT-BTP)."),
+        "effective_from": DatedRuleView.effective_note(_l(
+            "Without any version the built-in wording applies (Circular 01/2020/TT-BTP).")),
         "signer_heading": _l("e.g. NGƯỜI THỰC HIỆN CHỨNG THỰC"),
         "signer_note": _l("e.g. (Ký, ghi rõ họ tên và đóng dấu)"),
     }

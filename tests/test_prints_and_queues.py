@@ -93,18 +93,24 @@ def test_a_delivered_copy_has_a_title_and_a_name_of_its_own(app, login, db_sessi
 def test_each_queue_row_has_its_next_step(login, db_session, doc_type, register_of):
     officer, leader, clerk = login("officer.a"), login("leader.a"), login("clerk.a")
     waiting = request_id_from(intake_web(officer, doc_type, pages=1, copies=1))
-    row = _row(leader.get("/copies-to-sign/list/").get_data(as_text=True), waiting)
+    row = _row(_newest_first(leader, "/copies-to-sign/", "AwaitingSignatureView"), waiting)
     assert f'href="/copies/request/{waiting}#actions"' in row and "Xem và ký" in row
     do(leader, waiting, "sign")
     do(leader, waiting, "forward")
-    row = _row(clerk.get("/copies-to-seal/list/").get_data(as_text=True), waiting)
+    row = _row(_newest_first(clerk, "/copies-to-seal/", "AwaitingSealView"), waiting)
     assert "Cấp số và đóng dấu" in row and f"/copies/request/{waiting}#actions" in row
     returned = request_id_from(intake_web(officer, doc_type, pages=1, copies=1))
     do(leader, returned, "return", reason="Mờ")
-    row = _row(officer.get("/copies-returned/list/").get_data(as_text=True), returned)
+    row = _row(_newest_first(officer, "/copies-returned/", "ReturnedView"), returned)
     assert "Xử lý tiếp hoặc hủy" in row
     page = leader.get(f"/copies/request/{waiting}").get_data(as_text=True)
     assert 'id="actions"' in page
+
+
+def _newest_first(web, route: str, view: str) -> str:
+    """A queue (oldest first, as people work it) turned round: a long run's new row first."""
+    return web.get(f"{route}list/?_oc_{view}=received_at&_od_{view}=desc").get_data(
+        as_text=True)
 
 
 def _row(html: str, pk: int) -> str:

@@ -257,6 +257,9 @@ class Config:
     IDENTITY_LOOKUP_RATE_LIMIT = _env("SAOY_IDENTITY_LOOKUP_RATE_LIMIT", "120 per hour")
     #: Exports longer than this are written in the background (progress page, link).
     EXPORT_INLINE_ROWS = _env_int("SAOY_EXPORT_INLINE_ROWS", 20000)
+    #: A list counts its rows exactly up to this many; beyond (PostgreSQL), the pager
+    #: says "about N" from the planner's estimate instead of counting a million rows.
+    LIST_EXACT_COUNT = _env_int("SAOY_LIST_EXACT_COUNT", 10000)
     EXPORT_KEEP_HOURS = _env_int("SAOY_EXPORT_KEEP_HOURS", 24)
     #: The hard cap on any request body; bodies without a file are cut at 1 MB.
     MAX_CONTENT_LENGTH = (max(MAX_UPLOAD_MB, VERIFY_MAX_MB) + 1) * 2**20

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from flask import abort, flash, jsonify, redirect, request, url_for
+from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.exceptions import DatabaseException
@@ -49,6 +49,16 @@ class FriendlyDatabaseError(DomainError):
     """str() is a sentence for the user; the cause is in the log."""
 
 
+class EstimatedCount(int):
+    """A row count the planner estimated: pages are cut from it as from any count, and a
+    person reads it as approximate."""
+
+    def __str__(self) -> str:
+        from app.i18n import format_number
+
+        return _("about %(count)s", count=format_number(int(self)))
+
+
 class Datamodel(SQLAInterface):
     """FAB's data interface whose every write is the model's service in one unit of work."""
 
@@ -68,6 +78,23 @@ class Datamodel(SQLAInterface):
                     "records that still depend on it).")) from None
             raise FriendlyDatabaseError(_("The record could not be saved. Please try again."))\
                 from None
+
+    def query_count(self, query, filters=None, select_columns=None) -> int:
+        """Exact up to ``LIST_EXACT_COUNT`` rows (counting stops there); beyond it, on
+        PostgreSQL, the planner's estimate, shown as "about N": the province's list of a
+        million requests spent 80 of its 85 ms of SQL counting them for the pager."""
+        counted = self._apply_inner_all(query, filters, select_columns=select_columns,
+                                        aliases_mapping={}).order_by(None)
+        limit = current_app.config.get("LIST_EXACT_COUNT") or 0
+        if not limit or self.session.get_bind().dialect.name != "postgresql":
+            return counted.count()
+        exact = counted.limit(limit + 1).count()
+        if exact <= limit:
+            return exact
+        statement = counted.statement.compile(dialect=self.session.get_bind().dialect)
+        plan = self.session.connection().exec_driver_sql(
+            f"EXPLAIN (FORMAT JSON) {statement}", statement.params).scalar()
+        return EstimatedCount(max(int(plan[0]["Plan"]["Plan Rows"]), exact))
 
     def get(self, id, filters=None, *args, **kwargs):
         """A pk that cannot be one (text, 10^30) finds nothing instead of failing in SQL."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -230,3 +231,33 @@ def test_long_exports_run_in_the_background_for_their_owner_only(app, login, wor
     assert len(rows) - 1 == status["rows_total"]
     assert all(office("A").name not in row for row in rows[1:])
     assert login("leader.b").get(f"{page}/file").status_code == 404
+
+
+def test_a_long_list_says_about_how_many_instead_of_counting_every_row(app, login, world,
+                                                                      db_session):
+    """Beyond ``LIST_EXACT_COUNT`` rows (PostgreSQL) the pager takes the planner's estimate
+    and says so ("khoảng N"); under it, and on SQLite, the count is exact."""
+    from sqlalchemy import text
+
+    supervisor = login("supervisor")
+    page = supervisor.get("/copies/list/").get_data(as_text=True)
+    shown = re.search(r"Số bản ghi:</strong>\s*([^<]+)", page).group(1).strip()
+    assert "khoảng" not in shown  # a few thousand at most here: counted
+    postgres = not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    if postgres:
+        db_session.execute(text("ANALYZE copy_request"))
+        db_session.commit()
+    saved = app.config["LIST_EXACT_COUNT"]
+    app.config["LIST_EXACT_COUNT"] = 3
+    try:
+        page = supervisor.get("/copies/list/").get_data(as_text=True)
+        api_count = supervisor.get("/api/v1/copy/").get_json()["count"]
+    finally:
+        app.config["LIST_EXACT_COUNT"] = saved
+    shown = re.search(r"Số bản ghi:</strong>\s*([^<]+)", page).group(1).strip()
+    if postgres:
+        assert shown.startswith("khoảng ")
+    else:
+        assert "khoảng" not in shown
+    assert isinstance(api_count, int) and api_count > 3
+    assert "/copies/request/" in page  # the rows are there all the same

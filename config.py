@@ -169,6 +169,11 @@ class Config:
     #: A claimed message not recorded within this time is claimed again (crash recovery).
     OUTBOX_LEASE_SECONDS = _env_int("SAOY_OUTBOX_LEASE", 300)
 
+    #: Remote signing providers speaking the CSC API: "name=https://…;other=https://…"
+    #: (a provider's bearer token: the file named by SAOY_CSC_<NAME>_TOKEN_FILE).
+    CSC_PROVIDERS = _env("SAOY_CSC_PROVIDERS", "")
+    CSC_TIMEOUT = _env_int("SAOY_CSC_TIMEOUT", 30)
+
     #: Where citizens report an accessibility problem (the statement page shows it).
     ACCESSIBILITY_CONTACT = _env("SAOY_ACCESSIBILITY_CONTACT", "tiepcan@saoy.example")
 

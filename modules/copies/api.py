@@ -278,7 +278,9 @@ class CopyApi(ServiceApi):
             if not ids:
                 raise params.ParamError(_("Choose the requests to sign."))
             otp = params.text(body.get("otp"), _("Authentication code"), max_length=16)
-            return Response(stream_with_context(_signed_one_by_one(ids, otp)),
+            pin = params.text(body.get("pin"), _("PIN of the remote signing service"),
+                              max_length=64)
+            return Response(stream_with_context(_signed_one_by_one(ids, otp, pin)),
                             mimetype="application/x-ndjson",
                             headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"})
 
@@ -376,19 +378,21 @@ class CopyApi(ServiceApi):
         return self.answer(report)
 
 
-def _signed_one_by_one(ids: list[int], otp: str | None):
+def _signed_one_by_one(ids: list[int], otp: str | None, pin: str | None = None):
     """Each request signed in its own unit of work (one refusal stops no other), the
     leader's key opened once for all of them; the one-time code opens the day's signing
-    session with the first copy."""
+    session with the first copy (a remote provider: one authorisation for the batch where
+    the credential allows it)."""
     user = current_user()
-    with signing.one_signer_session():
+    with signing.one_signer_session(len(ids)):
         for pk in ids:
             try:
                 with signing.counting_wrong_codes(db.session, user), atomic(db.session):
                     copy = workflow.apply(db.session, user, pk, workflow.Event.sign,
-                                          workflow.Params(otp=otp))
+                                          workflow.Params(otp=otp, pin=pin))
                 line = {"id": pk, "ok": True, "state": copy.state.value}
-            except signing.SecondFactorError as exc:  # the code: no copy can be signed
+            except (signing.SecondFactorError, signing.RemoteRefusalError) as exc:
+                # the code, or the provider's refusal: no further copy can be signed
                 yield json.dumps({"id": pk, "ok": False, "status": exc.status,
                                   "message": exc.message}, ensure_ascii=False) + "\n"
                 return

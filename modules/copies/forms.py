@@ -69,4 +69,6 @@ def params_from(values) -> workflow.Params:
         reason=reason, ground=ground, placement=placement_from(values), register_id=register_id,
         seal_key_id=params.as_id(values.get("seal_key_id")),
         receipt_number=params.text(receipt, _("Receipt number"), max_length=64),
-        otp=params.text(values.get("otp"), _("Authentication code"), max_length=16))
+        otp=params.text(values.get("otp"), _("Authentication code"), max_length=16),
+        pin=params.text(values.get("pin"), _("PIN of the remote signing service"),
+                        max_length=64))

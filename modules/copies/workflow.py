@@ -85,6 +85,8 @@ class Params:
     #: sign with a key the server holds: the leader's one-time code (opens the day's
     #: signing session; not needed while one is open)
     otp: str | None = None
+    #: sign with a key at a remote signing provider: the PIN it asks (the code: ``otp``)
+    pin: str | None = None
     #: request_signature: jobs opened together, shown and approved at once by the signer
     batch: str | None = None
     #: request_signature, filled in by the event: the job the page hands to the plugin
@@ -136,7 +138,7 @@ def _signs_elsewhere(request: CopyRequest, user: Any) -> str | None:
 
 def _prepare_sign(session, user, request: CopyRequest, params: Params):
     return signing.prepare_leader_signature(session, user, request.document_id,
-                                            params.placement, params.otp)
+                                            params.placement, params.otp, params.pin)
 
 
 def _sign(session, user, request: CopyRequest, params: Params, version) -> dict:

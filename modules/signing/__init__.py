@@ -36,6 +36,8 @@ MODULE = ModuleSpec(
         # A leader whose key the server holds sets up their one-time codes (linked from
         # the request page when a code is needed).
         View("modules.signing.views:MyCodeView"),
+        # A leader whose key is at a remote signing provider binds their credential.
+        View("modules.signing.views:RemoteCredentialView"),
     ),
     roles={
         "OfficeAdmin": [
@@ -43,7 +45,8 @@ MODULE = ModuleSpec(
             ["^SigningKeyView$", "^(can_list|can_show)$"],
             ["^(Signing keys)$", "^menu_access$"],
         ],
-        "Leader": [["^LeaderKeyApi$", "^can_post$"], ["^MyCodeView$", "^can_index$"]],
+        "Leader": [["^LeaderKeyApi$", "^can_post$"], ["^MyCodeView$", "^can_index$"],
+                   ["^RemoteCredentialView$", "^can_index$"]],
         "Public": [["^Verify a copy$", "^menu_access$"]],
     },
     offers_hooks=("signing.leader_signed",),

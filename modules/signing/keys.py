@@ -10,7 +10,9 @@ before every signature, at delivery and on the verification page.  Never commits
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import os
 import secrets
 import unicodedata
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from flask import current_app
@@ -34,6 +38,7 @@ from app.scope import is_admin, role_names, scope
 from app.storage import file_store
 from app.timeutil import utcnow
 from app.users import StaffUser
+from modules.signing import remote
 from modules.signing.models import KeyKind, SignerProfile, SigningKey
 from modules.signing.signers import (
     SignerUnavailableError,
@@ -145,7 +150,8 @@ def _new_key(session: Session, admin: Any, kind: KeyKind, name: str, office: Off
         office_id=office.id, user_id=leader.id if leader else None, kind=kind,
         name=(name or info.subject or "")[:128], fingerprint=info.fingerprint,
         subject=info.subject, organisation=info.organisation, identity=info.identity,
-        not_before=info.not_before, not_after=info.not_after, active=kind is not KeyKind.agent,
+        not_before=info.not_before, not_after=info.not_after,
+        active=kind not in (KeyKind.agent, KeyKind.remote),  # the leader's own: approved first
         registered_by_id=getattr(admin, "id", None), registered_at=utcnow(), **labels)
     if key.active:
         key.approved_by_id, key.approved_at = key.registered_by_id, key.registered_at
@@ -238,6 +244,74 @@ def announce_agent_key(session: Session, leader: Any, der: bytes) -> SigningKey:
     check_binding(info, office, leader)
     return _new_key(session, leader, KeyKind.agent, f"{info.subject} (agent)", office, leader,
                     info)
+
+
+def bind_remote_credential(session: Session, leader: Any, provider_name: str,
+                           credential_id: str, approval: Any, config: Any) -> SigningKey:
+    """A leader binds their credential at a remote signing provider: the provider gives
+    its certificate (which must name this leader) and, under the leader's authorisation,
+    signs a random challenge that the certificate's key must verify — proof that the
+    credential is theirs.  The key then waits for the system administrator's approval,
+    like an own token's."""
+    if not getattr(leader, "office_id", None):
+        raise NotFoundError()
+    office, leader = _owner(session, leader.office_id, leader.id)
+    provider = remote.providers(config).get(provider_name or "")
+    credential_id = (credential_id or "").strip()[:255]
+    if provider is None or not credential_id:
+        raise KeyRegistrationError(_("Choose one of the remote signing services the system "
+                                     "administrator declared, and type your credential's "
+                                     "identifier."))
+    client = remote.CscClient(provider)
+    try:
+        credential = client.credential(credential_id)
+        info = certificate_info(credential.cert)
+        check_binding(info, office, leader)
+        _prove_control(client, credential_id, credential, approval)
+    except remote.RemoteSigningError as exc:
+        raise KeyRegistrationError(str(exc)) from None
+    existing = session.scalars(select(SigningKey).where(
+        SigningKey.fingerprint == info.fingerprint)).first()
+    if existing is not None:
+        if existing.user_id != leader.id:
+            raise KeyRegistrationError(_("This certificate is registered for someone else."),
+                                       409)
+        return existing
+    key = _new_key(session, leader, KeyKind.remote, f"{info.subject} ({provider.name})",
+                   office, leader, info, remote_provider=provider.name,
+                   remote_credential=credential_id)
+    audit.record(session, leader, "remote_credential_bound", obj=key,
+                 reason=f"{provider.name} {credential_id}")
+    return key
+
+
+def remote_keys_of(session: Session, leader: Any) -> list[SigningKey]:
+    """The remote credentials a leader bound, newest first (for their page)."""
+    return list(session.scalars(select(SigningKey).where(
+        SigningKey.user_id == leader.id, SigningKey.kind == KeyKind.remote)
+        .order_by(SigningKey.registered_at.desc())))
+
+
+def _prove_control(client: Any, credential_id: str, credential: Any, approval: Any) -> None:
+    """The provider signs a random challenge under the leader's authorisation; the
+    certificate's public key must verify it (else the credential is not this one's)."""
+    digest = hashlib.sha256(os.urandom(32)).digest()
+    b64 = base64.b64encode(digest).decode()
+    public = x509.load_der_x509_certificate(credential.cert).public_key()
+    ecdsa = isinstance(public, ec.EllipticCurvePublicKey)
+    mechanism = "1.2.840.10045.4.3.2" if ecdsa else "1.2.840.113549.1.1.1"
+    sad = client.authorize(credential_id, 1, approval,
+                           [b64] if credential.hash_pinning else None)
+    signature = client.sign_hashes(credential_id, sad, [b64], "sha256", mechanism)[:1]
+    try:
+        if ecdsa:
+            public.verify(signature[0], digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+        else:
+            public.verify(signature[0], digest, padding.PKCS1v15(),
+                          utils.Prehashed(hashes.SHA256()))
+    except (InvalidSignature, IndexError, ValueError):
+        raise KeyRegistrationError(_("The remote signing service's signature does not match "
+                                     "the credential's certificate: not bound.")) from None
 
 
 def approve_key(session: Session, admin: Any, key_id: int) -> SigningKey:
@@ -342,7 +416,10 @@ def signer_health() -> tuple[dict[str, int], bool]:
             SignerProfile.active.is_(True))):
         try:
             key = check_usable(profile.key, profile.office_id, profile.user_id)
-            if not profile.is_agent:
+            if key.kind is KeyKind.remote:  # declared; the provider is asked when signing
+                if key.remote_provider not in remote.providers(current_app.config):
+                    raise SignerUnavailableError(key.remote_provider or "")
+            elif not profile.is_agent:
                 with open_signer(key, current_app.config):
                     pass
             usable += 1

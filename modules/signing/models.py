@@ -81,12 +81,16 @@ class KeyKind(str, enum.Enum):
     #: On the leader's own token: the plugin on the leader's computer signs (VGCA's, or
     #: SaoY's own signer); SaoY holds only the certificate.
     agent = "agent"
+    #: In a remote signing provider's HSM (CSC API): the provider signs what the leader
+    #: authorises there; SaoY holds the certificate and the credential's id.
+    remote = "remote"
 
 
 KEY_KIND_LABELS = labelled({
     KeyKind.pkcs12: _l("Key file (PKCS#12) on the server"),
     KeyKind.pkcs11: _l("Token or HSM (PKCS#11) on the server"),
     KeyKind.agent: _l("The leader's own token (signing plugin on their computer)"),
+    KeyKind.remote: _l("Remote signing at a provider (CSC)"),
 })
 
 
@@ -111,6 +115,7 @@ code_labels({
     "signing_key_registered": _l("Signing key registered"),
     "signing_key_approved": _l("Signing key approved"),
     "signing_key_activated": _l("Signing key activated"),
+    "remote_credential_bound": _l("Remote signing credential bound"),
 })
 
 
@@ -146,6 +151,9 @@ class SigningKey(OfficeOwned, Model):
     #: chose server custody for that leader (audited, stated on the verification page).
     server_custody_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     server_custody_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    #: A remote key: the provider (a name of SAOY_CSC_PROVIDERS) and its credential id.
+    remote_provider: Mapped[str | None] = mapped_column(String(64))
+    remote_credential: Mapped[str | None] = mapped_column(String(255))
 
     user = relationship(StaffUser, foreign_keys=[user_id], lazy="joined")
 

@@ -39,6 +39,7 @@ from modules.signing import (
     external,
     keys,
     pdf,
+    remote,
     revocation,
     second_factor,
     served_pki,
@@ -51,7 +52,7 @@ from modules.signing.explain import (
     render_page,
 )
 from modules.signing.fonts import subset_font
-from modules.signing.models import SignedDocument, SignerProfile, SigningKey, Stage
+from modules.signing.models import KeyKind, SignedDocument, SignerProfile, SigningKey, Stage
 from modules.signing.signers import SignerUnavailableError, open_signer
 from modules.signing.validation import ValidationReport, trust_roots, validate_pdf
 
@@ -68,6 +69,11 @@ class SigningError(DomainError):
     """Signing could not be done; nothing was changed."""
 
     status = 409
+
+
+class RemoteRefusalError(SigningError):
+    """The remote signing provider refused or did not answer: a batch stops there (a
+    wrong PIN is not tried again on every copy)."""
 
 
 def _code(length: int) -> str:
@@ -216,14 +222,29 @@ class LeaderSigning:
     signer_url: str
     signer_function: str
     code_ready: bool = True  # the leader's code is set up and confirmed
+    #: The key is at a remote signing provider (its name): the leader types what the
+    #: provider asks (PIN, code) or approves in its app; SaoY's own code is not needed.
+    remote: str | None = None
 
 
 def how_leader_signs(session: Session, office_id: int, user: Any) -> LeaderSigning:
     config = current_app.config
     plugin = signs_elsewhere(session, office_id, user)
+    remote_provider = _remote_provider(session, office_id, user)
+    if remote_provider:
+        return LeaderSigning(False, False, config["SIGNER_URL"], config["SIGNER_FUNCTION"],
+                             True, remote_provider)
     return LeaderSigning(plugin, not plugin and not second_factor.session_open(session, user),
                          config["SIGNER_URL"], config["SIGNER_FUNCTION"],
                          plugin or second_factor.state(session, user) == "confirmed")
+
+
+def _remote_provider(session: Session, office_id: int, user: Any) -> str | None:
+    try:
+        key = profile_for(session, office_id, getattr(user, "id", None)).key
+    except SigningError:
+        return None
+    return key.remote_provider if key is not None and key.kind is KeyKind.remote else None
 
 
 def signs_elsewhere(session: Session, office_id: int, user: Any) -> bool:
@@ -282,11 +303,14 @@ def _signing_failure(exc: Exception) -> SigningError:
 class _HeldSigners:
     stack: contextlib.ExitStack
     signers: dict[tuple[int, str], Any] = field(default_factory=dict)
+    #: How many signatures the batch will make (a remote key asks one authorisation).
+    signatures: int = 1
 
-    def signer(self, key: SigningKey):
+    def signer(self, key: SigningKey, approval: remote.Approval | None = None):
         found = self.signers.get((key.id, key.fingerprint))
         if found is None:
-            found = self.stack.enter_context(open_signer(key, current_app.config))
+            found = self.stack.enter_context(open_signer(key, current_app.config, approval,
+                                                         self.signatures))
             self.signers[(key.id, key.fingerprint)] = found
         return found
 
@@ -296,12 +320,13 @@ _HELD: contextvars.ContextVar[_HeldSigners | None] = contextvars.ContextVar(
 
 
 @contextlib.contextmanager
-def one_signer_session() -> Iterator[None]:
-    """A leader's batch: inside it each registered key is opened once (one token login,
-    one key file read) and kept for the next signature.  Each signature still checks
-    the key first (office, person, approval, validity)."""
+def one_signer_session(signatures: int = 1) -> Iterator[None]:
+    """A leader's batch of ``signatures``: inside it each registered key is opened once
+    (one token login, one key file read, one remote authorisation where the provider
+    allows several signatures) and kept for the next signature.  Each signature still
+    checks the key first (office, person, approval, validity)."""
     with contextlib.ExitStack() as stack:
-        token = _HELD.set(_HeldSigners(stack))
+        token = _HELD.set(_HeldSigners(stack, signatures=signatures))
         try:
             yield
         finally:
@@ -323,10 +348,11 @@ def seal_keys(session: Session, user: Any, office_id: int) -> list[SigningKey]:
 
 
 def _sign_with(profile: SignerProfile, office_id: int, user_id: int | None, make,
-               key: SigningKey | None = None):
+               key: SigningKey | None = None, approval: remote.Approval | None = None):
     """Run ``make(signer, timestamper)`` with the profile's registered key (or ``key``,
     another one bound to the same signer), checked (office, person, approval, validity,
-    fingerprint, and not revoked now) right before it signs."""
+    fingerprint, and not revoked now) right before it signs; a remote key signs under
+    the leader's ``approval``."""
     from modules.signing.tsa import TIMESTAMP_ERRORS
 
     try:
@@ -334,12 +360,14 @@ def _sign_with(profile: SignerProfile, office_id: int, user_id: int | None, make
         timestamper = _timestamper(profile)
         held = _HELD.get()
         if held is not None:
-            signer = held.signer(key)
+            signer = held.signer(key, approval)
             _check_revocation(signer)
             return make(signer, timestamper)
-        with open_signer(key, current_app.config) as signer:
+        with open_signer(key, current_app.config, approval) as signer:
             _check_revocation(signer)
             return make(signer, timestamper)
+    except remote.RemoteSigningError as exc:
+        raise RemoteRefusalError(str(exc), 409) from exc
     except (pdf.PlacementError, SignerUnavailableError, *TIMESTAMP_ERRORS) as exc:
         raise _signing_failure(exc) from exc
 
@@ -397,7 +425,7 @@ def _check_blank(scan: bytes, placement: pdf.Placement) -> None:
 
 def prepare_leader_signature(session: Session, user: Any, document_id: int,
                              placement: pdf.Placement | None = None,
-                             otp: str | None = None) -> NewVersion:
+                             otp: str | None = None, pin: str | None = None) -> NewVersion:
     """The leader's certification signature (PAdES, DocMDP P=2) with a key the server
     holds — only where the system administrator chose server custody for this leader, and
     only in a signing session opened with the leader's own one-time code.  In memory: slow
@@ -409,16 +437,20 @@ def prepare_leader_signature(session: Session, user: Any, document_id: int,
         key = keys.check_usable(profile.key, doc.office_id, user.id)
     except SignerUnavailableError as exc:
         raise _signing_failure(exc) from exc
-    if key.server_custody_at is None:
+    approval = None
+    if key.kind is KeyKind.remote:  # the provider authorises, with what the leader typed
+        approval = remote.Approval(pin=pin or None, otp=otp or None)
+    elif key.server_custody_at is None:
         raise SigningError(_("Your key is on the server, but the system administrator has not "
                              "chosen server custody for you: nothing can be signed with it."),
                            403)
-    second_factor.require(session, user, otp)
+    else:
+        second_factor.require(session, user, otp)
     attestation, prepared = _prepared(doc, user, profile, placement)
     signed = _sign_with(profile, doc.office_id, user.id, lambda signer, timestamper: (
         pdf.sign_as_leader(prepared, attestation, fonts(), signer,
                            _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s"),
-                           timestamper=timestamper)))
+                           timestamper=timestamper)), approval=approval)
     return NewVersion(signed, attestation.certifier_name)
 
 

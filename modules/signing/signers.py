@@ -127,10 +127,15 @@ def fingerprint_of(signer: signers.Signer) -> str:
 
 
 @contextlib.contextmanager
-def open_signer(key: Any, config: Mapping[str, Any]) -> Iterator[signers.Signer]:
+def open_signer(key: Any, config: Mapping[str, Any], approval: Any = None,
+                signatures: int = 1) -> Iterator[signers.Signer]:
     """A ready signer for a registered ``SigningKey``, after checking that it holds the
-    registered certificate."""
+    registered certificate.  A remote key signs under the leader's ``approval`` (PIN or
+    code for the provider), authorised for ``signatures`` signatures where it may be."""
     kind = getattr(key.kind, "value", key.kind)
+    if kind == "remote":
+        yield _remote_signer(key, config, approval, signatures)
+        return
     if kind == "pkcs12":
         path = keystore_paths(config, key.fingerprint)[0]
         try:
@@ -160,6 +165,26 @@ def open_signer(key: Any, config: Mapping[str, Any]) -> Iterator[signers.Signer]
         return
     raise SignerUnavailableError(_("This key signs with the signing agent on the leader's own "
                                    "computer, not on the server."))
+
+
+def _remote_signer(key: Any, config: Mapping[str, Any], approval: Any,
+                   signatures: int) -> signers.Signer:
+    from modules.signing import remote
+
+    provider = remote.providers(config).get(key.remote_provider or "")
+    if provider is None:
+        raise SignerUnavailableError(_("The remote signing service of this key is no longer "
+                                       "declared on the server: ask the system "
+                                       "administrator."))
+    client = remote.CscClient(provider)
+    try:
+        credential = client.credential(key.remote_credential)
+    except remote.RemoteSigningError as exc:
+        raise SignerUnavailableError(str(exc)) from None
+    signer = remote.CscSigner(client, key.remote_credential, credential,
+                              approval or remote.Approval(), signatures)
+    _check_fingerprint(signer, key)  # the provider's certificate is the registered one
+    return signer
 
 
 def _check_fingerprint(signer: signers.Signer, key: Any) -> None:

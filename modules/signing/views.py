@@ -39,7 +39,7 @@ from app.scoping import OFFICE_SCOPE, ScopedModelView
 from app.timeutil import to_local
 from app.transactions import atomic
 from app.web import authorised_by_token
-from modules.signing import keys, second_factor, services
+from modules.signing import keys, remote, second_factor, services
 from modules.signing.explain import Explanation
 from modules.signing.models import (
     AttestationWording,
@@ -502,6 +502,37 @@ class MyCodeView(BaseView):
             "signing/my_code.html", state=state, secret=secret,
             qr=_qr_svg(second_factor.provisioning_uri(secret, user.username)) if secret
             else None)
+
+
+class RemoteCredentialView(BaseView):
+    """A leader whose key is at a remote signing provider binds their credential here: the
+    provider answers with its certificate and signs a challenge under the leader's PIN or
+    code; the system administrator then approves it, as an own token's key."""
+
+    route_base = "/signing/remote"
+    default_view = "index"
+
+    @expose("/", methods=["GET", "POST"])
+    @has_access
+    def index(self):
+        user = g.user
+        if request.method == "POST":
+            try:
+                with atomic(db.session):
+                    keys.bind_remote_credential(
+                        db.session, user, request.form.get("provider"),
+                        request.form.get("credential"), remote.Approval(
+                            pin=request.form.get("pin") or None,
+                            otp=request.form.get("otp") or None), current_app.config)
+                flash(_("Your remote signing credential is bound: the system administrator "
+                        "approves it before you sign with it."), "success")
+                return redirect(url_for("RemoteCredentialView.index"))
+            except DomainError as exc:
+                flash(exc.message, "danger")
+        return self.render_template(
+            "signing/remote_credential.html",
+            providers=sorted(remote.providers(current_app.config)),
+            bound=keys.remote_keys_of(db.session, user))
 
 
 def _qr_svg(text: str) -> Markup:

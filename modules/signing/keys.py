@@ -234,16 +234,22 @@ def announce_agent_key(session: Session, leader: Any, der: bytes) -> SigningKey:
         raise NotFoundError()
     office, leader = _owner(session, leader.office_id, leader.id)
     info = certificate_info(der)
-    existing = session.scalars(select(SigningKey).where(
-        SigningKey.fingerprint == info.fingerprint)).first()
-    if existing is not None:
-        if existing.user_id != leader.id:
-            raise KeyRegistrationError(_("This certificate is registered for someone else."),
-                                       409)
+    if existing := _registered_for(session, info, leader):
         return existing
     check_binding(info, office, leader)
     return _new_key(session, leader, KeyKind.agent, f"{info.subject} (agent)", office, leader,
                     info)
+
+
+def _registered_for(session: Session, info: CertificateInfo, leader: StaffUser
+                    ) -> SigningKey | None:
+    """The leader's key already registered with this certificate (announcing it again is
+    harmless); someone else's: refused."""
+    existing = session.scalars(select(SigningKey).where(
+        SigningKey.fingerprint == info.fingerprint)).first()
+    if existing is not None and existing.user_id != leader.id:
+        raise KeyRegistrationError(_("This certificate is registered for someone else."), 409)
+    return existing
 
 
 def bind_remote_credential(session: Session, leader: Any, provider_name: str,
@@ -270,12 +276,7 @@ def bind_remote_credential(session: Session, leader: Any, provider_name: str,
         _prove_control(client, credential_id, credential, approval)
     except remote.RemoteSigningError as exc:
         raise KeyRegistrationError(str(exc)) from None
-    existing = session.scalars(select(SigningKey).where(
-        SigningKey.fingerprint == info.fingerprint)).first()
-    if existing is not None:
-        if existing.user_id != leader.id:
-            raise KeyRegistrationError(_("This certificate is registered for someone else."),
-                                       409)
+    if existing := _registered_for(session, info, leader):
         return existing
     key = _new_key(session, leader, KeyKind.remote, f"{info.subject} ({provider.name})",
                    office, leader, info, remote_provider=provider.name,

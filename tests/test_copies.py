@@ -505,9 +505,9 @@ def test_batch_signing_opens_the_key_once_and_reports_each_copy(app, api, db_ses
     opened = []
     real_open = signing_services.open_signer
 
-    def counting_open(key, config):
+    def counting_open(key, config, *how):
         opened.append(key.id)
-        return real_open(key, config)
+        return real_open(key, config, *how)
 
     monkeypatch.setattr(signing_services, "open_signer", counting_open)
     mine = [_submitted(app, db_session, doc_type) for _ in range(3)]

@@ -235,6 +235,8 @@ class CopyRequestView(CopyListBase):
             if workflow.Event.seal in events else [],
             leader_signing=signing.how_leader_signs(db.session, copy.office_id, current_user())
             if {workflow.Event.sign, workflow.Event.request_signature} & set(events) else None,
+            waiting=signing.approval_waiting(db.session, current_user(), copy.document_id)
+            if workflow.Event.request_signature in events else None,
             min_block=(signing_pdf.BLOCK_MIN_WIDTH, signing_pdf.BLOCK_MIN_HEIGHT),
             can_verify="Officer" in role_names(current_user()))
 
@@ -258,6 +260,9 @@ class CopyRequestView(CopyListBase):
     @staticmethod
     def _done_message(copy: CopyRequest, event: workflow.Event) -> str:
         if event is workflow.Event.request_signature:
+            if signing.approval_waiting(db.session, current_user(), copy.document_id):
+                return _("Sent to your remote signing service: approve the signing in its "
+                         "app on your phone.")
             return _("Prepared for your signing plugin.")
         if event is workflow.Event.seal:
             return _("Number %(number)s, book %(book)s: sealed.", number=copy.number,

@@ -123,9 +123,7 @@ def _fee_due(request: CopyRequest, user: Any) -> str | None:
 
 
 def _signs_on_server(request: CopyRequest, user: Any) -> str | None:
-    if signing.signs_elsewhere(object_session(request), request.office_id, user):
-        return _("You sign with the signing plugin on your own computer.")
-    return None
+    return signing.why_not_on_server(object_session(request), request.office_id, user)
 
 
 def _signs_elsewhere(request: CopyRequest, user: Any) -> str | None:

@@ -38,6 +38,8 @@ MODULE = ModuleSpec(
         View("modules.signing.views:MyCodeView"),
         # A leader whose key is at a remote signing provider binds their credential.
         View("modules.signing.views:RemoteCredentialView"),
+        # ... and where a provider that asks in its app says a signing moved on.
+        View("modules.signing.views:RemoteWebhookView", rate_limit="SIGNER_RATE_LIMIT"),
     ),
     roles={
         "OfficeAdmin": [

@@ -70,6 +70,7 @@ class OpenedJob:
     sha256: str  # of the prepared file
     expires_at: dt.datetime
     field: str = pdf.FIELD_LEADER
+    remote: str | None = None  # approved in this remote provider's app (``approvals``)
 
 
 def _digest(token: str) -> str:

@@ -252,13 +252,66 @@ def _registered_for(session: Session, info: CertificateInfo, leader: StaffUser
     return existing
 
 
+@dataclass(frozen=True)
+class PendingBinding:
+    """A binding waiting for the leader to approve the challenge in the provider's app
+    (kept in the leader's own session, nowhere else, until it is proven)."""
+
+    provider: str
+    credential: str
+    transaction: str
+    challenge: str  # base64 SHA-256 the provider is asked to sign
+    expires_at: str  # ISO, UTC
+
+
 def bind_remote_credential(session: Session, leader: Any, provider_name: str,
-                           credential_id: str, approval: Any, config: Any) -> SigningKey:
+                           credential_id: str, approval: Any, config: Any
+                           ) -> SigningKey | PendingBinding:
     """A leader binds their credential at a remote signing provider: the provider gives
     its certificate (which must name this leader) and, under the leader's authorisation,
     signs a random challenge that the certificate's key must verify — proof that the
     credential is theirs.  The key then waits for the system administrator's approval,
-    like an own token's."""
+    like an own token's.  A provider that asks in its app answers later: the binding
+    then waits (``finish_remote_binding``)."""
+    office, leader, client, credential_id, credential, info = _remote_credential(
+        session, leader, provider_name, credential_id, config)
+    challenge = hashlib.sha256(os.urandom(32)).digest()
+    try:
+        if client.waits:
+            pending = client.submit(credential_id, [challenge], "SaoY: liên kết chứng thư số")
+            return PendingBinding(client.provider.name, credential_id, pending.transaction,
+                                  base64.b64encode(challenge).decode(),
+                                  pending.expires_at.isoformat())
+        _check_challenge(credential, challenge, _sign_challenge(
+            client, credential_id, credential, approval, challenge))
+    except remote.RemoteSigningError as exc:
+        raise KeyRegistrationError(str(exc)) from None
+    return _bound(session, office, leader, client.provider, credential_id, info)
+
+
+def finish_remote_binding(session: Session, leader: Any, pending: PendingBinding,
+                          config: Any) -> str:
+    """What became of a binding waiting in the provider's app: ``pending``, ``refused``,
+    ``expired`` or ``bound`` (the key now waits for the administrator)."""
+    office, leader, client, credential_id, credential, info = _remote_credential(
+        session, leader, pending.provider, pending.credential, config)
+    try:
+        outcome = client.outcome(pending.transaction)
+    except remote.RemoteSigningError as exc:
+        raise KeyRegistrationError(str(exc)) from None
+    if outcome.state == "pending" and dt.datetime.fromisoformat(pending.expires_at) < utcnow():
+        return "expired"
+    if outcome.state != "signed":
+        return outcome.state
+    _check_challenge(credential, base64.b64decode(pending.challenge), outcome.signatures[:1])
+    _bound(session, office, leader, client.provider, credential_id, info)
+    return "bound"
+
+
+def _remote_credential(session: Session, leader: Any, provider_name: str | None,
+                       credential_id: str | None, config: Any):
+    """The leader, their office, the provider's adapter and the credential it describes —
+    whose certificate must name this leader of this office."""
     if not getattr(leader, "office_id", None):
         raise NotFoundError()
     office, leader = _owner(session, leader.office_id, leader.id)
@@ -268,14 +321,18 @@ def bind_remote_credential(session: Session, leader: Any, provider_name: str,
         raise KeyRegistrationError(_("Choose one of the remote signing services the system "
                                      "administrator declared, and type your credential's "
                                      "identifier."))
-    client = remote.CscClient(provider)
+    client = remote.service(provider)
     try:
         credential = client.credential(credential_id)
-        info = certificate_info(credential.cert)
-        check_binding(info, office, leader)
-        _prove_control(client, credential_id, credential, approval)
     except remote.RemoteSigningError as exc:
         raise KeyRegistrationError(str(exc)) from None
+    info = certificate_info(credential.cert)
+    check_binding(info, office, leader)
+    return office, leader, client, credential_id, credential, info
+
+
+def _bound(session: Session, office: Office, leader: Any, provider: Any, credential_id: str,
+           info: CertificateInfo) -> SigningKey:
     if existing := _registered_for(session, info, leader):
         return existing
     key = _new_key(session, leader, KeyKind.remote, f"{info.subject} ({provider.name})",
@@ -293,24 +350,29 @@ def remote_keys_of(session: Session, leader: Any) -> list[SigningKey]:
         .order_by(SigningKey.registered_at.desc())))
 
 
-def _prove_control(client: Any, credential_id: str, credential: Any, approval: Any) -> None:
-    """The provider signs a random challenge under the leader's authorisation; the
-    certificate's public key must verify it (else the credential is not this one's)."""
-    digest = hashlib.sha256(os.urandom(32)).digest()
+def _sign_challenge(client: Any, credential_id: str, credential: Any, approval: Any,
+                    digest: bytes) -> list[bytes]:
+    """The provider signs a random challenge under the leader's authorisation (CSC)."""
     b64 = base64.b64encode(digest).decode()
     public = x509.load_der_x509_certificate(credential.cert).public_key()
-    ecdsa = isinstance(public, ec.EllipticCurvePublicKey)
-    mechanism = "1.2.840.10045.4.3.2" if ecdsa else "1.2.840.113549.1.1.1"
+    mechanism = "1.2.840.10045.4.3.2" if isinstance(public, ec.EllipticCurvePublicKey) \
+        else "1.2.840.113549.1.1.1"
     sad = client.authorize(credential_id, 1, approval,
                            [b64] if credential.hash_pinning else None)
-    signature = client.sign_hashes(credential_id, sad, [b64], "sha256", mechanism)[:1]
+    return client.sign_hashes(credential_id, sad, [b64], "sha256", mechanism)[:1]
+
+
+def _check_challenge(credential: Any, digest: bytes, signature: Any) -> None:
+    """The certificate's public key must verify the challenge's signature (else the
+    credential is not this one's)."""
+    public = x509.load_der_x509_certificate(credential.cert).public_key()
     try:
-        if ecdsa:
+        if isinstance(public, ec.EllipticCurvePublicKey):
             public.verify(signature[0], digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
         else:
             public.verify(signature[0], digest, padding.PKCS1v15(),
                           utils.Prehashed(hashes.SHA256()))
-    except (InvalidSignature, IndexError, ValueError):
+    except (InvalidSignature, IndexError, ValueError, TypeError):
         raise KeyRegistrationError(_("The remote signing service's signature does not match "
                                      "the credential's certificate: not bound.")) from None
 

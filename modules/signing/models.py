@@ -256,7 +256,7 @@ class JobState(str, enum.Enum):
 
 
 JOB_STATE_LABELS = labelled({
-    JobState.pending: _l("Waiting for the agent"), JobState.done: _l("Signed"),
+    JobState.pending: _l("Waiting for the signer"), JobState.done: _l("Signed"),
     JobState.failed: _l("Failed"), JobState.cancelled: _l("Cancelled"),
 })
 
@@ -287,6 +287,10 @@ class ExternalSigningJob(OfficeOwned, Model):
     reserved_start: Mapped[int | None] = mapped_column(Integer)
     reserved_end: Mapped[int | None] = mapped_column(Integer)
     signed_attrs: Mapped[str | None] = mapped_column(Text)  # base64 DER
+    #: Approved in a remote provider's app: the revision waiting for the signature value,
+    #: and "<provider>:<its transaction>" (``approvals``).
+    pending_sha256: Mapped[str | None] = mapped_column(String(64))
+    remote_transaction: Mapped[str | None] = mapped_column(String(160), unique=True)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -34,6 +34,7 @@ from app.storage import file_store
 from app.timeutil import to_local, today_vn, utcnow
 from app.transactions import atomic
 from modules.signing import (
+    approvals,
     archive,
     authority,
     external,
@@ -225,6 +226,8 @@ class LeaderSigning:
     #: The key is at a remote signing provider (its name): the leader types what the
     #: provider asks (PIN, code) or approves in its app; SaoY's own code is not needed.
     remote: str | None = None
+    #: ... and the provider asks in its app: the request waits for the approval.
+    approves_in_app: bool = False
 
 
 def how_leader_signs(session: Session, office_id: int, user: Any) -> LeaderSigning:
@@ -233,7 +236,7 @@ def how_leader_signs(session: Session, office_id: int, user: Any) -> LeaderSigni
     remote_provider = _remote_provider(session, office_id, user)
     if remote_provider:
         return LeaderSigning(False, False, config["SIGNER_URL"], config["SIGNER_FUNCTION"],
-                             True, remote_provider)
+                             True, remote_provider, _approves_in_app(remote_provider))
     return LeaderSigning(plugin, not plugin and not second_factor.session_open(session, user),
                          config["SIGNER_URL"], config["SIGNER_FUNCTION"],
                          plugin or second_factor.state(session, user) == "confirmed")
@@ -247,10 +250,32 @@ def _remote_provider(session: Session, office_id: int, user: Any) -> str | None:
     return key.remote_provider if key is not None and key.kind is KeyKind.remote else None
 
 
+def _approves_in_app(provider_name: str | None) -> bool:
+    provider = remote.providers(current_app.config).get(provider_name or "")
+    return provider is not None and provider.waits
+
+
+def _signs_elsewhere(profile: SignerProfile) -> bool:
+    """The signature is made away from the server and the request waits for it: the
+    leader's own signer, or a remote provider that asks in its app."""
+    return profile.is_agent or (profile.key is not None and profile.key.kind is KeyKind.remote
+                                and _approves_in_app(profile.key.remote_provider))
+
+
+def why_not_on_server(session: Session, office_id: int, user: Any) -> str | None:
+    """Why this leader's signature is not made by the server now (None: it is)."""
+    if not signs_elsewhere(session, office_id, user):
+        return None
+    if _remote_provider(session, office_id, user):
+        return _("Your provider asks for each signing in its app: press Sign digitally on the "
+                 "request and approve on your phone.")
+    return _("You sign with the signing plugin on your own computer.")
+
+
 def signs_elsewhere(session: Session, office_id: int, user: Any) -> bool:
-    """Does this leader sign on their own signer (the key is not on the server)?"""
+    """Does this leader's signature come back later (own signer, approval in an app)?"""
     try:
-        return profile_for(session, office_id, getattr(user, "id", None)).is_agent
+        return _signs_elsewhere(profile_for(session, office_id, getattr(user, "id", None)))
     except SigningError:
         return False
 
@@ -431,7 +456,7 @@ def prepare_leader_signature(session: Session, user: Any, document_id: int,
     only in a signing session opened with the leader's own one-time code.  In memory: slow
     work, done before any row is locked."""
     doc, profile = _leader_profile(session, user, document_id)
-    if profile.is_agent:
+    if _signs_elsewhere(profile):
         raise SigningError(_("You sign with the signing plugin on your own computer."))
     try:
         key = keys.check_usable(profile.key, doc.office_id, user.id)
@@ -455,21 +480,53 @@ def prepare_leader_signature(session: Session, user: Any, document_id: int,
 
 
 def prepare_for_own_signer(session: Session, user: Any, document_id: int,
-                           placement: pdf.Placement | None = None) -> io.BytesIO:
-    """The prepared file for the plugin on the leader's computer (no lock, no write)."""
+                           placement: pdf.Placement | None = None
+                           ) -> io.BytesIO | approvals.ForApproval:
+    """What a signature made away from the server starts from (no lock, no write): the
+    prepared file for the plugin on the leader's computer, or, for a provider that asks
+    in its app, also the revision whose signed attributes it is asked to sign."""
     doc, profile = _leader_profile(session, user, document_id)
-    if not profile.is_agent:
+    if not _signs_elsewhere(profile):
         raise SigningError(_("Your key is on the server: sign directly."))
     try:
-        keys.check_usable(profile.key, doc.office_id, user.id)
+        key = keys.check_usable(profile.key, doc.office_id, user.id)
     except SignerUnavailableError as exc:
         raise _signing_failure(exc) from exc
-    return _prepared(doc, user, profile, placement)[1]
+    attestation, prepared = _prepared(doc, user, profile, placement)
+    if profile.is_agent:
+        return prepared
+    base = prepared.getvalue()
+    return approvals.ForApproval(base, pdf.prepare_external(
+        io.BytesIO(base), attestation, fonts(), file_store().read_bytes(key.fingerprint),
+        _look(profile, "Ký bởi: %(signer)s\nNgày ký: %(ts)s")))
 
 
-def open_signing_job(session: Session, user: Any, document_id: int, prepared: io.BytesIO,
+def open_signing_job(session: Session, user: Any, document_id: int,
+                     prepared: io.BytesIO | approvals.ForApproval,
                      batch: str | None = None) -> external.OpenedJob:
+    """The request waits for the leader's own signer, or for their approval in the remote
+    provider's app (the provider is asked now; its refusal changes nothing)."""
+    if isinstance(prepared, approvals.ForApproval):
+        try:
+            return approvals.open_job(session, user, document_id, prepared, batch)
+        except remote.RemoteSigningError as exc:
+            raise SigningError(str(exc), 502) from None
     return external.open_job(session, user, document_id, prepared, batch)
+
+
+def approval_waiting(session: Session, user: Any, document_id: int
+                     ) -> approvals.Waiting | None:
+    """The leader's approval in the provider's app still awaited for this document."""
+    return approvals.pending_for(session, user, document_id)
+
+
+def refresh_approval(session: Session, user: Any, job_id: int) -> approvals.Waiting:
+    return approvals.refresh(session, user, job_id, roots())
+
+
+def remote_webhook(session: Session, provider: str, body: bytes, signature: str | None
+                   ) -> bool:
+    return approvals.on_webhook(session, provider, body, signature, roots())
 
 
 def record_leader_signature(session: Session, user: Any, document_id: int,
@@ -762,7 +819,13 @@ def counting_wrong_codes(session: Session, user: Any) -> Iterator[None]:
 
 def job_json(opened: external.OpenedJob, request_id: int) -> dict[str, Any]:
     """What the page hands to the plugin: the one-time links (absolute, at the address the
-    leader's browser uses: the plugin is on the same computer), the file's SHA-256."""
+    leader's browser uses: the plugin is on the same computer), the file's SHA-256.  For
+    an approval in the provider's app: where to ask what became of it."""
+    if opened.remote:
+        return {"job_id": opened.job_id, "request_id": request_id, "sha256": opened.sha256,
+                "remote": opened.remote, "expires_at": opened.expires_at.isoformat() + "Z",
+                "status_url": url_for("RemoteCredentialView.job", job_id=opened.job_id,
+                                      _external=True)}
     return {"job_id": opened.job_id, "request_id": request_id, "sha256": opened.sha256,
             "field": opened.field, "doc_number": f"Hồ sơ #{request_id}",
             "expires_at": opened.expires_at.isoformat() + "Z",
@@ -835,7 +898,8 @@ def file_refs(session: Session, prefix: str) -> set[str]:
 
     columns = (SignedDocument.scan_sha256, SignedDocument.leader_sha256,
                SignedDocument.current_sha256, SignerProfile.image_sha256,
-               ExternalSigningJob.prepared_sha256, SigningKey.fingerprint)
+               ExternalSigningJob.prepared_sha256, ExternalSigningJob.pending_sha256,
+               SigningKey.fingerprint)
     found: set[str] = set()
     for column in columns:
         found.update(session.scalars(select(column).where(column.like(f"{prefix}%"))))

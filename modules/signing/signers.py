@@ -176,7 +176,10 @@ def _remote_signer(key: Any, config: Mapping[str, Any], approval: Any,
         raise SignerUnavailableError(_("The remote signing service of this key is no longer "
                                        "declared on the server: ask the system "
                                        "administrator."))
-    client = remote.CscClient(provider)
+    client = remote.service(provider)
+    if client.waits:  # approved in the provider's app: the request waits (``approvals``)
+        raise SignerUnavailableError(_("This key is approved in your provider's app: press "
+                                       "Sign digitally and approve there."))
     try:
         credential = client.credential(key.remote_credential)
     except remote.RemoteSigningError as exc:

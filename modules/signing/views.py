@@ -1,7 +1,9 @@
 """Public verification (page, upload, JSON API) and the staff's signer profiles."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from dataclasses import asdict
 from pathlib import Path
 
 import qrcode
@@ -36,7 +38,7 @@ from app.params import large_body
 from app.records import DatedRuleService
 from app.scope import scoped
 from app.scoping import OFFICE_SCOPE, ScopedModelView
-from app.timeutil import to_local
+from app.timeutil import to_local, utcnow
 from app.transactions import atomic
 from app.web import authorised_by_token
 from modules.signing import keys, remote, second_factor, services
@@ -507,10 +509,15 @@ class MyCodeView(BaseView):
 class RemoteCredentialView(BaseView):
     """A leader whose key is at a remote signing provider binds their credential here: the
     provider answers with its certificate and signs a challenge under the leader's PIN or
-    code; the system administrator then approves it, as an own token's key."""
+    code (or after the leader approves in its app); the system administrator then
+    approves it, as an own token's key.  The leader's page also asks here what became of
+    an approval it waits for."""
 
     route_base = "/signing/remote"
     default_view = "index"
+    #: Asking about one's own waiting approval is part of signing remotely.
+    method_permission_name = {"index": "index", "binding": "index", "job": "index"}
+    _BINDING = "saoy_remote_binding"
 
     @expose("/", methods=["GET", "POST"])
     @has_access
@@ -519,20 +526,88 @@ class RemoteCredentialView(BaseView):
         if request.method == "POST":
             try:
                 with atomic(db.session):
-                    keys.bind_remote_credential(
+                    bound = keys.bind_remote_credential(
                         db.session, user, request.form.get("provider"),
                         request.form.get("credential"), remote.Approval(
                             pin=request.form.get("pin") or None,
                             otp=request.form.get("otp") or None), current_app.config)
-                flash(_("Your remote signing credential is bound: the system administrator "
-                        "approves it before you sign with it."), "success")
+                if isinstance(bound, keys.PendingBinding):
+                    session[self._BINDING] = asdict(bound)
+                    flash(_("Approve the binding in your provider's app on your phone."),
+                          "info")
+                else:
+                    flash(_("Your remote signing credential is bound: the system administrator "
+                            "approves it before you sign with it."), "success")
                 return redirect(url_for("RemoteCredentialView.index"))
             except DomainError as exc:
                 flash(exc.message, "danger")
+        pending = session.get(self._BINDING)
         return self.render_template(
             "signing/remote_credential.html",
             providers=sorted(remote.providers(current_app.config)),
-            bound=keys.remote_keys_of(db.session, user))
+            bound=keys.remote_keys_of(db.session, user), pending=pending,
+            seconds_left=_seconds_until(pending["expires_at"]) if pending else 0)
+
+    @expose("/binding")
+    @has_access
+    def binding(self):
+        """What became of the binding waiting in the provider's app (the page asks)."""
+        stash = session.get(self._BINDING)
+        if not stash:
+            raise NotFoundError()
+        try:
+            with atomic(db.session):
+                state = keys.finish_remote_binding(db.session, g.user,
+                                                   keys.PendingBinding(**stash),
+                                                   current_app.config)
+        except DomainError as exc:
+            session.pop(self._BINDING, None)
+            return jsonify(state="failed", message=exc.message, seconds_left=0)
+        if state != "pending":
+            session.pop(self._BINDING, None)
+            messages = {
+                "bound": _("Your remote signing credential is bound: the system "
+                           "administrator approves it before you sign with it."),
+                "refused": _("You declined in your provider's app: the credential is not "
+                             "bound."),
+                "expired": _("The time to approve in your provider's app ran out: the "
+                             "credential is not bound.")}
+            flash(messages.get(state, messages["refused"]),
+                  "success" if state == "bound" else "danger")
+        return jsonify(state="done" if state == "bound" else state,
+                       seconds_left=_seconds_until(stash["expires_at"]))
+
+    @expose("/job/<int:job_id>")
+    @has_access
+    def job(self, job_id: int):
+        """What became of the leader's approval of a signing (their own job only)."""
+        with atomic(db.session):
+            waiting = services.refresh_approval(db.session, g.user, job_id)
+        return jsonify(state=waiting.state, seconds_left=waiting.seconds_left,
+                       message=waiting.message)
+
+
+def _seconds_until(iso: str) -> int:
+    left = dt.datetime.fromisoformat(iso) - utcnow()
+    return max(0, int(left.total_seconds()))
+
+
+class RemoteWebhookView(BaseView):
+    """Where a remote provider that asks in its app says a signing moved on: the body
+    authenticated by its HMAC, then SaoY asks the provider itself (idempotent)."""
+
+    route_base = "/signing/remote/webhook"
+
+    @expose("/<provider>", methods=["POST"])
+    @authorised_by_token
+    def notify(self, provider: str):
+        body = request.get_data(cache=False)[:8192]
+        with atomic(db.session):
+            authentic = services.remote_webhook(db.session, provider, body,
+                                                request.headers.get("X-SaoY-Signature"))
+        if not authentic:
+            return jsonify(ok=False, message="signature refused"), 403
+        return jsonify(ok=True)
 
 
 def _qr_svg(text: str) -> Markup:

@@ -33,8 +33,8 @@ def main() -> None:
     import logging
 
     logging.disable(logging.WARNING)  # pyHanko logs every untrusted path at length
-    from modules.signing.explain import explain
     from modules.signing.validation import trust_roots, validate_pdf
+    from modules.signing.verification import explain
 
     roots = trust_roots(str(ROOT / "trust"))
     print(f"explained verification of the samples — {machine()}")
@@ -52,10 +52,10 @@ def hostile(timed, validate_pdf) -> None:
     """The attacks, signed by a throwaway PKI whose root is trusted for the run."""
     import tempfile
 
-    from modules.signing.explain import explain
     from modules.signing.pki import DemoPki
     from modules.signing.signers import load_pkcs12
     from modules.signing.validation import trust_roots
+    from modules.signing.verification import explain
     from tests.hostile_signed import CORPUS, unused_stream_rewritten
 
     pki = DemoPki(tempfile.mkdtemp(prefix="saoy-bench-pki-"))

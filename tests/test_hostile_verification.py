@@ -68,11 +68,11 @@ def test_the_explanations_say_why(client, corpus):
 def test_a_rewritten_stream_no_page_draws_renders_nothing(app, attacker, monkeypatch):
     """200 pages, three updates rewriting an old stream nothing draws: the old verifier
     rendered every page of every revision (54 s); nothing changed that anyone can see."""
-    from modules.signing import explain
+    from modules.signing.verification import rendering
 
     renders = []
-    real = explain.render_page
-    monkeypatch.setattr(explain, "render_page", lambda *a, **k: renders.append(1) or real(
+    real = rendering.render_page
+    monkeypatch.setattr(rendering, "render_page", lambda *a, **k: renders.append(1) or real(
         *a, **k))
     data = unused_stream_rewritten(attacker, pages=200, updates=3)
     with app.app_context():
@@ -83,8 +83,8 @@ def test_a_rewritten_stream_no_page_draws_renders_nothing(app, attacker, monkeyp
 
 
 def test_more_pages_to_compare_than_the_budget_is_indeterminate(app, attacker):
-    from modules.signing.explain import Limits, explain
     from modules.signing.services import roots
+    from modules.signing.verification import Limits, explain
 
     data = shadow_replace_many_pages(attacker, pages=50)
     with app.app_context():
@@ -103,7 +103,7 @@ def test_an_analysis_failure_is_indeterminate_not_a_500(app, client, corpus, mon
     """A bug inside the analysis (it runs in the sandbox's child: called here in-process)
     and a child that dies: each an answer, never a 500."""
     from app import sandbox
-    from modules.signing import explain
+    from modules.signing import verification
     from modules.signing.services import roots
 
     def broken(*args, **kwargs):
@@ -111,11 +111,11 @@ def test_an_analysis_failure_is_indeterminate_not_a_500(app, client, corpus, mon
 
     with app.app_context():
         anchors = roots()
-    monkeypatch.setattr(explain, "_structural_changes", broken)
-    result = explain.explain(corpus["isa_page_content"], anchors)
+    monkeypatch.setattr(verification, "structural_changes", broken)
+    result = verification.explain(corpus["isa_page_content"], anchors)
     assert result.verdict in ("indeterminate", "tampered")
-    monkeypatch.setattr(explain, "_check_signature", broken)
-    assert explain.explain(corpus["untouched"], anchors).verdict == "indeterminate"
+    monkeypatch.setattr(verification, "check_signature", broken)
+    assert verification.explain(corpus["untouched"], anchors).verdict == "indeterminate"
 
     def crashed(*args, **kwargs):
         raise sandbox.SandboxError("crashed")

@@ -11,7 +11,7 @@ import pytest
 
 from app import sandbox
 from app.errors import DomainError
-from modules.signing.explain import Limits, explain_bounded
+from modules.signing.verification import Limits, explain_bounded
 from tests.hostile_scans import corpus, xref_prev_loop
 from tests.hostile_signed import Document, sign
 

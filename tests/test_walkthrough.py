@@ -331,7 +331,7 @@ def test_an_attestation_over_the_writing_of_a_page_is_refused(app, api, db_sessi
         signed = file_store().read_bytes(state_of(db_session, pk).document.current_sha256)
     from PIL import ImageChops
 
-    from modules.signing.explain import render_page
+    from modules.signing.verification import render_page
 
     written = (0, 0, 595, 842 - 420)  # pixels at 72 dpi: the page above y = 420 pt
     before, after = (render_page(data, 1, 72).crop(written)

@@ -45,17 +45,17 @@ from modules.signing import (
     second_factor,
     served_pki,
 )
-from modules.signing.explain import (
+from modules.signing.fonts import subset_font
+from modules.signing.models import KeyKind, SignedDocument, SignerProfile, SigningKey, Stage
+from modules.signing.signers import SignerUnavailableError, open_signer
+from modules.signing.validation import ValidationReport, trust_roots, validate_pdf
+from modules.signing.verification import (
     Explanation,
     Limits,
     confirm_revocation,
     explain_bounded,
     render_page,
 )
-from modules.signing.fonts import subset_font
-from modules.signing.models import KeyKind, SignedDocument, SignerProfile, SigningKey, Stage
-from modules.signing.signers import SignerUnavailableError, open_signer
-from modules.signing.validation import ValidationReport, trust_roots, validate_pdf
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,6 @@ from app.timeutil import to_local, utcnow
 from app.transactions import atomic
 from app.web import authorised_by_token
 from modules.signing import keys, remote, second_factor, services
-from modules.signing.explain import Explanation
 from modules.signing.models import (
     AttestationWording,
     SecondFactor,
@@ -50,6 +49,7 @@ from modules.signing.models import (
     SignerProfile,
     SigningKey,
 )
+from modules.signing.verification import Explanation
 
 VERDICTS = {
     "valid": _l("Valid: every signature is intact and trusted, and nothing changed after "

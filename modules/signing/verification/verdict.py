@@ -1,0 +1,53 @@
+"""One answer out of four, by rule and in order: tampered, indeterminate, untrusted,
+valid (with or without later changes)."""
+from __future__ import annotations
+
+from modules.signing.verification.report import (
+    ROUTINE_KINDS,
+    VISIBLE_KINDS,
+    RevisionReport,
+    SignatureDetail,
+)
+
+#: What later revisions may change under a certification signature (DocMDP P).
+DOCMDP_ALLOWED = {1: set(), 2: {"form_filling", "signature_appearance"},
+                  3: {"form_filling", "signature_appearance", "annotation"}}
+
+
+def docmdp_violated(signatures: list[SignatureDetail], revisions: list[RevisionReport]
+                     ) -> bool:
+    """A later revision changed more than the certification signature allows."""
+    certified = next((s for s in signatures if s.certification_level and s.intact
+                      and s.kind == "signature"), None)
+    if certified is None:
+        return False
+    allowed = DOCMDP_ALLOWED.get(certified.certification_level, set())
+    for report in revisions:
+        if report.index <= certified.revision:
+            continue
+        if certified.certification_level == 1 and any(
+                s.revision == report.index and s.kind == "signature" for s in signatures):
+            return True  # no change at all means no new signature either
+        if any((c.bbox or c.kind in VISIBLE_KINDS) and c.kind not in allowed
+               for c in report.changes):
+            return True
+    return False
+
+
+def verdict(  # noqa: PLR0911 - one answer per rule, in order
+        signatures: list[SignatureDetail], revisions: list[RevisionReport],
+        notes: list[str]) -> str:
+    if any(s.error is None and not s.intact for s in signatures):
+        return "tampered"
+    if any(r.visible and r.covered_by is None for r in revisions):
+        return "tampered"
+    if "docmdp_violated" in notes:
+        return "tampered"
+    if any(s.error for s in signatures) or "revision_analysis_failed" in notes:
+        return "indeterminate"
+    if not all(s.trusted and s.valid for s in signatures) or "active_content" in notes:
+        return "untrusted"
+    if any(not (c.prepared and c.kind in ROUTINE_KINDS) for r in revisions
+           for c in r.changes if c.bbox or c.kind in VISIBLE_KINDS):
+        return "valid_with_later_changes"
+    return "valid"

@@ -46,9 +46,10 @@ def _text(words: str, y: int, size: int = 28) -> bytes:
 class Document:
     """A small document with the objects an attacker prepares before it is signed."""
 
-    def __init__(self, pages: int = 2, with_field: bool = False):
+    def __init__(self, pages: int = 2, with_field: bool = False, overlay: bool = False,
+                 widget_page: bool = True):
         w = PdfFileWriter()
-        w.font_ref = w.add_object(generic.DictionaryObject({
+        w.font_ref = self.font = w.add_object(generic.DictionaryObject({
             pdf_name("/Type"): pdf_name("/Font"), pdf_name("/Subtype"): pdf_name("/Type1"),
             pdf_name("/BaseFont"): pdf_name("/Helvetica")}))
         # Shadow objects: in the signed revision, drawn by nothing (or hidden) for now.
@@ -79,23 +80,28 @@ class Document:
                 [generic.NumberObject(v) for v in (0, 0, *A4)]),
             pdf_name("/Resources"): self.resources,
             pdf_name("/Contents"): _stream(w, _text("PAGE 1 FORGED", 760))}))
-        if with_field:
+        if with_field or overlay:
             fields.append_signature_field(w, SigFieldSpec("Sig2", on_page=0,
                                                           box=(300, 60, 500, 120)))
-            _text_field(w, "Amount", (72, 200, 300, 230))
+            _text_field(w, "Amount", (72, 200, 300, 230), widget_page)
+        if overlay:  # an empty field lying over "PAGE 1 ORIGINAL" (y = 760)
+            _text_field(w, "Overlay", (60, 745, 420, 800))
         out = io.BytesIO()
         w.write(out)
         self.data = out.getvalue()
 
 
-def _text_field(writer, name: str, box) -> None:
+def _text_field(writer, name: str, box, with_page: bool = True) -> None:
+    """A text field with its widget on page 1 (``with_page``: the widget names its page
+    with /P, which PDF leaves optional and many producers omit)."""
     page_ref = writer.find_page_for_modification(0)[0]
     widget = writer.add_object(generic.DictionaryObject({
         pdf_name("/FT"): pdf_name("/Tx"), pdf_name("/T"): generic.pdf_string(name),
         pdf_name("/Type"): pdf_name("/Annot"), pdf_name("/Subtype"): pdf_name("/Widget"),
         pdf_name("/F"): generic.NumberObject(4),
         pdf_name("/Rect"): generic.ArrayObject(generic.FloatObject(v) for v in box),
-        pdf_name("/P"): page_ref, pdf_name("/DA"): generic.pdf_string("/Helv 0 Tf 0 g")}))
+        pdf_name("/DA"): generic.pdf_string("/Helv 0 Tf 0 g"),
+        **({pdf_name("/P"): page_ref} if with_page else {})}))
     form = writer.root["/AcroForm"]
     form["/Fields"].append(widget)
     writer.register_annotation(page_ref, widget)
@@ -349,6 +355,180 @@ def _signed_foreign(name: str) -> Callable:
     return build
 
 
+# --- second round (issue 27): shadow attacks through form fields, signatures that cannot
+# be checked, and honest files an earlier verifier called tampered -------------------------
+
+def _fill(name: str, appearance: bytes, box: tuple[int, int], doc: Document) -> Callable:
+    """Fill the prepared text field ``name``: its value and an appearance drawing
+    ``appearance`` in a ``box`` (width, height) with Helvetica as /F1."""
+    def change(writer):
+        field = next(f.get_object() for f in writer.root["/AcroForm"]["/Fields"]
+                     if f.get_object().get("/T") == name)
+        field["/V"] = generic.pdf_string("filled")
+        ap = _stream(writer, appearance, **{
+            "/Type": pdf_name("/XObject"), "/Subtype": pdf_name("/Form"),
+            "/BBox": generic.ArrayObject([generic.NumberObject(v) for v in (0, 0, *box)]),
+            "/Resources": generic.DictionaryObject({pdf_name("/Font"): generic.DictionaryObject(
+                {pdf_name("/F1"): _here(writer, doc.font)})})})
+        field["/AP"] = generic.DictionaryObject({pdf_name("/N"): ap})
+        writer.update_container(field)
+    return change
+
+
+def hide_via_form(signer) -> bytes:
+    """RUB-NDS "hide via form": the form XObject page 1 draws ("PAY 100 VND") becomes an
+    empty dictionary in a later revision — nothing left that looks drawable."""
+    doc = Document()
+
+    def change(writer):
+        writer.objects[(doc.original.generation, doc.original.idnum)] = \
+            generic.DictionaryObject()
+    return update(sign(doc.data, signer), change)
+
+
+def replace_via_overlay(signer) -> bytes:
+    """RUB-NDS "replace via overlay": a field prepared empty over the page's text is
+    filled after signing with an opaque appearance that hides it and says other words."""
+    doc = Document(overlay=True)
+    return update(sign(doc.data, signer), _fill(
+        "Overlay", b"1 1 1 rg 0 0 360 55 re f 0 0 0 rg BT /F1 20 Tf 6 18 Td (NOTHING) Tj ET\n",
+        (360, 55), doc))
+
+
+def hide_via_overlay_certified(signer) -> bytes:
+    """The same under a certification that permits filling forms (DocMDP P=2), then
+    signed by a second, unsuspecting signer: the permission does not make hiding honest."""
+    doc = Document(overlay=True)
+    data = update(sign(doc.data, signer, certify=MDPPerm.FILL_FORMS), _fill(
+        "Overlay", b"1 1 1 rg 0 0 360 55 re f\n", (360, 55), doc))
+    return sign(data, signer, field="Sig2")
+
+
+def _patched_cms(data: bytes, change: Callable, which: int = -1) -> bytes:
+    """Rewrite the CMS of the ``which``-th signature in place (its /Contents, outside the
+    signed bytes), padded to the same room."""
+    from asn1crypto import cms
+
+    matches = list(re.finditer(rb"/ByteRange\s*\[([\d ]+)\]", data))
+    _a, b, c, _d = (int(v) for v in matches[which].group(1).split())
+    hex_contents = data[b + 1:c - 1]
+    info = cms.ContentInfo.load(bytes.fromhex(hex_contents.rstrip(b"0").decode() + (
+        "0" if len(hex_contents.rstrip(b"0")) % 2 else "")))
+    change(info)
+    new = info.dump(force=True).hex().encode()
+    assert len(new) <= len(hex_contents)
+    return data[:b + 1] + new.ljust(len(hex_contents), b"0") + data[c - 1:]
+
+
+def _signer_info(info):
+    return info["content"]["signer_infos"][0]
+
+
+def signature_value_forged(signer) -> bytes:
+    """The digest matches (intact) but the signature value does not verify."""
+    def change(info):
+        value = bytearray(_signer_info(info)["signature"].native)
+        value[10] ^= 0xFF
+        _signer_info(info)["signature"] = bytes(value)
+    return _patched_cms(sign(Document().data, signer), change)
+
+
+def signature_algorithm_unknown(signer) -> bytes:
+    """Intact, but signed with an algorithm no verifier here knows (an unknown OID)."""
+    from asn1crypto import algos
+
+    def change(info):
+        _signer_info(info)["signature_algorithm"] = algos.SignedDigestAlgorithm(
+            {"algorithm": "1.2.840.113549.1.1.99"})
+    return _patched_cms(sign(Document().data, signer), change)
+
+
+def docmdp_p2_fill_widget_without_page(signer) -> bytes:
+    """Honest: certified P=2, a text field whose widget has no /P is filled later, then
+    signed — a form fill, not page content."""
+    doc = Document(with_field=True, widget_page=False)
+    data = update(sign(doc.data, signer, certify=MDPPerm.FILL_FORMS), _fill(
+        "Amount", b"0 0 0 rg BT /F1 14 Tf 4 8 Td (100 VND) Tj ET\n", (228, 30), doc))
+    return sign(data, signer, field="Sig2")
+
+
+def docmdp_p2_fill_unsigned(signer) -> bytes:
+    """Honest: certified P=2 and a prepared field filled afterwards, as ISO 32000 lets
+    anyone do without signing again."""
+    doc = Document(with_field=True)
+    return update(sign(doc.data, signer, certify=MDPPerm.FILL_FORMS), _fill(
+        "Amount", b"0 0 0 rg BT /F1 14 Tf 4 8 Td (100 VND) Tj ET\n", (228, 30), doc))
+
+
+def second_signature_empty_econtent(signer) -> bytes:
+    """Honest (a CA product in use in Vietnam): the second signature's CMS carries an empty
+    eContent instead of none; pyHanko cannot check it, its bytes are what was signed."""
+    from asn1crypto import core
+
+    doc = Document(with_field=True)
+    data = sign(sign(doc.data, signer), signer, field="Sig2")
+
+    def change(info):
+        info["content"]["encap_content_info"]["content"] = core.OctetString(b"")
+    return _patched_cms(data, change)
+
+
+PLACEHOLDER_RANGE = b"9999999999"
+
+
+def _with_signature_placeholder(data: bytes) -> bytes:
+    """The document with a signature field whose value is a signature dictionary still
+    to be filled in place (its /ByteRange and /Contents reserved), as a signing program
+    that writes the whole file at once prepares it."""
+    def change(writer):
+        sig = writer.add_object(generic.DictionaryObject({
+            pdf_name("/Type"): pdf_name("/Sig"), pdf_name("/Filter"): pdf_name("/Adobe.PPKLite"),
+            pdf_name("/SubFilter"): pdf_name("/adbe.pkcs7.detached"),
+            pdf_name("/ByteRange"): generic.ArrayObject(
+                [generic.NumberObject(0)] + [generic.NumberObject(int(PLACEHOLDER_RANGE))] * 3),
+            pdf_name("/Contents"): generic.ByteStringObject(bytes(8192))}))
+        fields.append_signature_field(writer, SigFieldSpec("Sig1", on_page=0,
+                                                           box=(300, 140, 500, 180)))
+        field = next(f.get_object() for f in writer.root["/AcroForm"]["/Fields"]
+                     if f.get_object().get("/T") == "Sig1")
+        field["/V"] = sig
+    return update(data, change)
+
+
+def _fill_placeholder(data: bytes, signer) -> bytes:
+    """Sign the reserved signature in place: the byte range around /Contents, then a CMS
+    over exactly those bytes."""
+    import asyncio
+
+    contents = re.search(rb"/Contents\s*<(0+)>", data)
+    start, end = contents.start(1) - 1, contents.end(1) + 1  # the hex string, brackets too
+    ranges = [0, start, end, len(data) - end]
+    match = re.search(rb"/ByteRange\s*\[\s*0\s+9999999999\s+9999999999\s+9999999999\s*\]",
+                      data)
+    text = b"/ByteRange [" + b" ".join(str(v).encode() for v in ranges) + b"]"
+    data = data[:match.start()] + text.ljust(match.end() - match.start()) + data[match.end():]
+    digest = hashlib.sha256(data[:start] + data[end:]).digest()
+    cms = asyncio.run(signer.async_sign(digest, "sha256")).dump().hex().encode()
+    return data[:start + 1] + cms.ljust(end - start - 2, b"0") + data[end - 1:]
+
+
+def linearized_signed_twice(signer) -> bytes:
+    """Honest: saved linearized ("fast web view", qpdf) with its first signature inside —
+    the first-page and main cross-reference sections end where the signature does —
+    then signed again incrementally."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain, linear = Path(tmp) / "plain.pdf", Path(tmp) / "linear.pdf"
+        plain.write_bytes(_with_signature_placeholder(Document().data))
+        subprocess.run(["qpdf", "--linearize", "--object-streams=disable", str(plain),
+                        str(linear)], check=True)
+        first = _fill_placeholder(linear.read_bytes(), signer)
+    return sign(first, signer, field="Sig2")
+
+
 #: Active content of every class the issue's probe found in delivered copies.
 ACTIVE_CLASSES = ("outline_javascript", "outline_launch", "field_parent_aa", "associated_exe",
                   "annotation_3d", "gotor_unc", "uri_open_action", "named_action")
@@ -377,4 +557,17 @@ CORPUS: dict[str, tuple[Callable, set[str]]] = {
     "active_javascript": (active_javascript, {"untrusted"}),  # never plain valid
     "many_empty_updates": (many_empty_updates, {"indeterminate"}),
     **{f"signed_{name}": (_signed_foreign(name), {"untrusted"}) for name in ACTIVE_CLASSES},
+    # second round: attacks that passed …
+    "hide_via_form": (hide_via_form, {"tampered"}),
+    "replace_via_overlay": (replace_via_overlay, {"tampered"}),
+    "hide_via_overlay_certified": (hide_via_overlay_certified, {"tampered"}),
+    "signature_value_forged": (signature_value_forged, {"tampered"}),
+    "signature_algorithm_unknown": (signature_algorithm_unknown, {"indeterminate"}),
+    # … and honest files called tampered
+    "docmdp_p2_fill_widget_without_page": (docmdp_p2_fill_widget_without_page,
+                                           {"valid", "valid_with_later_changes"}),
+    "docmdp_p2_fill_unsigned": (docmdp_p2_fill_unsigned, {"valid_with_later_changes"}),
+    "linearized_signed_twice": (linearized_signed_twice, {"valid", "valid_with_later_changes"}),
+    "second_signature_empty_econtent": (second_signature_empty_econtent,
+                                        {"indeterminate", "valid", "valid_with_later_changes"}),
 }

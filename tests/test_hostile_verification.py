@@ -228,3 +228,37 @@ def test_a_scan_with_active_content_is_refused_at_intake(api, db_session, office
                         "scan": upload(update(scan_pdf(), add_js), "js.pdf"),
                         "document_type_id": doc_type.id, "identity_number": CITIZEN_IDENTITY})
     assert r.status_code == 422 and "active content" in r.get_json()["message"]
+
+
+def _visible(page: str) -> str:
+    """The page as a visitor reads it before opening any "technical details"."""
+    import re
+
+    return re.sub(r"<details.*?</details>", "", page, flags=re.S)
+
+
+def test_the_public_page_speaks_plainly_and_shows_no_personal_number(client, sealed_code,
+                                                                     corpus):
+    """A bank clerk reads people and plain words: no identity number of the leader (the
+    certificate carries it), no field names, no coordinates, no raw codes — the details
+    folded away for whoever wants them."""
+    import re
+
+    code, _access = sealed_code
+    page = client.get(f"/verify/{code}").get_data(as_text=True)
+    answer = client.get(f"/api/v1/verify/{code}").get_json()
+    for seen in (page, str(answer)):
+        assert "079190000011" not in seen and "CCCD" not in seen
+    shown = _visible(page)
+    assert "ChuKyLanhDao" not in shown and "DauCoQuan" not in shown
+    assert "Chi tiết kỹ thuật" in page
+    assert not re.search(r"\[\d+(\.\d+)?, \d+(\.\d+)?, \d+", shown)  # no coordinates
+    tampered = _visible(client.post("/verify/", data={"file": (
+        io.BytesIO(corpus["docmdp_p2_then_annotation"]), "x.pdf")},
+        content_type="multipart/form-data").get_data(as_text=True))
+    assert "docmdp_violated" not in tampered and "first signer allowed" not in tampered
+    assert "vượt quá những gì người ký đầu tiên cho phép" in tampered
+    hidden = _visible(client.post("/verify/", data={"file": (
+        io.BytesIO(corpus["replace_via_overlay"]), "x.pdf")},
+        content_type="multipart/form-data").get_data(as_text=True))
+    assert "hidden_content" not in hidden and "bị che dưới một ô biểu mẫu" in hidden

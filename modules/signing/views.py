@@ -70,6 +70,7 @@ CHANGE_KINDS = {
     "form_filling": _l("form filled in"), "signature_appearance": _l("signature appearance"),
     "annotation": _l("annotation"), "page_content": _l("page content"),
     "page_added": _l("page added"), "page_removed": _l("page removed"),
+    "hidden_content": _l("content of the page hidden under a form field"),
 }
 NOTES = {
     "timestamps_out_of_order": _l("A timestamp is earlier than that of an earlier "
@@ -85,7 +86,32 @@ NOTES = {
     "revoked_since_signing": _l("A signer's certificate was revoked after the signature "
                                 "was made: the signature stays valid, as its timestamp "
                                 "proves it existed before."),
+    "docmdp_violated": _l("A later change goes beyond what the first signer allowed (only "
+                          "filling in forms, or also adding notes)."),
+    "active_content": _l("The file carries content that can act when it is opened "
+                         "(scripts, links that launch programs, embedded files)."),
+    "byte_range_digest_mismatch": _l("The signed bytes were changed after signing."),
+    "signature_dictionary_rewritten": _l("The signature's own data was rewritten after "
+                                         "signing."),
+    "signature_value_invalid": _l("The signature does not belong to the document: the "
+                                  "content is as signed, but the signature value is not "
+                                  "the signer's."),
+    "signature_algorithm_unknown": _l("The signature uses an algorithm that cannot be "
+                                      "checked here."),
+    "checked_by_hand": _l("This signature could not be read completely; the signed bytes "
+                          "were checked and are unchanged."),
 }
+
+#: Identifiers a certificate may carry that are an organisation's and public (tax
+#: code); a person's identity number (CCCD, CMND, passport) is never shown to the public.
+PUBLIC_IDENTIFIERS = ("MST:",)
+
+
+def public_identity(identity: str | None) -> str | None:
+    """The organisation identifiers of a certificate's UID, without personal numbers."""
+    kept = [part.strip() for part in (identity or "").split(",")
+            if part.strip().upper().startswith(PUBLIC_IDENTIFIERS)]
+    return ", ".join(kept) or None
 REVOCATION_SOURCES = {
     "embedded": _l("answer carried in the file"),
     "fetched": _l("answer asked just now of the certification authority"),
@@ -131,6 +157,7 @@ def report_json(explanation: Explanation, data: bytes, doc: SignedDocument | Non
     roles = services.roles_of(doc)
     for signature in result["signatures"]:
         signature["role"] = roles.get(signature["field"], "other")
+        signature["identity"] = public_identity(signature.get("identity"))
     if doc is not None:  # one of our copies: its leader and seal must be this office's
         _check_binding(explanation, result, doc)
     result.update(

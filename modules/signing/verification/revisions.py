@@ -198,6 +198,27 @@ def _drawn_by_pages(resolver, pages: list[generic.Reference], budget: Budget
     return found
 
 
+def _annotated_by(resolver, pages: list[generic.Reference]) -> dict[generic.Reference, int]:
+    """Each annotation listed in a page's /Annots → that page's index."""
+    found: dict[generic.Reference, int] = {}
+    for index, page_ref in enumerate(pages):
+        for raw in _raw_items(_deref(resolver, _entry(resolver(page_ref), "/Annots"))):
+            ref = _ref(raw)
+            if ref is not None:
+                found.setdefault(ref, index)
+    return found
+
+
+def _drew(before, ref: generic.Reference) -> bool:
+    """Could the object, as it was, have drawn something?  A form replaced by an empty
+    dictionary ("hide via form") no longer looks drawable: what it was decides."""
+    try:
+        old = before(ref)
+    except Exception:  # noqa: BLE001 - not readable before: judged by what it is now
+        return False
+    return isinstance(old, generic.DictionaryObject) and _may_draw(old)
+
+
 def _may_draw(obj: generic.DictionaryObject) -> bool:
     """Could this rewritten dictionary or stream change what some page shows?"""
     subtype, type_ = obj.get("/Subtype"), obj.get("/Type")
@@ -234,6 +255,7 @@ def structural_changes(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the 
     xrefs = reader.xrefs
     render_all = False
     reached = None  # what each page draws, computed only when an older object was rewritten
+    annotated = None  # annotation → page, computed only for an annotation without /P
     for ref in xrefs.explicit_refs_in_revision(revision):
         budget.take_object()
         try:
@@ -254,6 +276,10 @@ def structural_changes(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the 
                 kinds.setdefault(index, set())
         elif subtype in ANNOTATION_TYPES and (type_ in (None, "/Annot")):
             page = index_of.get(_ref(obj.raw_get("/P"))) if "/P" in obj else None
+            if page is None:  # /P is optional: the page is the one whose /Annots lists it
+                if annotated is None:
+                    annotated = _annotated_by(after, pages_after)
+                page = annotated.get(ref)
             if page is None:
                 render_all = True
             else:
@@ -261,7 +287,7 @@ def structural_changes(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the 
                 kinds.setdefault(page, set()).add((_annotation_kind(obj), prepared))
         elif ref in drawn_by:
             kinds.setdefault(drawn_by[ref], set()).add(("page_content", False))
-        elif not older or ref == acroform or not _may_draw(obj):
+        elif not older or ref == acroform or not (_may_draw(obj) or _drew(before, ref)):
             continue  # new objects are drawn only through what is compared above
         elif ref == root_ref:
             old_root = before(root_ref)

@@ -83,13 +83,15 @@ def _path(status) -> list[asn1_x509.Certificate]:
 def signed_revision(sig, ends: list[int]) -> int | None:
     """The 0-based revision the signature's byte range ends at (None: no revision ends
     there).  Not pyHanko's ``signed_revision``: that is the revision that last wrote the
-    signature dictionary, which a later update can rewrite."""
+    signature dictionary, which a later update can rewrite.  Several cross-reference
+    sections written in one save end at one offset (a linearized file's first-page and
+    main sections): the signature closes the last of them."""
     try:
         _start, len1, start2, len2 = (int(v) for v in sig.byte_range)
     except (TypeError, ValueError):
         return None
     end = start2 + len2
-    return ends.index(end) if end in ends else None
+    return len(ends) - 1 - ends[::-1].index(end) if end in ends else None
 
 
 def check_signature(sig, roots, ends: list[int]) -> SignatureDetail:
@@ -129,6 +131,9 @@ def check_signature(sig, roots, ends: list[int]) -> SignatureDetail:
     if revision is not None and sig.signed_revision != revision:
         warnings.append("signature_dictionary_rewritten")
         intact = False
+    if intact and not status.valid:  # the bytes are as signed, the value does not verify
+        warnings.append("signature_value_invalid" if _known_mechanism(sig)
+                        else "signature_algorithm_unknown")
     level = None
     try:
         mdp = sig.docmdp_level
@@ -301,17 +306,31 @@ def long_term_level(reader: PdfFileReader, signatures: list[SignatureDetail]) ->
 _BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
 
 
+def _known_mechanism(sig) -> bool:
+    """Is the signature's algorithm one a verifier here computes (a value that does not
+    verify under it is forged, not merely uncheckable)?"""
+    try:
+        return bool(sig.signer_info["signature_algorithm"].signature_algo)
+    except Exception:  # noqa: BLE001 - asn1crypto does not know the OID
+        return False
+
+
 def byte_range_digests(data: bytes) -> list[bool | None]:
     """For each /ByteRange in the raw bytes: does the signed data's digest match the one
     the signature carries (None: cannot tell)?  Needs no PDF parser at all."""
+    return list(digests_by_range(data).values())
+
+
+def digests_by_range(data: bytes) -> dict[tuple[int, ...], bool | None]:
+    """``byte_range_digests`` by byte range, to pair with the signatures pyHanko found."""
     from asn1crypto import cms
 
-    results: list[bool | None] = []
+    results: dict[tuple[int, ...], bool | None] = {}
     for match in _BYTE_RANGE.finditer(data):
-        start, len1, start2, len2 = (int(v) for v in match.groups())
+        start, len1, start2, len2 = key = tuple(int(v) for v in match.groups())
         try:
             if start != 0 or start2 + len2 > len(data) or start2 <= len1:
-                results.append(False)  # a range past the end, or overlapping: forged
+                results[key] = False  # a range past the end, or overlapping: forged
                 continue
             hex_contents = data[len1:start2].strip().lstrip(b"<").rstrip(b">")
             signed = cms.ContentInfo.load(bytes.fromhex(hex_contents.decode()))["content"]
@@ -327,7 +346,7 @@ def byte_range_digests(data: bytes) -> list[bool | None]:
                                 if a["type"].native == "message_digest")
             digest = hashlib.new(algorithm, data[:len1])
             digest.update(data[start2:start2 + len2])
-            results.append(digest.digest() == expected)
+            results[key] = digest.digest() == expected
         except Exception:  # noqa: BLE001 - not a signature we can read by hand
-            results.append(None)
+            results[key] = None
     return results

@@ -5,6 +5,7 @@ from __future__ import annotations
 from modules.signing.verification.report import (
     ROUTINE_KINDS,
     VISIBLE_KINDS,
+    Change,
     RevisionReport,
     SignatureDetail,
 )
@@ -34,20 +35,40 @@ def docmdp_violated(signatures: list[SignatureDetail], revisions: list[RevisionR
     return False
 
 
+def _permitted_uncovered(change: Change, level: int | None) -> bool:
+    """A change no signature covers that the file's rules still permit: filling a field
+    that existed when it was signed (ISO 32000: approval signatures and DocMDP P=2 let
+    anyone fill forms), and annotations under P=3 — never content hidden under a field."""
+    if change.kind == "form_filling":
+        return change.prepared and level != 1
+    return change.kind == "annotation" and level == 3  # noqa: PLR2004 - DocMDP P=3
+
+
+def _certification(signatures: list[SignatureDetail]) -> int | None:
+    return next((s.certification_level for s in signatures if s.certification_level
+                 and s.intact and s.kind == "signature"), None)
+
+
 def verdict(  # noqa: PLR0911 - one answer per rule, in order
         signatures: list[SignatureDetail], revisions: list[RevisionReport],
         notes: list[str]) -> str:
+    """Anything not proven intact and covered is never ``valid`` nor ``untrusted``."""
     if any(s.error is None and not s.intact for s in signatures):
         return "tampered"
-    if any(r.visible and r.covered_by is None for r in revisions):
+    if any("signature_value_invalid" in s.warnings for s in signatures):
+        return "tampered"  # the bytes are as signed, but the signature is not the signer's
+    level = _certification(signatures)
+    if any(not _permitted_uncovered(c, level) for r in revisions if r.covered_by is None
+           for c in r.changes if c.bbox or c.kind in VISIBLE_KINDS):
         return "tampered"
     if "docmdp_violated" in notes:
         return "tampered"
-    if any(s.error for s in signatures) or "revision_analysis_failed" in notes:
+    if any(s.error or "signature_algorithm_unknown" in s.warnings for s in signatures) or \
+            "revision_analysis_failed" in notes:
         return "indeterminate"
     if not all(s.trusted and s.valid for s in signatures) or "active_content" in notes:
         return "untrusted"
-    if any(not (c.prepared and c.kind in ROUTINE_KINDS) for r in revisions
-           for c in r.changes if c.bbox or c.kind in VISIBLE_KINDS):
+    if any(r.covered_by is None or not (c.prepared and c.kind in ROUTINE_KINDS)
+           for r in revisions for c in r.changes if c.bbox or c.kind in VISIBLE_KINDS):
         return "valid_with_later_changes"
     return "valid"

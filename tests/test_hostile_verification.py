@@ -13,6 +13,7 @@ from tests.hostile_signed import (
     sign,
     unused_stream_rewritten,
 )
+from tests.browser import click, requires_chromium
 from tests.keys import demo_token
 from tests.pdfs import scan_pdf
 from tests.test_copies import CITIZEN_IDENTITY, upload
@@ -262,3 +263,60 @@ def test_the_public_page_speaks_plainly_and_shows_no_personal_number(client, sea
         io.BytesIO(corpus["replace_via_overlay"]), "x.pdf")},
         content_type="multipart/form-data").get_data(as_text=True))
     assert "hidden_content" not in hidden and "bị che dưới một ô biểu mẫu" in hidden
+
+
+def _printout(app, code: str) -> dict:
+    """What the paper printout of the copy ``code`` says: number, day (dd/mm/yyyy) and
+    access code under its attestation."""
+    from app.extensions import db
+    from app.timeutil import to_local
+    from modules.signing.services import document_by_code
+
+    with app.app_context():
+        doc = document_by_code(db.session, code)
+        printed = {"number": doc.number, "date": to_local(doc.sealed_at).strftime("%d/%m/%Y"),
+                   "access_code": doc.access_code, "sha256": doc.current_sha256,
+                   "office": doc.office.name}
+        db.session.remove()
+    return printed
+
+
+def test_a_printout_is_verified_by_number_date_and_access_code(app, client, sealed_code):
+    """Austria's model: no upload, no QR scanner — the three things printed on the paper
+    show the register entry, the signers and the document's hash; anything else, a clear
+    refusal that does not say which of the three was wrong."""
+    code, _access = sealed_code
+    printed = _printout(app, code)
+    form = {k: printed[k] for k in ("number", "date", "access_code")}
+    page = client.post("/verify/printout", data=form).get_data(as_text=True)
+    assert printed["sha256"] in page and printed["office"] in page
+    assert f"<td>{printed['number']}</td>" in page and printed["date"] in page
+    assert "Trần Thị Bình" in page  # office A's leader signed
+    answer = client.post("/api/v1/verify/printout", json=form).get_json()
+    assert answer["sha256"] == printed["sha256"] and answer["copy"]["number"] == form["number"]
+    for wrong in ({**form, "access_code": "WRONG123"}, {**form, "number": "999999"},
+                  {**form, "date": "01/01/2020"}):
+        r = client.post("/verify/printout", data=wrong)
+        assert r.status_code == 404 and "kiểm tra lại với bản in" in r.get_data(as_text=True)
+        assert printed["sha256"] not in r.get_data(as_text=True)
+        assert client.post("/api/v1/verify/printout", json=wrong).status_code == 404
+    r = client.post("/verify/printout", data={**form, "date": "32/13/2026"})
+    assert r.status_code == 422 and "dd/mm/yyyy" in r.get_data(as_text=True)
+    assert client.post("/api/v1/verify/printout", json=["x"]).status_code == 422
+
+
+@requires_chromium
+def test_a_citizen_verifies_a_printout_in_the_browser(app, live, browser, sealed_code):
+    from selenium.webdriver.common.by import By
+
+    code, _access = sealed_code
+    printed = _printout(app, code)
+    browser.get(f"{live}/verify/")
+    browser.find_element(By.ID, "printout-number").send_keys(printed["number"])
+    browser.find_element(By.ID, "printout-date").send_keys(printed["date"])
+    browser.find_element(By.ID, "printout-code").send_keys(printed["access_code"])
+    click(browser, "#printout-submit")
+    text = browser.find_element(By.TAG_NAME, "main").text
+    assert printed["office"] in text and printed["sha256"] in text
+    assert browser.find_element(By.ID, "verdict").get_attribute("data-verdict") in (
+        "valid", "valid_with_later_changes", "untrusted")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from flask import g
+from flask import g, request
 from flask_appbuilder import expose
 from flask_appbuilder.api import BaseApi, permission_name, protect
 from flask_babel import gettext as _
@@ -17,7 +17,7 @@ from app.extensions import db
 from app.params import large_body
 from app.transactions import atomic
 from modules.signing import services
-from modules.signing.views import _read_upload, _sealed, report_json
+from modules.signing.views import _read_upload, _sealed, printed_copy, report_json
 
 
 class VerifyApi(DomainErrorAnswers, BaseApi):
@@ -73,6 +73,37 @@ class VerifyApi(DomainErrorAnswers, BaseApi):
             sha = hashlib.sha256(data).hexdigest()
             return self.response(200, **report_json(services.explain_bytes(data), data,
                                                     services.document_by_sha(db.session, sha)))
+
+        return self.answer(answer)
+
+
+    @expose("/printout", methods=["POST"])
+    def by_printout(self):
+        """Verdict for a paper printout: the number, date and access code printed on it.
+        ---
+        post:
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [number, date, access_code]
+                  properties:
+                    number: {type: string, maxLength: 32}
+                    date: {type: string, description: "dd/mm/yyyy or YYYY-MM-DD"}
+                    access_code: {type: string, maxLength: 32}
+          responses:
+            200: {description: "the same answer as for the copy's code, its register entry
+              in ``copy``"}
+            404: {description: No copy has this number, date and access code}
+            422: {description: A value is missing or malformed}
+            429: {description: Too many verifications from this address}
+        """
+        def answer():
+            body = request.get_json(silent=True)
+            doc = printed_copy(body if isinstance(body, dict) else {})
+            return self.response(200, **report_json(services.explain_document(doc),
+                                                    services.read_current(doc), doc))
 
         return self.answer(answer)
 

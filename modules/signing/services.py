@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import datetime as dt
 import functools
+import hmac
 import io
 import logging
 import secrets
@@ -31,7 +32,7 @@ from app.i18n import format_instant
 from app.records import RecordService
 from app.scope import scoped
 from app.storage import file_store
-from app.timeutil import to_local, today_vn, utcnow
+from app.timeutil import to_local, to_utc, today_vn, utcnow
 from app.transactions import atomic
 from modules.signing import (
     approvals,
@@ -787,6 +788,23 @@ def document_by_code(session: Session, code: str) -> SignedDocument | None:
         return None
     return session.scalars(select(SignedDocument).where(
         SignedDocument.verify_code == code)).first()
+
+
+def document_by_printout(session: Session, number: str, day: dt.date,
+                         access_code: str) -> SignedDocument | None:
+    """The sealed copy a paper printout shows (Austria's model): its certification number,
+    the day it was certified (in Vietnam) and the access code printed under them — all
+    three must match; which of them did not is not said."""
+    number, access_code = (number or "").strip()[:32], (access_code or "").strip()[:32]
+    if not (number and access_code):
+        return None
+    start = to_utc(dt.datetime.combine(day, dt.time.min))
+    found = session.scalars(select(SignedDocument).where(
+        SignedDocument.number == number, SignedDocument.stage == Stage.sealed,
+        SignedDocument.sealed_at >= start,
+        SignedDocument.sealed_at < start + dt.timedelta(days=1)))
+    return next((doc for doc in found if hmac.compare_digest(
+        doc.access_code.encode(), access_code.encode())), None)
 
 
 def document_by_sha(session: Session, sha: str) -> SignedDocument | None:

@@ -31,6 +31,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectField
 
+from app import params
 from app.crud import Datamodel, DatedRuleView, ServiceFormViewMixin
 from app.errors import DomainError, NotFoundError
 from app.extensions import db
@@ -209,6 +210,23 @@ def _sealed(code: str) -> SignedDocument:
     return doc
 
 
+def printed_copy(values) -> SignedDocument:
+    """The sealed copy a paper printout names: number, day and access code as printed on
+    its attestation (the page and the API alike); 404 when the three do not match one."""
+    number = params.text(values.get("number"), _("Certification number"), max_length=32,
+                         required=True)
+    day = params.date(values.get("date"), _("Date of certification"))
+    code = params.text(values.get("access_code"), _("Access code"), max_length=32,
+                       required=True)
+    if day is None:
+        raise params.ParamError(_("%(name)s is required.", name=_("Date of certification")))
+    doc = services.document_by_printout(db.session, number, day, code)
+    if doc is None:
+        raise NotFoundError(_("No certified copy has this number, date and access code: "
+                              "check them against the printout."))
+    return doc
+
+
 def _with_access_code(doc: SignedDocument) -> bool:
     given = (request.form.get("access_code") or "").strip()
     return bool(given) and _same(given, doc.access_code)
@@ -251,6 +269,26 @@ class VerifyView(BaseView):
                                     opened=opened,
                                     access_code=request.form.get("access_code", "")
                                     if opened else "")
+
+    @expose("/printout", methods=["POST"])
+    def printout(self):
+        """Someone holding a paper printout (no file, no QR scanner) types the number, the
+        date and the access code printed on it: the register entry, the signers and the
+        document's hash, as the QR code would show them."""
+        try:
+            doc = printed_copy(request.form)
+        except DomainError as exc:
+            flash(exc.message, "danger")
+            return self.render_template("signing/verify_upload.html", result=None,
+                                        notes=NOTES, revocation=REVOCATION,
+                                        sources=REVOCATION_SOURCES, kinds=CHANGE_KINDS,
+                                        printout=request.form), exc.status
+        result = report_json(services.explain_document(doc, previews=True),
+                             services.read_current(doc), doc, previews=True)
+        return self.render_template("signing/verify.html", result=result, doc=doc,
+                                    notes=NOTES, revocation=REVOCATION,
+                                    sources=REVOCATION_SOURCES, kinds=CHANGE_KINDS,
+                                    opened=True, access_code=doc.access_code)
 
     @expose("/<code>/file", methods=["POST"])
     def download(self, code: str):

@@ -320,3 +320,60 @@ def test_a_citizen_verifies_a_printout_in_the_browser(app, live, browser, sealed
     assert printed["office"] in text and printed["sha256"] in text
     assert browser.find_element(By.ID, "verdict").get_attribute("data-verdict") in (
         "valid", "valid_with_later_changes", "untrusted")
+
+
+def test_the_validation_report_downloads_and_validates_against_its_schema(
+        app, client, sealed_code, corpus, tmp_path):
+    """What was checked, when, against which roots — to take away: XML in the shape of ETSI
+    TS 119 102-2 (validated against the XSD shipped beside it) and a PDF in Vietnamese and
+    English, from the page and the API; an uploaded file's reports travel in the page."""
+    import base64
+    import re
+    import subprocess
+
+    from lxml import etree
+
+    from modules.signing.verification.takeaway import NAMESPACE, SCHEMA
+
+    schema = etree.XMLSchema(etree.parse(str(SCHEMA)))
+    ns = {"r": NAMESPACE}
+    code, _access = sealed_code
+    answer = client.get(f"/api/v1/verify/{code}").get_json()
+    assert 'id="report-xml"' in client.get(f"/verify/{code}").get_data(as_text=True)
+    for r in (client.get(f"/verify/{code}/report.xml"),
+              client.get(f"/api/v1/verify/{code}/report?format=xml")):
+        assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
+        report = etree.fromstring(r.data)
+        schema.assertValid(report)
+        assert report.findtext("r:DocumentValidationStatus/r:Verdict", namespaces=ns) == \
+            answer["verdict"]
+        assert report.findtext("r:SignersDocument/r:DigestAlgAndValue/r:DigestValue",
+                               namespaces=ns) == answer["sha256"]
+        assert report.findtext("r:ValidationContext/r:ValidationTime", namespaces=ns)
+        assert "SaoY Demo Root CA" in [a.text for a in report.findall(
+            "r:ValidationContext/r:TrustAnchor", namespaces=ns)]
+        signed = report.findall("r:SignatureValidationReport", namespaces=ns)
+        assert len(signed) == len(answer["signatures"])
+        leader = [s for s in signed if s.findtext("r:SignatureIdentifier/r:Role",
+                                                  namespaces=ns) == "leader"][0]
+        assert leader.findtext("r:SignatureValidationStatus/r:MainIndication", namespaces=ns) \
+            == "urn:etsi:019102:mainindication:total-passed"
+        assert b"079190000011" not in r.data  # no personal number in a report either
+    pdf = client.get(f"/verify/{code}/report.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    (tmp_path / "report.pdf").write_bytes(pdf.data)
+    text = subprocess.run(["pdftotext", str(tmp_path / "report.pdf"), "-"],
+                          capture_output=True, text=True).stdout
+    assert "Báo cáo xác minh chữ ký số" in text and "Signature validation report" in text
+    assert answer["sha256"] in text.replace("\n", "") and "Trần Thị Bình" in text
+    assert "SaoY Demo Root CA" in text
+    assert client.get(f"/api/v1/verify/{code}/report?format=doc").status_code == 422
+    page = client.post("/verify/", data={"file": (io.BytesIO(corpus["hide_via_form"]),
+                                                  "x.pdf")},
+                       content_type="multipart/form-data").get_data(as_text=True)
+    inline = re.search(r'data:application/xml;base64,([A-Za-z0-9+/=]+)', page).group(1)
+    report = etree.fromstring(base64.b64decode(inline))
+    schema.assertValid(report)
+    assert report.findtext("r:DocumentValidationStatus/r:MainIndication", namespaces=ns) == \
+        "urn:etsi:019102:mainindication:total-failed"
+    assert 'data:application/pdf;base64,JVBER' in page

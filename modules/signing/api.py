@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from flask import g, request
+from flask import Response, g, request
 from flask_appbuilder import expose
 from flask_appbuilder.api import BaseApi, permission_name, protect
 from flask_babel import gettext as _
@@ -17,7 +17,13 @@ from app.extensions import db
 from app.params import large_body
 from app.transactions import atomic
 from modules.signing import services
-from modules.signing.views import _read_upload, _sealed, printed_copy, report_json
+from modules.signing.views import (
+    _read_upload,
+    _sealed,
+    printed_copy,
+    report_file,
+    report_json,
+)
 
 
 class VerifyApi(DomainErrorAnswers, BaseApi):
@@ -44,6 +50,34 @@ class VerifyApi(DomainErrorAnswers, BaseApi):
             doc = _sealed(code)
             return self.response(200, **report_json(services.explain_document(doc),
                                                     services.read_current(doc), doc))
+
+        return self.answer(answer)
+
+    @expose("/<code>/report", methods=["GET"])
+    def report(self, code: str):
+        """The validation report of a copy, to take away.
+        ---
+        get:
+          parameters:
+          - in: path
+            name: code
+            schema: {type: string}
+          - in: query
+            name: format
+            schema: {type: string, enum: [pdf, xml]}
+          responses:
+            200: {description: "PDF (Vietnamese and English) or XML in the shape of ETSI TS
+              119 102-2 (modules/signing/verification/validation-report.xsd)"}
+            404: {description: Unknown code}
+            422: {description: Neither pdf nor xml}
+        """
+        def answer():
+            doc = _sealed(code)
+            result = report_json(services.explain_document(doc), services.read_current(doc),
+                                 doc)
+            data, media, name = report_file(result, request.args.get("format", "pdf"))
+            return Response(data, mimetype=media, headers={
+                "Content-Disposition": f"attachment; filename={name}"})
 
         return self.answer(answer)
 

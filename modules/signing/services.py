@@ -111,6 +111,15 @@ def roots():
     return trust_roots(*folders)
 
 
+def trust_anchor_names() -> list[str]:
+    """The roots a verification is checked against, by name (for the report)."""
+    names = []
+    for cert in roots():
+        subject = cert.subject.native
+        names.append(subject.get("common_name") or cert.subject.human_friendly)
+    return sorted(set(names))
+
+
 def verify_url(code: str) -> str:
     return f"{current_app.config['BASE_URL'].rstrip('/')}/verify/{code}"
 

@@ -1,6 +1,7 @@
 """Public verification (page, upload, JSON API) and the staff's signer profiles."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 from dataclasses import asdict
@@ -50,7 +51,7 @@ from modules.signing.models import (
     SignerProfile,
     SigningKey,
 )
-from modules.signing.verification import Explanation
+from modules.signing.verification import Explanation, takeaway
 
 VERDICTS = {
     "valid": _l("Valid: every signature is intact and trusted, and nothing changed after "
@@ -169,6 +170,36 @@ def report_json(explanation: Explanation, data: bytes, doc: SignedDocument | Non
     return result
 
 
+REPORT_FORMATS = {"pdf": "application/pdf", "xml": "application/xml"}
+
+
+def report_file(result: dict, form: str) -> tuple[bytes, str, str]:
+    """The validation report to take away (``takeaway``): bytes, media type, file name."""
+    if form not in REPORT_FORMATS:
+        raise params.ParamError(_("The report comes as pdf or xml."))
+    when, anchors = utcnow(), services.trust_anchor_names()
+    if form == "xml":
+        data = takeaway.xml_report(result, when, anchors)
+    else:
+        data = takeaway.pdf_report(result, when, anchors, services.fonts(), {
+            "notes": {**NOTES, **CHANGE_KINDS}, "kinds": CHANGE_KINDS,
+            "revocation": REVOCATION})
+    return data, REPORT_FORMATS[form], f"bao-cao-xac-minh-{result['sha256'][:12]}.{form}"
+
+
+def _inline_reports(result: dict | None) -> dict | None:
+    """An uploaded file is kept nowhere: its reports travel in the page itself."""
+    if not result or (result.get("copy") or {}).get("verify_code"):
+        return None
+    public = {k: v for k, v in result.items() if k != "revisions"} | {
+        "revisions": [{k: v for k, v in r.items() if k != "previews"}
+                      for r in result.get("revisions") or ()]}
+    pdf, _media, name = report_file(public, "pdf")
+    xml, _media, _name = report_file(public, "xml")
+    return {"pdf": base64.b64encode(pdf).decode(), "xml": base64.b64encode(xml).decode(),
+            "name": name.rsplit(".", 1)[0]}
+
+
 def _check_binding(explanation: Explanation, result: dict, doc: SignedDocument) -> None:
     roles = [s for s in result["signatures"] if s["role"] in ("leader", "seal")]
     fingerprints = {s["fingerprint"] for s in roles if s.get("fingerprint")}
@@ -253,7 +284,7 @@ class VerifyView(BaseView):
                                  services.document_by_sha(db.session, sha), previews=True)
         return self.render_template("signing/verify_upload.html", result=result, notes=NOTES,
                                     revocation=REVOCATION, sources=REVOCATION_SOURCES,
-                                    kinds=CHANGE_KINDS)
+                                    kinds=CHANGE_KINDS, reports=_inline_reports(result))
 
     @expose("/<code>", methods=["GET", "POST"])
     def by_code(self, code: str):
@@ -289,6 +320,16 @@ class VerifyView(BaseView):
                                     notes=NOTES, revocation=REVOCATION,
                                     sources=REVOCATION_SOURCES, kinds=CHANGE_KINDS,
                                     opened=True, access_code=doc.access_code)
+
+    @expose("/<code>/report.<form>")
+    def report(self, code: str, form: str):
+        """The validation report of a copy, to take away (PDF in Vietnamese and English, or
+        XML in the shape of ETSI TS 119 102-2): no more than the public page says."""
+        doc = _sealed(code)
+        result = report_json(services.explain_document(doc), services.read_current(doc), doc)
+        data, media, name = report_file(result, form)
+        return Response(data, mimetype=media, headers={
+            "Content-Disposition": f"attachment; filename={name}"})
 
     @expose("/<code>/file", methods=["POST"])
     def download(self, code: str):

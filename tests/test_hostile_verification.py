@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from tests.browser import click, requires_chromium
 from tests.hostile_signed import (
     ACTIVE_CLASSES,
     CORPUS,
@@ -13,7 +14,6 @@ from tests.hostile_signed import (
     sign,
     unused_stream_rewritten,
 )
-from tests.browser import click, requires_chromium
 from tests.keys import demo_token
 from tests.pdfs import scan_pdf
 from tests.test_copies import CITIZEN_IDENTITY, upload

@@ -24,6 +24,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from app import sandbox
 from app.errors import DomainError
+from app.pdf_reader import read_pdf
 from modules.signing import policy
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def _admit(data: bytes, max_pages: int, limits: ScanLimits
     its real page count, the resolution of its first pages, and anything foreign in it;
     or raise _RefusedError."""
     deadline = time.monotonic() + limits.seconds
-    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    reader = read_pdf(data)
     if reader.encrypted:
         raise ScanError(_("The PDF is password-protected or encrypted. Save it without "
                           "protection and try again."))

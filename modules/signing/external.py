@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.errors import NotFoundError
 from app.modules import handlers
+from app.pdf_reader import read_pdf
 from app.scope import scoped
 from app.storage import file_store
 from app.timeutil import utcnow
@@ -203,7 +204,7 @@ def check_one_more_signature(prepared: bytes, signed: bytes, fingerprint: str, r
         _refuse(_("The signed file is not the file prepared for your signature."))
     try:
         base = PdfFileReader(io.BytesIO(prepared), strict=False).xrefs.total_revisions
-        reader = PdfFileReader(io.BytesIO(signed), strict=False)
+        reader = read_pdf(signed)
         revisions, signatures = reader.xrefs.total_revisions, list(reader.embedded_signatures)
     except Exception:  # noqa: BLE001 - any parse failure: not a file we take
         _refuse(_("The signed file cannot be read."))

@@ -32,7 +32,6 @@ The package follows those seams: ``signatures``, ``revisions``, ``rendering``,
 """
 from __future__ import annotations
 
-import io
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -41,6 +40,7 @@ from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from app import sandbox
+from app.pdf_reader import read_pdf
 from modules.signing import policy
 from modules.signing.verification.rendering import locate, render_page
 from modules.signing.verification.report import (
@@ -116,7 +116,7 @@ def _explain_from_der(data: bytes, roots: tuple[bytes, ...], previews: bool,
 def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
         data: bytes, roots, previews: bool, budget: Budget) -> Explanation:
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        reader = read_pdf(data)
         embedded = list(reader.embedded_signatures)
         total = reader.xrefs.total_revisions
         ends = revision_ends(data, reader)

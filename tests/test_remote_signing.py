@@ -46,6 +46,15 @@ def remote_pki(tmp_path_factory):
     pki.stop()
 
 
+def _json_answer(handler: http.server.BaseHTTPRequestHandler, status: int, body) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class _Counting(http.server.BaseHTTPRequestHandler):
     """Forwards every POST to the CSC server and counts it by path; with ``pin`` set it
     answers an authorisation without that PIN as a provider does (401) — the dummy
@@ -83,12 +92,7 @@ class _Counting(http.server.BaseHTTPRequestHandler):
         self.wfile.write(r.content)
 
     def _refuse(self, status: int, said: dict):
-        data = json.dumps(said).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        _json_answer(self, status, said)
 
     def log_message(self, *args):
         pass
@@ -370,12 +374,7 @@ class _SmartCa(http.server.BaseHTTPRequestHandler):
                                          utils.Prehashed(hashes.SHA256()))).decode()
 
     def _answer(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        _json_answer(self, status, body)
 
     def log_message(self, *args):
         pass

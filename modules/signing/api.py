@@ -20,6 +20,7 @@ from modules.signing import services
 from modules.signing.views import (
     _read_upload,
     _sealed,
+    copy_report,
     printed_copy,
     report_file,
     report_json,
@@ -48,8 +49,7 @@ class VerifyApi(DomainErrorAnswers, BaseApi):
         """
         def answer():
             doc = _sealed(code)
-            return self.response(200, **report_json(services.explain_document(doc),
-                                                    services.read_current(doc), doc))
+            return self.response(200, **copy_report(doc))
 
         return self.answer(answer)
 
@@ -73,8 +73,7 @@ class VerifyApi(DomainErrorAnswers, BaseApi):
         """
         def answer():
             doc = _sealed(code)
-            result = report_json(services.explain_document(doc), services.read_current(doc),
-                                 doc)
+            result = copy_report(doc)
             data, media, name = report_file(result, request.args.get("format", "pdf"))
             return Response(data, mimetype=media, headers={
                 "Content-Disposition": f"attachment; filename={name}"})
@@ -136,8 +135,7 @@ class VerifyApi(DomainErrorAnswers, BaseApi):
         def answer():
             body = request.get_json(silent=True)
             doc = printed_copy(body if isinstance(body, dict) else {})
-            return self.response(200, **report_json(services.explain_document(doc),
-                                                    services.read_current(doc), doc))
+            return self.response(200, **copy_report(doc))
 
         return self.answer(answer)
 

@@ -200,6 +200,12 @@ def _inline_reports(result: dict | None) -> dict | None:
             "name": name.rsplit(".", 1)[0]}
 
 
+def copy_report(doc: SignedDocument, *, previews: bool = False) -> dict:
+    """The answer for one of our copies, from its current file."""
+    return report_json(services.explain_document(doc, previews=previews),
+                       services.read_current(doc), doc, previews=previews)
+
+
 def _check_binding(explanation: Explanation, result: dict, doc: SignedDocument) -> None:
     roles = [s for s in result["signatures"] if s["role"] in ("leader", "seal")]
     fingerprints = {s["fingerprint"] for s in roles if s.get("fingerprint")}
@@ -292,8 +298,7 @@ class VerifyView(BaseView):
         opened = request.method == "POST" and _with_access_code(doc)
         if request.method == "POST" and not opened:
             flash(_("This access code does not open this copy."), "danger")
-        result = report_json(services.explain_document(doc, previews=opened),
-                             services.read_current(doc), doc, previews=opened)
+        result = copy_report(doc, previews=opened)
         return self.render_template("signing/verify.html", result=result, doc=doc,
                                     notes=NOTES, revocation=REVOCATION,
                                     sources=REVOCATION_SOURCES, kinds=CHANGE_KINDS,
@@ -314,8 +319,7 @@ class VerifyView(BaseView):
                                         notes=NOTES, revocation=REVOCATION,
                                         sources=REVOCATION_SOURCES, kinds=CHANGE_KINDS,
                                         printout=request.form), exc.status
-        result = report_json(services.explain_document(doc, previews=True),
-                             services.read_current(doc), doc, previews=True)
+        result = copy_report(doc, previews=True)
         return self.render_template("signing/verify.html", result=result, doc=doc,
                                     notes=NOTES, revocation=REVOCATION,
                                     sources=REVOCATION_SOURCES, kinds=CHANGE_KINDS,
@@ -326,7 +330,7 @@ class VerifyView(BaseView):
         """The validation report of a copy, to take away (PDF in Vietnamese and English, or
         XML in the shape of ETSI TS 119 102-2): no more than the public page says."""
         doc = _sealed(code)
-        result = report_json(services.explain_document(doc), services.read_current(doc), doc)
+        result = copy_report(doc)
         data, media, name = report_file(result, form)
         return Response(data, mimetype=media, headers={
             "Content-Disposition": f"attachment; filename={name}"})

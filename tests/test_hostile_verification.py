@@ -377,3 +377,27 @@ def test_the_validation_report_downloads_and_validates_against_its_schema(
     assert report.findtext("r:DocumentValidationStatus/r:MainIndication", namespaces=ns) == \
         "urn:etsi:019102:mainindication:total-failed"
     assert 'data:application/pdf;base64,JVBER' in page
+
+
+@pytest.mark.parametrize("fails", ["both", "after"])
+def test_a_page_that_cannot_be_drawn_is_never_a_pass(app, attacker, corpus, monkeypatch, fails):
+    """A change after signing on a page poppler cannot draw (an attacker's page that
+    times out or crashes the renderer, before or after the change) was judged "valid":
+    what changed there is unknown, so the answer is indeterminate."""
+    from modules.signing import verification
+    from modules.signing.services import roots
+    from modules.signing.verification import rendering
+
+    data = corpus["isa_page_content"]
+    real = rendering.render_page
+
+    def failing(source, *args, **kwargs):
+        later = len(source) == len(data)  # the file as it stands after the change
+        return None if fails == "both" or later else real(source, *args, **kwargs)
+
+    with app.app_context():
+        anchors = roots()
+    monkeypatch.setattr(rendering, "render_page", failing)
+    result = verification.explain(data, anchors)
+    assert result.verdict == "indeterminate", result
+    assert any(c.kind == "unrendered" for r in result.revisions for c in r.changes)

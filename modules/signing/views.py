@@ -73,6 +73,7 @@ CHANGE_KINDS = {
     "annotation": _l("annotation"), "page_content": _l("page content"),
     "page_added": _l("page added"), "page_removed": _l("page removed"),
     "hidden_content": _l("content of the page hidden under a form field"),
+    "unrendered": _l("a page that could not be drawn to compare: what changed is unknown"),
 }
 NOTES = {
     "timestamps_out_of_order": _l("A timestamp is earlier than that of an earlier "

@@ -150,10 +150,10 @@ def locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
     for page in candidates:
         old, _old_dpi = renders.get((report.index - 1, page + 1), (None, 0))
         new, dpi = renders.get((report.index, page + 1), (None, 0))
-        if (old is None) != (new is None):  # drawable once, not the other time
-            report.changes.append(Change(page + 1, "page_content", None))
+        if old is None or new is None:  # not drawn (time, memory, a broken page): what
+            report.changes.append(Change(page + 1, "unrendered", None))  # changed is unknown
             continue
-        boxes = _regions(old, new) if old is not None and new is not None else []
+        boxes = _regions(old, new)
         named = kinds.get(page) or set()
         if not boxes and not named:
             continue  # a page merely re-written, identical to look at

@@ -66,6 +66,9 @@ def verdict(  # noqa: PLR0911 - one answer per rule, in order
     if any(s.error or "signature_algorithm_unknown" in s.warnings for s in signatures) or \
             "revision_analysis_failed" in notes:
         return "indeterminate"
+    if any(c.kind == "unrendered" for r in revisions if r.covered_by is None
+           for c in r.changes):
+        return "indeterminate"  # a change no signature covers that could not be seen
     if not all(s.trusted and s.valid for s in signatures) or "active_content" in notes:
         return "untrusted"
     if any(r.covered_by is None or not (c.prepared and c.kind in ROUTINE_KINDS)

@@ -395,6 +395,16 @@ def replace_via_overlay(signer) -> bytes:
         (360, 55), doc))
 
 
+def replace_via_overwrite(signer) -> bytes:
+    """RUB-NDS "replace via overwrite": the field shows "100 VND" when signed; afterwards
+    its appearance is swapped for "9000000 VND" — a form fill by the letter, the signed
+    value replaced in fact."""
+    doc = Document(with_field=True)
+    shown = _fill("Amount", b"0 0 0 rg BT /F1 14 Tf 4 8 Td (100 VND) Tj ET\n", (228, 30), doc)
+    return update(sign(update(doc.data, shown), signer), _fill(
+        "Amount", b"0 0 0 rg BT /F1 14 Tf 4 8 Td (9000000 VND) Tj ET\n", (228, 30), doc))
+
+
 def hide_via_overlay_certified(signer) -> bytes:
     """The same under a certification that permits filling forms (DocMDP P=2), then
     signed by a second, unsuspecting signer: the permission does not make hiding honest."""
@@ -560,6 +570,7 @@ CORPUS: dict[str, tuple[Callable, set[str]]] = {
     "hide_via_form": (hide_via_form, {"tampered"}),
     "replace_via_overlay": (replace_via_overlay, {"tampered"}),
     "hide_via_overlay_certified": (hide_via_overlay_certified, {"tampered"}),
+    "replace_via_overwrite": (replace_via_overwrite, {"tampered"}),
     "signature_value_forged": (signature_value_forged, {"tampered"}),
     "signature_algorithm_unknown": (signature_algorithm_unknown, {"indeterminate"}),
     # … and honest files called tampered

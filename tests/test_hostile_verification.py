@@ -262,7 +262,7 @@ def test_the_public_page_speaks_plainly_and_shows_no_personal_number(client, sea
     hidden = _visible(client.post("/verify/", data={"file": (
         io.BytesIO(corpus["replace_via_overlay"]), "x.pdf")},
         content_type="multipart/form-data").get_data(as_text=True))
-    assert "hidden_content" not in hidden and "bị che dưới một ô biểu mẫu" in hidden
+    assert "hidden_content" not in hidden and "bị một ô biểu mẫu che hoặc thay thế" in hidden
 
 
 def _printout(app, code: str) -> dict:

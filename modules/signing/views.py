@@ -72,7 +72,7 @@ CHANGE_KINDS = {
     "form_filling": _l("form filled in"), "signature_appearance": _l("signature appearance"),
     "annotation": _l("annotation"), "page_content": _l("page content"),
     "page_added": _l("page added"), "page_removed": _l("page removed"),
-    "hidden_content": _l("content of the page hidden under a form field"),
+    "hidden_content": _l("what was shown when signed, hidden or replaced by a form field"),
     "unrendered": _l("a page that could not be drawn to compare: what changed is unknown"),
 }
 NOTES = {

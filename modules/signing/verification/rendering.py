@@ -33,19 +33,16 @@ def _limit_memory(megabytes: int):
 
 
 def render_page(source: Path | bytes | memoryview, page: int, dpi: int, *, gray: bool = True,
-                seconds: float = 60, memory_mb: int = 1024,
-                annotations: bool = True) -> Image.Image | None:
+                seconds: float = 60, memory_mb: int = 1024) -> Image.Image | None:
     """One page (1-based) of a PDF via poppler — a file, or bytes fed on stdin (no copy of
-    the document on disk); None when poppler cannot draw it within its time and memory.
-    ``annotations=False``: the page's own content only (no fields, notes, signatures)."""
+    the document on disk); None when poppler cannot draw it within its time and memory."""
     with tempfile.TemporaryDirectory(prefix="saoy-render-") as tmp:
         out = Path(tmp) / "page"
         from_stdin = not isinstance(source, Path)
         try:
             result = subprocess.run(
                 ["pdftoppm", "-f", str(page), "-l", str(page), "-r", str(dpi),
-                 *(["-gray"] if gray else []), *([] if annotations else ["-hide-annotations"]),
-                 "-png", "-singlefile",
+                 *(["-gray"] if gray else []), "-png", "-singlefile",
                  "-" if from_stdin else str(source), str(out)],
                 input=source if from_stdin else None, capture_output=True, timeout=seconds,
                 preexec_fn=_limit_memory(memory_mb))
@@ -160,15 +157,11 @@ def locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
         bbox = _union([_to_points(b, new, dpi) for b in boxes])
         for kind, prepared in sorted(named) or [("page_content", False)]:
             report.changes.append(Change(page + 1, kind, bbox, prepared))
-        if boxes and any(kind == "form_filling" for kind, _prepared in named):
-            budget.take_renders(1)
-            content = render_page(prefix(report.index - 1), page + 1, dpi,
-                                  seconds=limits.render_seconds,
-                                  memory_mb=limits.render_memory_mb, annotations=False)
-            hidden = [b for b in boxes if _ink_hidden(content, new, b)]
-            if content is None or hidden:  # a field drawn over the page's own writing
-                report.changes.append(Change(page + 1, "hidden_content", _union(
-                    [_to_points(b, new, dpi) for b in hidden or boxes])))
+        hidden = [b for b in boxes if _ink_hidden(old, new, b)] \
+            if any(kind == "form_filling" for kind, _prepared in named) else []
+        if hidden:  # a field now drawn over what was shown when signed (page or field)
+            report.changes.append(Change(page + 1, "hidden_content", _union(
+                [_to_points(b, new, dpi) for b in hidden])))
         if previews and boxes:
             report.previews.append({"page": page + 1, "before": _preview(old, []),
                                     "after": _preview(new, boxes),
@@ -181,13 +174,14 @@ def locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
 INK, PAPER, HIDDEN_PIXELS = 96, 192, 12
 
 
-def _ink_hidden(content: Image.Image | None, after: Image.Image, box: tuple[int, ...]) -> bool:
-    """Did a field's new appearance cover the page's own writing in ``box``?  An honest
-    fill draws into an empty box; the shadow attacks' overlay paints over the text that
-    was signed ("hide/replace via overlay")."""
-    if content is None or content.size != after.size:
+def _ink_hidden(shown: Image.Image, after: Image.Image, box: tuple[int, ...]) -> bool:
+    """Did a field's new appearance take away writing that was shown in ``box`` — the
+    page's own text or the field's earlier value?  An honest fill draws into an empty box;
+    the shadow attacks paint over the text that was signed ("hide/replace via overlay")
+    or swap the value a signer saw ("replace via overwrite")."""
+    if shown.size != after.size:
         return True
-    before, now = content.crop(box).load(), after.crop(box).load()
+    before, now = shown.crop(box).load(), after.crop(box).load()
     width, height = box[2] - box[0], box[3] - box[1]
     gone = sum(1 for y in range(height) for x in range(width)
                if before[x, y] < INK and now[x, y] > PAPER)

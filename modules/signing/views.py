@@ -58,7 +58,9 @@ VERDICTS = {
                 "signing."),
     "valid_with_later_changes": _l(
         "Valid, with later changes: every signature is intact and trusted; content was "
-        "added after the first signature, and a later signature covers each change."),
+        "added after the first signature — each change covered by a later signature, or a "
+        "form field left empty when signed and filled in afterwards, as the signer allowed "
+        "(shown below)."),
     "tampered": _l("Invalid: the file was modified after signing (a change that no "
                    "signature covers, or a signature that no longer matches)."),
     "untrusted": _l("Not trusted: the signatures are intact but do not chain to a trusted "

@@ -184,9 +184,7 @@ def test_a_leader_binds_only_a_credential_that_names_her(app, login, db_session,
 
 def test_one_copy_and_a_batch_of_ten_signed_remotely_with_one_approval_each(
         app, api, login, db_session, provider, remote_key, tmp_path):
-    from app.storage import file_store
     from modules.copies.models import State
-    from modules.signing.services import validate_bytes
 
     leader = user_named(db_session, "leader.b")
     office = leader.office_id
@@ -214,15 +212,21 @@ def test_one_copy_and_a_batch_of_ten_signed_remotely_with_one_approval_each(
         assert granted[0]["numSignatures"] == 10
         assert _Counting.calls["/csc/v1/signatures/signHash"] == 10
     for pk in (single, batch[0], batch[-1]):
-        copy = state_of(db_session, pk)
-        with app.app_context():
-            data = file_store().read_bytes(copy.document.current_sha256)
-            report = validate_bytes(data)
-        leader_sig = [s for s in report.signatures if s.role == "leader"]
-        assert leader_sig and leader_sig[0].valid and leader_sig[0].trusted, report.to_dict()
-        assert leader_sig[0].fingerprint == remote_key.fingerprint
-    out = pdfsig(app, tmp_path, data,
-                 extra_roots=(str(provider_root(app)),))
+        _signed_by(app, state_of(db_session, pk), remote_key, tmp_path)
+
+
+def _signed_by(app, copy, key, tmp_path) -> None:
+    """The copy's leader signature validates (pyHanko, pdfsig) and is made with ``key``."""
+    from app.storage import file_store
+    from modules.signing.services import validate_bytes
+
+    with app.app_context():
+        data = file_store().read_bytes(copy.document.current_sha256)
+        report = validate_bytes(data)
+    leader_sig = [s for s in report.signatures if s.role == "leader"]
+    assert leader_sig and leader_sig[0].valid and leader_sig[0].trusted, report.to_dict()
+    assert leader_sig[0].fingerprint == key.fingerprint
+    out = pdfsig(app, tmp_path, data, extra_roots=(str(provider_root(app)),))
     assert "Signature is Valid." in out and "Vũ Thị Giang" in out
 
 
@@ -470,9 +474,7 @@ def _events(db_session, job_id):
 
 def test_a_copy_signed_after_the_leader_approves_on_her_phone(
         app, login, db_session, app_key, tmp_path):
-    from app.storage import file_store
     from modules.copies.models import State
-    from modules.signing.services import validate_bytes
 
     leader = user_named(db_session, "leader.b")
     with signing_with(db_session, leader.office_id, leader.id, app_key.id):
@@ -492,14 +494,7 @@ def test_a_copy_signed_after_the_leader_approves_on_her_phone(
         assert web.get(f"/signing/remote/job/{job.id}").get_json()["state"] == "done"
         copy = state_of(db_session, pk)
         assert copy.state is State.signed and copy.signed_by.username == "leader.b"
-        with app.app_context():
-            data = file_store().read_bytes(copy.document.current_sha256)
-            report = validate_bytes(data)
-    leader_sig = [s for s in report.signatures if s.role == "leader"]
-    assert leader_sig and leader_sig[0].valid and leader_sig[0].trusted, report.to_dict()
-    assert leader_sig[0].fingerprint == app_key.fingerprint
-    out = pdfsig(app, tmp_path, data, extra_roots=(str(provider_root(app)),))
-    assert "Signature is Valid." in out and "Vũ Thị Giang" in out
+    _signed_by(app, copy, app_key, tmp_path)
     assert "remote_signature_requested" in _events(db_session, job.id)
 
 

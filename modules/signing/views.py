@@ -185,7 +185,7 @@ def report_file(result: dict, form: str) -> tuple[bytes, str, str]:
         data = takeaway.xml_report(result, when, anchors)
     else:
         data = takeaway.pdf_report(result, when, anchors, services.fonts(), {
-            "notes": {**NOTES, **CHANGE_KINDS}, "kinds": CHANGE_KINDS,
+            "notes": NOTES, "kinds": CHANGE_KINDS,
             "revocation": REVOCATION})
     return data, REPORT_FORMATS[form], f"bao-cao-xac-minh-{result['sha256'][:12]}.{form}"
 
@@ -194,11 +194,8 @@ def _inline_reports(result: dict | None) -> dict | None:
     """An uploaded file is kept nowhere: its reports travel in the page itself."""
     if not result or (result.get("copy") or {}).get("verify_code"):
         return None
-    public = {k: v for k, v in result.items() if k != "revisions"} | {
-        "revisions": [{k: v for k, v in r.items() if k != "previews"}
-                      for r in result.get("revisions") or ()]}
-    pdf, _media, name = report_file(public, "pdf")
-    xml, _media, _name = report_file(public, "xml")
+    pdf, _media, name = report_file(result, "pdf")  # the reports never read the previews
+    xml, _media, _name = report_file(result, "xml")
     return {"pdf": base64.b64encode(pdf).decode(), "xml": base64.b64encode(xml).decode(),
             "name": name.rsplit(".", 1)[0]}
 

@@ -414,6 +414,79 @@ def hide_via_overlay_certified(signer) -> bytes:
     return sign(data, signer, field="Sig2")
 
 
+def _parent_field(doc: Document, value: str | None, shows: str,
+                  need_appearances: bool) -> Callable:
+    """A text field whose widget is its kid (value on the field, appearance on the widget,
+    as form designers make them), on page 1: its value ``value``, its widget showing
+    ``shows``; the form asks readers to redraw fields from their values or not."""
+    def change(writer):
+        page_ref = writer.find_page_for_modification(0)[0]
+        appearance = _stream(writer, f"/Tx BMC BT /F1 14 Tf 0 g 4 8 Td ({shows}) Tj ET EMC\n"
+                             .encode(), **{
+            "/Type": pdf_name("/XObject"), "/Subtype": pdf_name("/Form"),
+            "/BBox": generic.ArrayObject([generic.NumberObject(v) for v in (0, 0, 228, 30)]),
+            "/Resources": generic.DictionaryObject({pdf_name("/Font"): generic.DictionaryObject(
+                {pdf_name("/F1"): _here(writer, doc.font)})})})
+        field = writer.add_object(generic.DictionaryObject({
+            pdf_name("/FT"): pdf_name("/Tx"), pdf_name("/T"): generic.pdf_string("Amount"),
+            pdf_name("/DA"): generic.pdf_string("/F1 14 Tf 0 g"),
+            **({pdf_name("/V"): generic.pdf_string(value)} if value else {})}))
+        widget = writer.add_object(generic.DictionaryObject({
+            pdf_name("/Type"): pdf_name("/Annot"), pdf_name("/Subtype"): pdf_name("/Widget"),
+            pdf_name("/F"): generic.NumberObject(4), pdf_name("/Parent"): field,
+            pdf_name("/P"): page_ref,
+            pdf_name("/Rect"): generic.ArrayObject(generic.FloatObject(v)
+                                                   for v in (72, 200, 300, 230)),
+            pdf_name("/AP"): generic.DictionaryObject({pdf_name("/N"): appearance})}))
+        field.get_object()[pdf_name("/Kids")] = generic.ArrayObject([widget])
+        writer.root[pdf_name("/AcroForm")] = generic.DictionaryObject({
+            pdf_name("/Fields"): generic.ArrayObject([field]),
+            pdf_name("/NeedAppearances"): generic.BooleanObject(need_appearances),
+            pdf_name("/DR"): generic.DictionaryObject({pdf_name("/Font"): generic.DictionaryObject(
+                {pdf_name("/F1"): _here(writer, doc.font)})})})
+        writer.update_root()
+        writer.register_annotation(page_ref, widget)
+    return change
+
+
+def _set_value(value: str) -> Callable:
+    """Change the value of the form's first field — nothing else."""
+    def change(writer):
+        field = writer.root["/AcroForm"]["/Fields"][0]
+        field["/V"] = generic.pdf_string(value)
+        writer.update_container(field)
+    return change
+
+
+def replace_via_value_redrawn(signer) -> bytes:
+    """"Replace via overwrite" where no appearance is touched: the field's value "100 VND"
+    becomes "9000000 VND" and the form asks readers to redraw fields from their values
+    (Acrobat does; poppler draws the stored appearance, so no render shows it)."""
+    doc = Document()
+    prepared = update(doc.data, _parent_field(doc, "100 VND", "100 VND", True))
+    return update(sign(prepared, signer), _set_value("9000000 VND"))
+
+
+def appearances_redrawn_after_signing(signer) -> bytes:
+    """The widget shows "100 VND" when signed while the field's value says "9000000 VND";
+    afterwards the form asks readers to redraw every field from its value."""
+    doc = Document()
+    prepared = update(doc.data, _parent_field(doc, "9000000 VND", "100 VND", False))
+
+    def redraw(writer):
+        writer.root["/AcroForm"]["/NeedAppearances"] = generic.BooleanObject(True)
+        writer.update_root()
+    return update(sign(prepared, signer), redraw)
+
+
+def docmdp_p2_fill_kid_widget(signer) -> bytes:
+    """Honest: certified P=2, an empty field whose widget is its kid filled in afterwards
+    (the field's value set, readers asked to redraw it), not signed again."""
+    doc = Document()
+    prepared = update(doc.data, _parent_field(doc, None, "", True))
+    return update(sign(prepared, signer, certify=MDPPerm.FILL_FORMS), _set_value("100 VND"))
+
+
 def _patched_cms(data: bytes, change: Callable, which: int = -1) -> bytes:
     """Rewrite the CMS of the ``which``-th signature in place (its /Contents, outside the
     signed bytes), padded to the same room."""
@@ -538,6 +611,55 @@ def linearized_signed_twice(signer) -> bytes:
     return sign(first, signer, field="Sig2")
 
 
+def hybrid_update(data: bytes, compressed: dict[int, bytes]) -> bytes:
+    """Append a hybrid-reference update (as Word and other producers write them): a classic
+    cross-reference table whose trailer's /XRefStm points to a cross-reference stream, and
+    only that stream lists ``compressed`` (object number → body), kept in an object stream
+    — a reader that ignores /XRefStm sees no change at all."""
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    size, root = int(reader.trailer["/Size"]), reader.trailer.raw_get("/Root").idnum
+    prev = int(re.findall(rb"startxref\s+(\d+)", data)[-1])
+    out = bytearray(data if data.endswith(b"\n") else data + b"\n")
+    objstm, xrefstm = size, size + 1
+    header, bodies = [], b""
+    for number, body in compressed.items():
+        header.append(b"%d %d" % (number, len(bodies)))
+        bodies += body + b"\n"
+    head = b" ".join(header) + b"\n"
+    offsets = {objstm: len(out)}
+    out += b"%d 0 obj\n<< /Type /ObjStm /N %d /First %d /Length %d >>\nstream\n%s\n" \
+        b"endstream\nendobj\n" % (objstm, len(compressed), len(head), len(head + bodies),
+                                   head + bodies)
+    rows = b"".join(bytes([2]) + objstm.to_bytes(4, "big") + i.to_bytes(2, "big")
+                    for i in range(len(compressed)))
+    offsets[xrefstm] = len(out)
+    out += b"%d 0 obj\n<< /Type /XRef /W [1 4 2] /Index [%s] /Size %d /Length %d >>\n" \
+        b"stream\n%s\nendstream\nendobj\n" % (
+            xrefstm, b" ".join(b"%d 1" % n for n in compressed), size + 2, len(rows), rows)
+    table = len(out)
+    out += b"xref\n" + b"".join(b"%d 1\n%010d 00000 n \n" % (n, offsets[n]) for n in offsets)
+    out += b"trailer\n<< /Size %d /Root %d 0 R /Prev %d /XRefStm %d >>\nstartxref\n%d\n" \
+        b"%%%%EOF\n" % (size + 2, root, prev, offsets[xrefstm], table)
+    return bytes(out)
+
+
+def hybrid_xref_swap(signer) -> bytes:
+    """The shadow swap hidden in a hybrid update: page 1's resources, rewritten to draw the
+    prepared "PAY 9000000 VND", are listed only by the /XRefStm."""
+    doc = Document()
+    resources = b"<< /Font << /F1 %d 0 R >> /XObject << /X1 %d 0 R /Cover %d 0 R >> >>" % (
+        doc.font.idnum, doc.fake.idnum, doc.cover.idnum)
+    return hybrid_update(sign(doc.data, signer), {doc.resources.idnum: resources})
+
+
+def hybrid_xref_then_signed(signer) -> bytes:
+    """Honest: signed, saved by a producer writing hybrid references (only the document
+    information changes), then signed again."""
+    data = sign(Document().data, signer)
+    info = PdfFileReader(io.BytesIO(data), strict=False).trailer.raw_get("/Info").idnum
+    return sign(hybrid_update(data, {info: b"<< /Producer (Word) >>"}), signer, field="Sig2")
+
+
 #: Active content of every class the issue's probe found in delivered copies.
 ACTIVE_CLASSES = ("outline_javascript", "outline_launch", "field_parent_aa", "associated_exe",
                   "annotation_3d", "gotor_unc", "uri_open_action", "named_action")
@@ -580,4 +702,65 @@ CORPUS: dict[str, tuple[Callable, set[str]]] = {
     "linearized_signed_twice": (linearized_signed_twice, {"valid", "valid_with_later_changes"}),
     "second_signature_empty_econtent": (second_signature_empty_econtent,
                                         {"indeterminate", "valid", "valid_with_later_changes"}),
+    # third round: a value readers redraw …
+    "replace_via_value_redrawn": (replace_via_value_redrawn, {"tampered"}),
+    # (poppler redraws some such fields and not others: when it does, the render shows the
+    # change and it is tampered; when it cannot, what readers will show is unknown)
+    "appearances_redrawn_after_signing": (appearances_redrawn_after_signing,
+                                          {"tampered", "indeterminate"}),
+    "docmdp_p2_fill_kid_widget": (docmdp_p2_fill_kid_widget,
+                                  {"valid", "valid_with_later_changes"}),
+    # … and files whose revisions use hybrid references
+    "hybrid_xref_swap": (hybrid_xref_swap, {"tampered"}),
+    "hybrid_xref_then_signed": (hybrid_xref_then_signed, {"valid", "valid_with_later_changes"}),
 }
+
+
+def mislabelled_tsa(tsa, forged: bool = False):
+    """A time-stamping authority (``tsa``: its signer) whose tokens label their TSTInfo as
+    plain data (id-data), as some authorities' products do; ``forged`` stamps another
+    digest than the one asked."""
+    from asn1crypto import cms
+    from asn1crypto import core as asn1_core
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+    from pyhanko.sign.general import simple_cms_attribute
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+    class Stamper(DummyTimeStamper):
+        async def async_timestamp(self, message_digest, md_algorithm):
+            if forged:
+                message_digest = hashlib.new(md_algorithm, b"another document").digest()
+            token = await super().async_timestamp(message_digest, md_algorithm)
+            signed_data = token["content"]
+            content = signed_data["encap_content_info"]["content"].contents
+            info = signed_data["signer_infos"][0]
+            attributes = cms.CMSAttributes([
+                simple_cms_attribute("content_type", "data")
+                if a["type"].native == "content_type" else a for a in info["signed_attrs"]])
+            key = serialization.load_der_private_key(self.tsa_key.dump(), None)
+            # signed as a SET (tag 0x31), before it takes its [0] tag in the SignerInfo
+            info["signature"] = key.sign(attributes.dump(), PKCS1v15(), hashes.SHA256())
+            info["signed_attrs"] = attributes
+            signed_data["encap_content_info"] = cms.EncapsulatedContentInfo({
+                "content_type": "data", "content": asn1_core.ParsableOctetString(content)})
+            return cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
+
+    return Stamper(tsa.signing_cert, tsa.signing_key, certs_to_embed=list(tsa.cert_registry))
+
+
+def stamped(data: bytes, signer, stamper, document: bool = False) -> bytes:
+    """Signed with ``stamper``'s signature timestamp, or (``document``) signed and then
+    given a document timestamp by it."""
+    from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
+
+    if document:
+        writer = IncrementalPdfFileWriter(io.BytesIO(sign(data, signer)), strict=False)
+        out = io.BytesIO()
+        PdfTimeStamper(stamper).timestamp_pdf(writer, "sha256", output=out)
+        return out.getvalue()
+    writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+    meta = signers.PdfSignatureMetadata(field_name="Sig1", md_algorithm="sha256")
+    out = io.BytesIO()
+    signers.PdfSigner(meta, signer=signer, timestamper=stamper).sign_pdf(writer, output=out)
+    return out.getvalue()

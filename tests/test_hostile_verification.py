@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -401,3 +402,68 @@ def test_a_page_that_cannot_be_drawn_is_never_a_pass(app, attacker, corpus, monk
     result = verification.explain(data, anchors)
     assert result.verdict == "indeterminate", result
     assert any(c.kind == "unrendered" for r in result.revisions for c in r.changes)
+
+
+@pytest.fixture(scope="module")
+def tsa(app):
+    """The demo PKI's time-stamping authority (its certificate carries timeStamping)."""
+    from modules.signing.pki import DemoPki
+    from modules.signing.signers import load_pkcs12
+
+    pki = DemoPki(Path(app.config["DATA_DIR"]) / "pki")
+    return load_pkcs12(pki.issue_tsa("hostile-tsa").p12_path.read_bytes(), pki.passphrase)
+
+
+def test_a_timestamp_labelled_as_plain_data_is_checked_by_its_content(client, attacker, tsa):
+    """Some authorities label the token's TSTInfo as id-data: pyHanko refuses it and the
+    verifier answered 'indeterminate' for an honest signature and an honest document
+    timestamp.  Checked by its content, the answer is known — and a forged one is not
+    believed."""
+    from tests.hostile_signed import mislabelled_tsa, stamped
+
+    doc = Document().data
+    signature = verify(client, stamped(doc, attacker, mislabelled_tsa(tsa))).get_json()
+    assert signature["verdict"] == "valid", (signature["verdict"], signature["signatures"])
+    assert signature["signatures"][0]["timestamp_time"]  # the time it proves is shown
+    document = verify(client, stamped(doc, attacker, mislabelled_tsa(tsa), document=True)
+                      ).get_json()
+    assert document["verdict"] == "valid", (document["verdict"], document["signatures"])
+    assert [s["kind"] for s in document["signatures"]] == ["signature", "timestamp"]
+
+    # Forged: the token stamps another document.
+    forged_document = verify(client, stamped(doc, attacker, mislabelled_tsa(tsa, forged=True),
+                                             document=True)).get_json()
+    assert forged_document["verdict"] == "tampered"
+    forged_stamp = verify(client, stamped(doc, attacker, mislabelled_tsa(tsa, forged=True))
+                          ).get_json()
+    proven = forged_stamp["signatures"][0]
+    assert proven["timestamp_time"] is None  # the signature stands, no time is proven
+    assert "timestamp_unusable" in proven["warnings"]
+
+
+def test_a_revision_the_structure_cannot_read_is_judged_by_its_pages(app, attacker, corpus,
+                                                                      monkeypatch):
+    """When a revision's structure cannot be walked, the answer was 'indeterminate' even
+    where it is knowable: every page is drawn before and after instead — an honest later
+    revision shows nothing new, a shadow attack shows its swap."""
+    from modules.signing import verification
+    from modules.signing.services import roots
+
+    def unreadable(*args, **kwargs):
+        raise RuntimeError("a structure pyHanko cannot walk")
+
+    with app.app_context():
+        anchors = roots()
+    monkeypatch.setattr(verification, "structural_changes", unreadable)
+    countersigned = verification.explain(sign(sign(Document(with_field=True).data, attacker),
+                                              attacker, field="Sig2"), anchors)
+    assert countersigned.verdict in ("valid", "valid_with_later_changes"), countersigned
+    assert "revision_analysis_failed" not in countersigned.notes
+    # Certified P=2 and a later change: a fill is allowed, page content is not — which one
+    # it was is unknown without the structure, never tampered for an honest fill.
+    certified = verification.explain(corpus["docmdp_p2_then_fill_and_sign"], anchors)
+    assert certified.verdict == "indeterminate", certified
+    shadow = verification.explain(corpus["shadow_replace"], anchors)
+    assert shadow.verdict in ("tampered", "indeterminate")
+    assert [c.bbox for r in shadow.revisions for c in r.changes if c.page == 1]  # boxed
+    assert verification.explain(corpus["docmdp_p1_then_fill"], anchors).verdict == "tampered"

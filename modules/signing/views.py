@@ -76,6 +76,10 @@ CHANGE_KINDS = {
     "page_added": _l("page added"), "page_removed": _l("page removed"),
     "hidden_content": _l("what was shown when signed, hidden or replaced by a form field"),
     "unrendered": _l("a page that could not be drawn to compare: what changed is unknown"),
+    "unattributed": _l("a difference on the page; the file's structure could not be read "
+                       "to tell what made it"),
+    "regenerated": _l("form fields a reader redraws from their values when opening the "
+                      "file: what they will show cannot be compared"),
 }
 NOTES = {
     "timestamps_out_of_order": _l("A timestamp is earlier than that of an earlier "
@@ -105,6 +109,10 @@ NOTES = {
                                       "checked here."),
     "checked_by_hand": _l("This signature could not be read completely; the signed bytes "
                           "were checked and are unchanged."),
+    "timestamp_mislabelled": _l("The timestamp's content is labelled unusually by its "
+                                "authority; it was checked by what it contains."),
+    "timestamp_unusable": _l("The timestamp does not match this signature: the time of "
+                             "signing is not proven."),
 }
 
 #: Identifiers a certificate may carry that are an organisation's and public (tax

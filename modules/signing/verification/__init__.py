@@ -21,13 +21,18 @@ the one its byte range ends at — not the one that last wrote its dictionary, w
 forger can rewrite; the object at every page position is compared between revisions
 (a page tree redirected to a prepared page); any rewritten object a page draws (fonts,
 images, forms, resources, appearance streams) is attributed to the pages reaching it and
-rendered; certification (DocMDP) levels are enforced.  When pyHanko cannot read the
-file, the byte-range digests are checked by hand.  Work is bounded (revisions, pages
+rendered; certification (DocMDP) levels are enforced; a field's value that was shown when
+signed and is replaced afterwards is "hidden or replaced" even when no render shows it
+(readers asked to redraw fields from their values, which poppler does not always do).
+When pyHanko cannot read the file, the byte-range digests are checked by hand; a timestamp
+token it refuses for its label is checked by its content (``timestamps``); a revision
+whose structure cannot be walked is judged by drawing every page (a difference then says
+nothing of what made it: ``unattributed``, never a pass where that decides the answer).  Work is bounded (revisions, pages
 rendered, wall time, renderer memory): over budget is ``indeterminate`` with the reason,
 never a hang; every failure of the analysis is ``indeterminate``, never an error.
 
-The package follows those seams: ``signatures``, ``revisions``, ``rendering``,
-``verdict``, and the report they fill (``report``); the PDF policy (active content) is
+The package follows those seams: ``signatures`` (and ``timestamps``), ``revisions``,
+``rendering``, ``verdict``, and the report they fill (``report``); the PDF policy (active content) is
 ``modules.signing.policy``, shared with intake and the signing paths.
 """
 from __future__ import annotations
@@ -42,7 +47,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from app import sandbox
 from app.pdf_reader import read_pdf
 from modules.signing import policy
-from modules.signing.verification.rendering import locate, render_page
+from modules.signing.verification.rendering import Drawings, locate, page_count, render_page
 from modules.signing.verification.report import (
     Budget,
     Change,
@@ -144,7 +149,6 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
     def prefix(revision: int) -> memoryview:  # the file as it stood after that revision
         return view[:ends[revision - 1]]
 
-    renders: dict = {}
     trees = PageTrees(reader)
 
     def page_of(revision: int, page: int) -> Any:  # 1-based both, as the renders' keys
@@ -153,16 +157,26 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
             if page <= len(refs) else None
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
+            drawings = Drawings(prefix, page_of, pool, budget, previews)
             for revision in range(first, total):  # 0-based index of the later revision
                 budget.check()
-                kinds, before_count, pages, render_all = structural_changes(
-                    reader, revision, first - 1, budget, trees)
+                unnamed = "page_content"  # what a difference no structure explains is
+                try:
+                    kinds, before_count, pages, render_all = structural_changes(
+                        reader, revision, first - 1, budget, trees)
+                except OverBudgetError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the structure cannot tell: the eye can
+                    log.info("explain: revision %s not read (%r): every page drawn", revision,
+                             exc)
+                    kinds, render_all, unnamed = {}, True, "unattributed"
+                    before_count, pages = page_count(prefix(revision)), \
+                        page_count(prefix(revision + 1))
                 own = next((s.field for s in signatures if s.revision == revision + 1), None)
                 cover = next((s.field for s in signatures if s.revision >= revision + 1
                               and s.intact), None)
                 report = RevisionReport(revision + 1, own, cover)
-                locate(report, kinds, (before_count, pages), render_all, prefix, renders,
-                        pool, previews, budget, page_of)
+                locate(report, kinds, (before_count, pages), render_all, drawings, unnamed)
                 revisions.append(report)
     except OverBudgetError:
         raise

@@ -6,6 +6,7 @@ import base64
 import io
 import logging
 import math
+import re
 import resource
 import subprocess
 import tempfile
@@ -54,6 +55,17 @@ def render_page(source: Path | bytes | memoryview, page: int, dpi: int, *, gray:
             return None
         with Image.open(png) as image:
             return image.convert("L" if gray else "RGB")
+
+
+def page_count(source: bytes | memoryview, seconds: float = 20) -> int:
+    """How many pages poppler finds — for a revision whose structure pyHanko cannot walk.
+    Raises when poppler cannot tell either (the analysis then says it failed)."""
+    result = subprocess.run(["pdfinfo", "-"], input=source, capture_output=True,
+                            timeout=seconds, check=True)
+    found = re.search(rb"^Pages:\s+(\d+)", result.stdout, re.MULTILINE)
+    if found is None:
+        raise ValueError("pdfinfo found no pages")
+    return int(found.group(1))
 
 
 def _regions(old: Image.Image, new: Image.Image, block: int = 6) -> list[tuple[int, ...]]:
@@ -122,11 +134,39 @@ def _render_dpi(page: Any, max_pixels: int) -> int:
     return max(1, min(RENDER_DPI, int(math.sqrt(max_pixels / area))))
 
 
+class Drawings:
+    """The renders of one verification: each (revision, page) drawn once, two at a time,
+    within the budget; ``prefix(revision)`` is the file as it stood after it, and
+    ``page_of(revision, page)`` its page object (for the size to draw it at)."""
+
+    def __init__(self, prefix, page_of, pool, budget: Budget, previews: bool):
+        self.prefix, self.page_of, self.pool = prefix, page_of, pool
+        self.budget, self.previews = budget, previews
+        self.renders: dict[tuple[int, int], tuple[Image.Image | None, int]] = {}
+
+    def draw(self, keys: list[tuple[int, int]]) -> None:
+        """Draw the (revision, page) pairs not drawn yet (1-based both)."""
+        missing = [k for k in keys if k not in self.renders]
+        self.budget.take_renders(len(missing))
+        limits = self.budget.limits
+        dpis = {k: _render_dpi(self.page_of(*k), limits.render_pixels) for k in missing}
+        for key, image in zip(missing, self.pool.map(
+                lambda k: render_page(self.prefix(k[0]), k[1], dpis[k],
+                                      seconds=limits.render_seconds,
+                                      memory_mb=limits.render_memory_mb), missing), strict=True):
+            self.renders[key] = (image, dpis[key])
+        self.budget.check()
+
+    def get(self, revision: int, page: int) -> tuple[Image.Image | None, int]:
+        return self.renders.get((revision, page), (None, 0))
+
+
 def locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
-            pages: tuple[int, int], render_all: bool, prefix, renders: dict, pool,
-            previews: bool, budget: Budget, page_of) -> None:
+           pages: tuple[int, int], render_all: bool, drawings: Drawings,
+           unnamed: str = "page_content") -> None:
     """Render the pages the revision touched (every page when a change could not be
-    attributed), before and after, box the differences and name each change."""
+    attributed), before and after, box the differences and name each change (a difference
+    the structure names nothing for is ``unnamed``)."""
     before_count, after_count = pages
     report.changes += [Change(i + 1, "page_added", None) for i in range(before_count,
                                                                        after_count)]
@@ -134,19 +174,11 @@ def locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
                                                                          before_count)]
     shared = min(before_count, after_count)
     candidates = sorted(range(shared) if render_all else (i for i in kinds if i < shared))
-    keys = [(rev, page + 1) for page in candidates for rev in (report.index - 1, report.index)]
-    missing = [k for k in keys if k not in renders]
-    budget.take_renders(len(missing))
-    limits = budget.limits
-    dpis = {k: _render_dpi(page_of(*k), limits.render_pixels) for k in missing}
-    for key, image in zip(missing, pool.map(
-            lambda k: render_page(prefix(k[0]), k[1], dpis[k], seconds=limits.render_seconds,
-                                  memory_mb=limits.render_memory_mb), missing), strict=True):
-        renders[key] = (image, dpis[key])
-    budget.check()
+    drawings.draw([(rev, page + 1) for page in candidates
+                   for rev in (report.index - 1, report.index)])
     for page in candidates:
-        old, _old_dpi = renders.get((report.index - 1, page + 1), (None, 0))
-        new, dpi = renders.get((report.index, page + 1), (None, 0))
+        old, _old_dpi = drawings.get(report.index - 1, page + 1)
+        new, dpi = drawings.get(report.index, page + 1)
         if old is None or new is None:  # not drawn (time, memory, a broken page): what
             report.changes.append(Change(page + 1, "unrendered", None))  # changed is unknown
             continue
@@ -155,14 +187,14 @@ def locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
         if not boxes and not named:
             continue  # a page merely re-written, identical to look at
         bbox = _union([_to_points(b, new, dpi) for b in boxes])
-        for kind, prepared in sorted(named) or [("page_content", False)]:
+        for kind, prepared in sorted(named) or [(unnamed, False)]:
             report.changes.append(Change(page + 1, kind, bbox, prepared))
         hidden = [b for b in boxes if _ink_hidden(old, new, b)] \
             if any(kind == "form_filling" for kind, _prepared in named) else []
         if hidden:  # a field now drawn over what was shown when signed (page or field)
             report.changes.append(Change(page + 1, "hidden_content", _union(
                 [_to_points(b, new, dpi) for b in hidden])))
-        if previews and boxes:
+        if drawings.previews and boxes:
             report.previews.append({"page": page + 1, "before": _preview(old, []),
                                     "after": _preview(new, boxes),
                                     "regions": [_to_points(b, new, dpi)

@@ -50,7 +50,9 @@ class Budget:
 
 
 ROUTINE_KINDS = {"form_filling", "signature_appearance"}
-VISIBLE_KINDS = {"page_added", "page_removed"}
+VISIBLE_KINDS = {"page_added", "page_removed", "hidden_content"}
+#: Changes whose effect on the page cannot be seen here: never a pass when uncovered.
+UNSEEN_KINDS = {"unrendered", "regenerated"}
 
 
 @dataclass

@@ -275,16 +275,25 @@ def structural_changes(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the 
             else:
                 kinds.setdefault(index, set())
         elif subtype in ANNOTATION_TYPES and (type_ in (None, "/Annot")):
-            page = index_of.get(_ref(obj.raw_get("/P"))) if "/P" in obj else None
-            if page is None:  # /P is optional: the page is the one whose /Annots lists it
-                if annotated is None:
-                    annotated = _annotated_by(after, pages_after)
-                page = annotated.get(ref)
+            if annotated is None:
+                annotated = _annotated_by(after, pages_after)
+            page = _page_of_annotation(obj, ref, index_of, annotated)
             if page is None:
                 render_all = True
             else:
                 prepared = xrefs.get_introducing_revision(ref) <= base
                 kinds.setdefault(page, set()).add((_annotation_kind(obj), prepared))
+                if older and _value_replaced(before, after, ref, obj):
+                    kinds[page].add(("hidden_content", False))
+        elif _is_field(obj):  # a field whose widgets are its kids: its value changed
+            if annotated is None:
+                annotated = _annotated_by(after, pages_after)
+            prepared = xrefs.get_introducing_revision(ref) <= base
+            replaced = older and _value_replaced(before, after, ref, obj)
+            for page in _widget_pages(after, obj, index_of, annotated):
+                kinds.setdefault(page, set()).add(("form_filling", prepared))
+                if replaced:
+                    kinds[page].add(("hidden_content", False))
         elif ref in drawn_by:
             kinds.setdefault(drawn_by[ref], set()).add(("page_content", False))
         elif not older or ref == acroform or not (_may_draw(obj) or _drew(before, ref)):
@@ -307,4 +316,76 @@ def structural_changes(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the 
             for index, kind in reached.get(ref, ()):
                 kinds.setdefault(index, set()).add((kind, False))
             # Reached by no page: it cannot change what any page shows.
+    if _appearances_regenerated(before, after):
+        if annotated is None:
+            annotated = _annotated_by(after, pages_after)
+        for page in set(annotated.values()):
+            kinds.setdefault(page, set()).add(("regenerated", False))
     return kinds, len(pages_before), len(pages_after), render_all
+
+
+def _page_of_annotation(obj, ref, index_of: dict, annotated: dict) -> int | None:
+    """The page an annotation is on: its /P, or (/P is optional) the page listing it."""
+    page = index_of.get(_ref(obj.raw_get("/P"))) if "/P" in obj else None
+    return annotated.get(ref) if page is None else page
+
+
+def _is_field(obj: generic.DictionaryObject) -> bool:
+    return obj.get("/Type") != "/Pages" and any(k in obj for k in ("/FT", "/T", "/V"))
+
+
+def _widget_pages(resolver, field, index_of: dict, annotated: dict) -> set[int]:
+    """The pages a field's widgets (its kids, a level down) are drawn on."""
+    pages = set()
+    for raw in _raw_items(_deref(resolver, _entry(field, "/Kids"))):
+        kid = _deref(resolver, raw)
+        if isinstance(kid, generic.DictionaryObject) and kid.get("/Subtype") == "/Widget":
+            page = _page_of_annotation(kid, _ref(raw), index_of, annotated)
+            if page is not None:
+                pages.add(page)
+    return pages
+
+
+def _field_type(resolver, obj) -> object:
+    parent = _deref(resolver, _entry(obj, "/Parent"))
+    return obj.get("/FT") if "/FT" in obj or not isinstance(parent, generic.DictionaryObject) \
+        else parent.get("/FT")
+
+
+def _shown_value(resolver, obj) -> str | None:
+    """A field's value as a reader shows it; None when empty (or a box left unticked)."""
+    value = _deref(resolver, _entry(obj, "/V"))
+    if value is None or isinstance(value, generic.NullObject):
+        return None
+    text = str(value)
+    return None if text in ("", "/Off", "[]") else text
+
+
+def _value_replaced(before, after, ref, obj) -> bool:
+    """Was a value the signer saw (non-empty when signed) replaced?  Not a signature
+    field: its value is a signature, judged as one.  The "replace via overwrite" attack
+    swaps the value and lets the reader redraw it (NeedAppearances), so no render shows it."""
+    try:
+        old = before(ref)
+    except Exception:  # noqa: BLE001 - not readable before: nothing was shown
+        return False
+    if not isinstance(old, generic.DictionaryObject) or _field_type(before, old) == "/Sig":
+        return False
+    shown = _shown_value(before, old)
+    return shown is not None and shown != _shown_value(after, obj)
+
+
+def _need_appearances(resolver) -> bool:
+    form = _deref(resolver, _entry(resolver(resolver.root_ref), "/AcroForm"))
+    flag = _deref(resolver, _entry(form, "/NeedAppearances"))
+    return isinstance(flag, generic.BooleanObject) and bool(flag)
+
+
+def _appearances_regenerated(before, after) -> bool:
+    """Did the revision ask readers to redraw every field from its value on opening
+    (/NeedAppearances turned on)?  What they will show then is not what was signed, and
+    no render here can tell (poppler draws the stored appearances)."""
+    try:
+        return _need_appearances(after) and not _need_appearances(before)
+    except Exception:  # noqa: BLE001 - an unreadable form: the renders tell what they can
+        return False

@@ -11,12 +11,14 @@ import hashlib
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
 from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.generic_cms import extract_tst_data_iter
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
@@ -24,6 +26,7 @@ from pyhanko_certvalidator.errors import InsufficientRevinfoError, RevokedError
 
 from modules.signing import revocation
 from modules.signing.validation import anchors, validation_context
+from modules.signing.verification import timestamps
 from modules.signing.verification.report import Explanation, SignatureDetail
 from modules.signing.verification.verdict import verdict
 
@@ -103,18 +106,14 @@ def check_signature(sig, roots, ends: list[int]) -> SignatureDetail:
     try:
         context = validation_context(roots)
         if is_timestamp:
-            status = validate_pdf_timestamp(sig, context, skip_diff=True)
+            status, warnings = _document_timestamp(sig, context)
             cert = status.signing_cert
             ts_time = status.timestamp.isoformat() if status.timestamp else None
             signing_time, timestamp_time = ts_time, ts_time
         else:
-            status = validate_pdf_signature(
-                sig, context, skip_diff=True, key_usage_settings=KeyUsageConstraints(
-                    key_usage={"digital_signature"}, match_all_key_usages=False))
+            status, stamped, warnings = _signature(sig, context)
             cert = status.signing_cert
-            ts = status.timestamp_validity
-            timestamp_time = ts.timestamp.isoformat() if ts is not None and ts.timestamp \
-                else None
+            timestamp_time = stamped.isoformat() if stamped else None
             signing_time = status.signer_reported_dt.isoformat() \
                 if status.signer_reported_dt else None
     except Exception as exc:  # noqa: BLE001 - a signature we cannot even check
@@ -124,7 +123,8 @@ def check_signature(sig, roots, ends: list[int]) -> SignatureDetail:
                                local_time_as_utc=False, intact=False, valid=False,
                                trusted=False, chain=[], algorithms=[], warnings=[],
                                certification_level=None, error=type(exc).__name__)
-    algorithms, warnings = _algorithms(sig) if not is_timestamp else ([], [])
+    algorithms, more = _algorithms(sig) if not is_timestamp else ([], [])
+    warnings += more
     local_as_utc = local_time_written_as_utc(signing_time, timestamp_time)
     coverage = getattr(getattr(status, "coverage", None), "name", None)
     intact = bool(status.intact) and coverage in FULL_COVERAGE and revision is not None
@@ -150,6 +150,40 @@ def check_signature(sig, roots, ends: list[int]) -> SignatureDetail:
         algorithms=algorithms, warnings=warnings, certification_level=level,
         fingerprint=hashlib.sha256(cert.dump()).hexdigest() if cert is not None else None,
         path=[c.dump() for c in _path(status)] if status.trusted else [])
+
+
+def _document_timestamp(sig, context) -> tuple[Any, list[str]]:
+    """pyHanko's check of a document timestamp; a token labelled as plain data is checked
+    by its content (modules.signing.verification.timestamps)."""
+    try:
+        return validate_pdf_timestamp(sig, context, skip_diff=True), []
+    except SignatureValidationError:
+        checked = timestamps.check_document_timestamp(sig, context)
+        if checked is None:
+            raise
+        return checked, ["timestamp_mislabelled"]
+
+
+def _signature(sig, context) -> tuple[Any, dt.datetime | None, list[str]]:
+    """pyHanko's check of a signature and the time its timestamp proves.  A timestamp
+    token pyHanko refuses for its label is set aside — it lies outside what the signer
+    signed — the signature checked alone, and the token on its own."""
+    usage = KeyUsageConstraints(key_usage={"digital_signature"}, match_all_key_usages=False)
+    try:
+        status = validate_pdf_signature(sig, context, skip_diff=True,
+                                        key_usage_settings=usage)
+    except SignatureValidationError:
+        token = timestamps.set_aside_signature_timestamp(sig)
+        if token is None:
+            raise
+    else:
+        stamp = status.timestamp_validity
+        return status, stamp.timestamp if stamp is not None else None, []
+    status = validate_pdf_signature(sig, context, skip_diff=True, key_usage_settings=usage)
+    stamp = timestamps.check_signature_timestamp(sig, token, context)
+    if stamp is not None and stamp.intact and stamp.valid and stamp.trusted:
+        return status, stamp.timestamp, ["timestamp_mislabelled"]
+    return status, None, ["timestamp_unusable"]
 
 
 def aware(value: str) -> dt.datetime:

@@ -620,7 +620,8 @@ def hybrid_update(data: bytes, compressed: dict[int, bytes]) -> bytes:
     size, root = int(reader.trailer["/Size"]), reader.trailer.raw_get("/Root").idnum
     prev = int(re.findall(rb"startxref\s+(\d+)", data)[-1])
     out = bytearray(data if data.endswith(b"\n") else data + b"\n")
-    objstm, xrefstm = size, size + 1
+    objstm = max(size, max(compressed) + 1)  # new objects may be among ``compressed``
+    xrefstm, size = objstm + 1, objstm
     header, bodies = [], b""
     for number, body in compressed.items():
         header.append(b"%d %d" % (number, len(bodies)))

@@ -467,3 +467,21 @@ def test_a_revision_the_structure_cannot_read_is_judged_by_its_pages(app, attack
     assert shadow.verdict in ("tampered", "indeterminate")
     assert [c.bbox for r in shadow.revisions for c in r.changes if c.page == 1]  # boxed
     assert verification.explain(corpus["docmdp_p1_then_fill"], anchors).verdict == "tampered"
+
+
+def test_content_the_policy_could_not_walk_is_never_nothing_found(app, corpus, monkeypatch):
+    """When the walk for active content stopped (an object that cannot be read, over its
+    budget), the verifier took that as "nothing found" and answered 'valid': an attacker
+    who breaks one object hides a script behind it.  Now it says it could not look."""
+    from modules.signing import policy, verification
+    from modules.signing.services import roots
+
+    def stopped(*args, **kwargs):
+        raise policy.PolicyBudgetError("too many objects to check")
+
+    with app.app_context():
+        anchors = roots()
+    assert verification.explain(corpus["untouched"], anchors).verdict == "valid"
+    monkeypatch.setattr(policy, "findings", stopped)
+    result = verification.explain(corpus["untouched"], anchors)
+    assert result.verdict == "indeterminate" and "content_unchecked" in result.notes

@@ -97,6 +97,8 @@ NOTES = {
                                 "proves it existed before."),
     "docmdp_violated": _l("A later change goes beyond what the first signer allowed (only "
                           "filling in forms, or also adding notes)."),
+    "content_unchecked": _l("Part of the file could not be read to look for content that "
+                            "acts when it is opened: it cannot be ruled out."),
     "active_content": _l("The file carries content that can act when it is opened "
                          "(scripts, links that launch programs, embedded files)."),
     "byte_range_digest_mismatch": _l("The signed bytes were changed after signing."),

@@ -27,13 +27,15 @@ signed and is replaced afterwards is "hidden or replaced" even when no render sh
 When pyHanko cannot read the file, the byte-range digests are checked by hand; a timestamp
 token it refuses for its label is checked by its content (``timestamps``); a revision
 whose structure cannot be walked is judged by drawing every page (a difference then says
-nothing of what made it: ``unattributed``, never a pass where that decides the answer).  Work is bounded (revisions, pages
-rendered, wall time, renderer memory): over budget is ``indeterminate`` with the reason,
-never a hang; every failure of the analysis is ``indeterminate``, never an error.
+nothing of what made it: ``unattributed``, never a pass where that decides the answer).
+Work is bounded (revisions, pages rendered, wall time, renderer memory): over budget is
+``indeterminate`` with the reason, never a hang; every failure of the analysis is
+``indeterminate``, never an error; content the PDF policy could not walk to the end is
+never "nothing found".
 
 The package follows those seams: ``signatures`` (and ``timestamps``), ``revisions``,
-``rendering``, ``verdict``, and the report they fill (``report``); the PDF policy (active content) is
-``modules.signing.policy``, shared with intake and the signing paths.
+``rendering``, ``verdict``, and the report they fill (``report``); the PDF policy (active
+content) is ``modules.signing.policy``, shared with intake and the signing paths.
 """
 from __future__ import annotations
 
@@ -198,19 +200,24 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
         notes.append("docmdp_violated")
     revocation_notes(notes, signatures)
     content = foreign_content(reader)
-    if policy.active(content):
+    if content is None:  # not walked to the end: active content cannot be ruled out
+        notes.append("content_unchecked")
+    elif policy.active(content):
         notes.append("active_content")
     return Explanation(verdict(signatures, revisions, notes), True, signatures, revisions,
-                       pages, notes, content=[f.code for f in policy.active(content)],
+                       pages, notes, content=[f.code for f in policy.active(content or [])],
                        long_term=long_term_level(reader, signatures))
 
 
-def foreign_content(reader: PdfFileReader) -> list[policy.Finding]:
-    """The PDF policy's findings on the file as a reader opens it (its last revision)."""
+def foreign_content(reader: PdfFileReader) -> list[policy.Finding] | None:
+    """The PDF policy's findings on the file as a reader opens it (its last revision);
+    None when an object cannot be read or the walk is over its budget — never "nothing
+    found" for what was not looked at."""
     try:
         return policy.findings(reader.trailer)
-    except Exception:  # noqa: BLE001 - unreadable or too large: reported as such elsewhere
-        return []
+    except Exception as exc:  # noqa: BLE001 - unreadable or too large: said, not hidden
+        log.info("explain: the policy's walk stopped: %r", exc)
+        return None
 
 
 def _checked_by_hand(data: bytes, embedded: list, signatures: list[SignatureDetail]) -> None:

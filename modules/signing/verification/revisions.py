@@ -256,8 +256,11 @@ def structural_changes(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the 
     render_all = False
     reached = None  # what each page draws, computed only when an older object was rewritten
     annotated = None  # annotation → page, computed only for an annotation without /P
+    is_array = getattr(reader, "is_array", None)
     for ref in xrefs.explicit_refs_in_revision(revision):
         budget.take_object()
+        if is_array is not None and is_array(ref, revision):
+            continue  # arrays: page trees, contents and annotation lists are compared above
         try:
             obj = after(ref)
         except Exception:  # noqa: BLE001 - an unreadable object: let the renders tell
@@ -353,23 +356,25 @@ def _field_type(resolver, obj) -> object:
 
 
 def _shown_value(resolver, obj) -> str | None:
-    """A field's value as a reader shows it; None when empty (or a box left unticked)."""
+    """A text field's value as a reader shows it; None when empty."""
     value = _deref(resolver, _entry(obj, "/V"))
     if value is None or isinstance(value, generic.NullObject):
         return None
     text = str(value)
-    return None if text in ("", "/Off", "[]") else text
+    return text or None
 
 
 def _value_replaced(before, after, ref, obj) -> bool:
-    """Was a value the signer saw (non-empty when signed) replaced?  Not a signature
-    field: its value is a signature, judged as one.  The "replace via overwrite" attack
-    swaps the value and lets the reader redraw it (NeedAppearances), so no render shows it."""
+    """Was a text the signer saw (a text field's value, non-empty when signed) replaced?
+    The "replace via overwrite" attack swaps it and lets the reader redraw it
+    (NeedAppearances), so no render shows it.  Text fields only: a list or a box is
+    filled by changing its selection from what it showed (a prompt, "Off") — the renders
+    judge those — and a signature field's value is a signature, judged as one."""
     try:
         old = before(ref)
     except Exception:  # noqa: BLE001 - not readable before: nothing was shown
         return False
-    if not isinstance(old, generic.DictionaryObject) or _field_type(before, old) == "/Sig":
+    if not isinstance(old, generic.DictionaryObject) or _field_type(before, old) != "/Tx":
         return False
     shown = _shown_value(before, old)
     return shown is not None and shown != _shown_value(after, obj)

@@ -84,7 +84,8 @@ def verdict(  # noqa: PLR0911 - one answer per rule, in order
     if "docmdp_violated" in notes:
         return "tampered"
     if any(s.error or "signature_algorithm_unknown" in s.warnings for s in signatures) or \
-            "revision_analysis_failed" in notes or _unknowable(signatures, revisions):
+            "revision_analysis_failed" in notes or "content_unchecked" in notes or \
+            _unknowable(signatures, revisions):
         return "indeterminate"
     if any(c.kind in UNSEEN_KINDS for r in revisions if r.covered_by is None
            for c in r.changes):

@@ -55,9 +55,16 @@ class _Token:
 
 @functools.cache
 def _own_token(username: str, data_dir: str) -> _Token:
-    """The demo PKI's key of ``username`` (issued by ``saoy demo-data``)."""
+    """The demo PKI's key of ``username`` (issued by ``saoy demo-data``; with a served
+    demo PKI — SAOY_DEMO_PKI_URL — in its own folder)."""
     from pyhanko.sign.signers import SimpleSigner
 
     pki = Path(data_dir) / "pki"
-    return _Token(SimpleSigner.load_pkcs12(
-        str(pki / f"leader-{username}.p12"), (pki / "passphrase").read_text().strip().encode()))
+    if (pki / "served" / f"leader-{username}.p12").exists():
+        pki = pki / "served"
+    signer = SimpleSigner.load_pkcs12(  # (the second positional is the CA chain's files)
+        str(pki / f"leader-{username}.p12"),
+        passphrase=(pki / "passphrase").read_text().strip().encode())
+    if signer is None:
+        raise RuntimeError(f"the demo key of {username} could not be opened")
+    return _Token(signer)

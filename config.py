@@ -257,6 +257,11 @@ class Config:
     VERIFY_SECONDS = _env_int("SAOY_VERIFY_SECONDS", 15)
     VERIFY_MEMORY_MB = _env_int("SAOY_VERIFY_MEMORY_MB", 300)
     VERIFY_RATE_LIMIT = _env("SAOY_VERIFY_RATE_LIMIT", "30 per 10 minute")
+    #: How long the explanation of one of our copies is kept (in the data folder, shared by
+    #: every server process; the jobs worker makes it as soon as a copy is sealed), and how
+    #: often the worker looks for sealed copies not explained yet.
+    VERIFY_KEEP_HOURS = _env_int("SAOY_VERIFY_KEEP_HOURS", 24)
+    VERIFY_WARM_SECONDS = _env_int("SAOY_VERIFY_WARM_SECONDS", 15)
     #: Citizens looked up by identity number (intake's account search, counter codes), per
     #: staff member: a counter serves a few dozen people an hour.
     IDENTITY_LOOKUP_RATE_LIMIT = _env("SAOY_IDENTITY_LOOKUP_RATE_LIMIT", "120 per hour")

@@ -18,7 +18,14 @@ from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 #: "12 0 obj" and the whitespace after it.
-_OBJECT_HEADER = re.compile(rb"\s*\d+\s+\d+\s+obj\s*")
+_OBJECT_HEADER = re.compile(rb"\s*(\d+)\s+(\d+)\s+obj\s*")
+#: Where an uncompressed object's text ends: the keyword, after a delimiter or a space.
+_OBJECT_END = re.compile(rb"(?<=[\s>\])])(?:endobj|stream)(?![A-Za-z0-9])")
+#: How far an object's text is looked for (larger objects are parsed).
+TEXT_WINDOW = 64 * 1024
+#: A literal string holding no other (escapes included, line breaks too).
+_LITERAL_STRING = re.compile(rb"\((?:[^()\\]|\\[\s\S])*\)")
+MAX_STRING_NESTING = 4
 
 
 class IndexedPdfReader(PdfFileReader):
@@ -53,16 +60,35 @@ class IndexedPdfReader(PdfFileReader):
         known = self.__dict__.get("_known_encrypted")
         return True if known is None else known
 
-    def compressed_text(self, idnum: int, generation: int) -> bytes | None:
-        """The text of an object as its object stream holds it (in the last revision),
-        or None: not in an object stream, or anything unusual about it."""
-        if generation != 0 or self._encrypted:
+    def object_text(self, idnum: int, generation: int) -> bytes | None:
+        """The text of an object as the file holds it (in the last revision), its literal
+        strings taken out (what is in a string is neither a name nor a reference): from
+        its object stream, or up to ``endobj`` (a stream: up to ``stream``, its
+        dictionary).  None when anything about it is unusual — then it is to be parsed."""
+        if self._encrypted:
             return None
         try:
-            marker = self.xrefs[generic.Reference(idnum, 0)]
+            marker = self.xrefs[generic.Reference(idnum, generation)]
         except Exception:  # noqa: BLE001 - not in the cross-reference: pyHanko decides
             return None
-        return self._text_in_stream(idnum, marker)
+        if isinstance(marker, int):
+            text = self._text_at(marker, idnum, generation)
+        else:
+            text = self._text_in_stream(idnum, marker) if generation == 0 else None
+        return None if text is None else without_strings(text)
+
+    def _text_at(self, offset: int, idnum: int, generation: int) -> bytes | None:
+        """An uncompressed object's text, cut at the first ``endobj`` or ``stream`` (one
+        inside a string leaves that string unclosed: ``without_strings`` refuses it)."""
+        data = self.stream.getbuffer() if isinstance(self.stream, io.BytesIO) else None
+        if data is None:
+            return None
+        head = _OBJECT_HEADER.match(data, offset)
+        if head is None or (int(head.group(1)), int(head.group(2))) != (idnum, generation):
+            return None
+        window = bytes(data[head.end():head.end() + TEXT_WINDOW])
+        end = _OBJECT_END.search(window)
+        return window[:end.start()] if end is not None else None
 
     def is_array(self, ref: generic.Reference, revision: int) -> bool:
         """Is the object, as that revision wrote it, an array?  Told from its first
@@ -130,6 +156,17 @@ class IndexedPdfReader(PdfFileReader):
         after = {start: starts[i + 1] for i, start in enumerate(starts[:-1])}
         self._ends[stmnum] = {number: after[offset] for number, offset in offsets.items()}
         return data, count, offsets
+
+
+def without_strings(text: bytes) -> bytes | None:
+    """``text`` without its literal strings (innermost first: strings nest), or None when
+    a parenthesis is left over (a string cut short, or one too deep)."""
+    for _ in range(MAX_STRING_NESTING):
+        stripped = _LITERAL_STRING.sub(b" ", text)
+        if stripped == text:
+            break
+        text = stripped
+    return None if b"(" in text or b")" in text else text
 
 
 def read_pdf(data: bytes | io.BytesIO, strict: bool = False) -> PdfFileReader:

@@ -4,11 +4,13 @@ validator's hard cases, each through the public API and page."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
 
 SAMPLES = Path(__file__).parent / "samples"
+ROOT_TRUST = Path(__file__).parent.parent / "trust"
 
 
 def verify(client, name: str) -> dict:
@@ -159,10 +161,11 @@ def _written(obj) -> bytes:
     return out.getvalue()
 
 
-def _with_compressed(entries: list[bytes]) -> bytes:
+def _with_compressed(entries: list[bytes], compressed: bool = True) -> bytes:
     """A one-page PDF whose catalog leads, through structure elements, to one dictionary
-    per entry — all of them in an object stream, each entry's text exactly as given
-    (escaped names stay escaped; NEXT refers to the next entry)."""
+    per entry — all of them in an object stream (or, not ``compressed``, each written
+    out on its own), each entry's text exactly as given (escaped names stay escaped;
+    NEXT refers to the next entry)."""
     import io
 
     from pyhanko.pdf_utils import generic
@@ -189,7 +192,18 @@ def _with_compressed(entries: list[bytes]) -> bytes:
     for element, text in zip(elements, entries, strict=True):
         bodies[element] = b"<< /Type /StructElem /S /P /K %d 0 R >>" % (element + 1)
         bodies[element + 1] = text.replace(b"NEXT", b"%d 0 R" % (element + 3))
-    return hybrid_update(base, bodies)
+    if compressed:
+        return hybrid_update(base, bodies)
+    out = bytearray(base)
+    offsets = {}
+    for number, body in sorted(bodies.items()):
+        offsets[number] = len(out)
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    table = len(out)
+    out += b"xref\n" + b"".join(b"%d 1\n%010d 00000 n \n" % (n, offsets[n]) for n in offsets)
+    out += b"trailer\n<< /Size %d /Root %d 0 R /Prev %d >>\nstartxref\n%d\n%%%%EOF\n" % (
+        max(offsets) + 1, root, int(re.findall(rb"startxref\s+(\d+)", base)[-1]), table)
+    return bytes(out)
 
 
 #: What could hide in a tagged document's structure tree, as an object stream holds it.
@@ -201,6 +215,10 @@ HIDDEN_IN_STRUCTURE = [
     b"<< /Subtype /RichMedia >>",
     b"<< /A << /S /URI /URI (http://example.com) >> >>",
     b"<< /Alt (/JS in a string is only text) >>",
+    # a string that holds the words an object's text is cut at, nested strings, a comment
+    b"<< /Alt (see endobj) /S /JavaScript /JS (x) >>",
+    b"<< /Alt (a (b stream\n) c) /S /Launch /F (calc.exe) >>",
+    b"<< /Alt (100%) % a comment\n /S /URI /URI (http://example.com) >>",
 ]
 
 
@@ -228,10 +246,56 @@ def test_the_policy_reads_the_structure_tree_fast_and_misses_nothing(monkeypatch
         fast, full = both(path.read_bytes())
         assert fast == full, path.name
     for text in HIDDEN_IN_STRUCTURE:
-        fast, full = both(_with_compressed([text]))
-        assert fast == full, text
-        assert policy.active(fast) or b"only text" in text, text
+        for compressed in (True, False):
+            fast, full = both(_with_compressed([text], compressed))
+            assert fast == full, (text, compressed)
+            assert policy.active(fast) or b"only text" in text, text
     # An action's type held by reference (its name in an object of its own): decided by
     # parsing, not by the names the action's own text shows.
     fast, full = both(_with_compressed([b"<< /S NEXT /F (calc.exe) >>", b"/Launch"]))
     assert fast == full and [f.code for f in policy.active(fast)] == ["action:Launch"]
+
+
+def test_an_explanation_reads_back_as_it_was_kept():
+    """Kept as JSON in the data folder for every server process: read back whole."""
+    from modules.signing.validation import trust_roots
+    from modules.signing.verification import Explanation, explain
+
+    anchors = trust_roots(str(ROOT_TRUST))
+    for name in ("vn-decree-50-2026-leader-then-seal.pdf", "eu-dss-pdf-signed-added-page.pdf"):
+        explanation = explain((SAMPLES / name).read_bytes(), anchors, previews=True)
+        assert Explanation.from_json(explanation.to_json()) == explanation, name
+
+
+def test_a_delivered_copy_is_explained_before_its_first_scan_and_once_for_every_process(
+        app, client, api, db_session, monkeypatch):
+    """The first QR scan of a copy cost 0.5–0.7 s in each server process (its own
+    verification child, its own memory).  The jobs worker now explains a delivered copy
+    once and keeps it in the data folder: a process that never saw it answers from there."""
+    from app.offices.services import offered_document_types
+    from modules.signing import services
+    from tests.conftest import user_named
+    from tests.test_copies import _submitted
+    from tests.test_trust import _to_delivery
+
+    doc_type = offered_document_types(db_session, user_named(db_session, "officer.a")
+                                      .office_id)[0]
+    pk = _submitted(app, db_session, doc_type)
+    assert _to_delivery(api, db_session, pk)["state"] == "delivered"
+    clerk, headers = api("clerk.a")
+    code = clerk.get(f"/api/v1/copy/{pk}", headers=headers).get_json()["verify_code"]
+
+    explained = []
+    real = services.explain_bounded
+    monkeypatch.setattr(services, "explain_bounded",
+                        lambda *a, **k: explained.append(1) or real(*a, **k))
+    services._explained.cache_clear()
+    with app.app_context():
+        made = services.warm_explanations(db_session)
+    assert made >= 1 and len(explained) == made
+    services._explained.cache_clear()  # another process: nothing in its memory
+    answer = client.get(f"/api/v1/verify/{code}")
+    assert answer.status_code == 200 and answer.get_json()["verdict"] == "valid"
+    assert len(explained) == made  # read from the data folder, not explained again
+    with app.app_context():
+        assert services.warm_explanations(db_session) == 0  # nothing left to do

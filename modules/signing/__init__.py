@@ -57,7 +57,9 @@ MODULE = ModuleSpec(
     cli="modules.signing.cli:register",
     # Archive timestamps renewed before their TSA certificate expires (B-LTA upkeep).
     jobs=(Job("signing.archive_renewal", "modules.signing.jobs:renewal_job",
-              cron={"hour": "2", "minute": "23"}),),
+              cron={"hour": "2", "minute": "23"}),
+          Job("signing.warm_explanations", "modules.signing.jobs:warm_explanations_job",
+              seconds=15, seconds_setting="VERIFY_WARM_SECONDS")),
     demo="modules.signing.demo:load",
     warm_up="modules.signing.services:warm_up",
     file_refs="modules.signing.services:file_refs",

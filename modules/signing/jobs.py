@@ -38,3 +38,10 @@ def renewal_job() -> None:
     from app.extensions import db
 
     renew_archives(db.session, dt.timedelta(days=current_app.config["ARCHIVE_RENEW_DAYS"]))
+
+
+def warm_explanations_job() -> None:
+    """Copies delivered lately, explained before anyone scans their QR code."""
+    from app.extensions import db
+
+    services.warm_explanations(db.session)

@@ -142,13 +142,13 @@ def _dereference(raw: Any, key: tuple[int, int], reader: Any, stack: list) -> An
 
 
 def _plain_refs(reader: Any, key: tuple[int, int]) -> list[tuple[int, int]] | None:
-    """For an object inside an object stream whose text names nothing a finding is made
-    of, the objects it refers to — without parsing it (pyHanko parses about 3,000 small
-    objects a second; a tagged 30-page decree has 9,500 structure elements).  None
-    when it must be parsed: not in an object stream, a finding's name anywhere in it
-    (strings included), an escaped name (#xx), a comment, or a value the rules read
-    held by reference.  Over-reading is safe: a reference-like string only adds work."""
-    read_text = getattr(reader, "compressed_text", None)
+    """For an object whose text names nothing a finding is made of, the objects it refers
+    to — without parsing it (pyHanko parses about 3,000 small objects a second; a tagged
+    30-page decree has 9,500 structure elements).  None when it must be parsed: its text
+    not to be had (``IndexedPdfReader.object_text``: strings taken out), a finding's name
+    in it, an escaped name (#xx), a comment, or a value the rules read held by reference.
+    Over-reading is safe: a reference-like token only adds work."""
+    read_text = getattr(reader, "object_text", None)
     if read_text is None:
         return None
     text = read_text(*key)

@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import datetime as dt
 import functools
+import hashlib
 import hmac
 import io
 import logging
@@ -623,8 +624,65 @@ def explain_bytes(data: bytes, *, previews: bool = False) -> Explanation:
 
 @functools.lru_cache(maxsize=256)
 def _explained(sha: str, previews: bool, _roots) -> Explanation:
-    return explain_bounded(file_store().read_bytes(sha), _roots, previews=previews,
-                           limits=verify_limits())
+    """Kept in this process, and in the data folder for every other one: the first QR
+    scan of a copy cost 0.5–0.7 s in each server process (its own verification child)."""
+    path = _kept_path(sha, previews, _roots)
+    kept = _read_kept(path)
+    if kept is not None:
+        return kept
+    explanation = explain_bounded(file_store().read_bytes(sha), _roots, previews=previews,
+                                  limits=verify_limits())
+    if not (explanation.error or "").startswith("too_complex"):  # a busy moment is not kept
+        _keep(path, explanation)
+    return explanation
+
+
+def _kept_path(sha: str, previews: bool, anchors) -> Path:
+    trust = hashlib.sha256(b"".join(sorted(c.dump() for c in anchors))).hexdigest()[:16]
+    return Path(current_app.config["DATA_DIR"]) / "explained" / sha[:2] / \
+        f"{sha}-{int(previews)}-{trust}.json"
+
+
+def _read_kept(path: Path) -> Explanation | None:
+    """A kept explanation younger than VERIFY_KEEP_HOURS (what time changes — a
+    certificate expiring, revoked — is asked again then; revocation is confirmed live on
+    every answer anyway)."""
+    try:
+        age = time.time() - path.stat().st_mtime
+        if age > current_app.config["VERIFY_KEEP_HOURS"] * 3600:
+            return None
+        return Explanation.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, KeyError):  # absent, or unreadable: made again
+        return None
+
+
+def _keep(path: Path, explanation: Explanation) -> None:
+    """Written whole and renamed: a reader never sees half of it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{secrets.token_hex(4)}.part")
+        partial.write_text(explanation.to_json(), encoding="utf-8")
+        partial.replace(path)
+    except OSError as exc:  # a full or read-only disk costs time, never an answer
+        log.warning("explanation not kept: %r", exc)
+
+
+def warm_explanations(session: Session, limit: int = 10) -> int:
+    """Explain the copies delivered lately (their delivery validated them) that no process
+    has explained yet, so the first person scanning a QR code does not wait for it (the
+    jobs worker runs this)."""
+    since = utcnow() - dt.timedelta(hours=current_app.config["VERIFY_KEEP_HOURS"])
+    anchors = roots()
+    made = 0
+    for sha in session.scalars(select(SignedDocument.current_sha256).where(
+            SignedDocument.stage == Stage.sealed, SignedDocument.validated_at >= since)
+            .order_by(SignedDocument.validated_at.desc()).limit(200)):
+        if made >= limit:
+            break
+        if _read_kept(_kept_path(sha, False, anchors)) is None:
+            _explained(sha, False, anchors)
+            made += 1
+    return made
 
 
 def explain_document(doc: SignedDocument, *, previews: bool = False) -> Explanation:

@@ -49,7 +49,13 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from app import sandbox
 from app.pdf_reader import read_pdf
 from modules.signing import policy
-from modules.signing.verification.rendering import Drawings, locate, page_count, render_page
+from modules.signing.verification.rendering import (
+    Drawings,
+    Plan,
+    locate,
+    page_count,
+    render_page,
+)
 from modules.signing.verification.report import (
     Budget,
     Change,
@@ -73,6 +79,7 @@ from modules.signing.verification.signatures import (
     confirm_revocation,
     digests_by_range,
     long_term_level,
+    placed_in,
     revocation_notes,
 )
 from modules.signing.verification.verdict import docmdp_violated, verdict
@@ -137,15 +144,7 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
         return Explanation("indeterminate", True, error="no-signature")
     if total > budget.limits.max_revisions:
         raise OverBudgetError("revisions")
-    signatures = [check_signature(sig, roots, ends) for sig in embedded]
-    _checked_by_hand(data, embedded, signatures)
-    assess_revocation(reader, embedded, signatures, roots)
-    signatures.sort(key=lambda s: s.revision)
-    budget.check()
-    first = min(s.revision for s in signatures)  # 1-based
-    revisions: list[RevisionReport] = []
-    pages = None
-    notes: list[str] = []
+    first = min(placed_in(sig, ends) for sig in embedded)  # 1-based
     view = memoryview(data)
 
     def prefix(revision: int) -> memoryview:  # the file as it stood after that revision
@@ -157,34 +156,35 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
         refs = trees.pages(revision - 1)
         return reader.get_historical_resolver(revision - 1)(refs[page - 1]) \
             if page <= len(refs) else None
-    try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            drawings = Drawings(prefix, page_of, pool, budget, previews)
-            for revision in range(first, total):  # 0-based index of the later revision
-                budget.check()
-                unnamed = "page_content"  # what a difference no structure explains is
-                try:
-                    kinds, before_count, pages, render_all = structural_changes(
-                        reader, revision, first - 1, budget, trees)
-                except OverBudgetError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the structure cannot tell: the eye can
-                    log.info("explain: revision %s not read (%r): every page drawn", revision,
-                             exc)
-                    kinds, render_all, unnamed = {}, True, "unattributed"
-                    before_count, pages = page_count(prefix(revision)), \
-                        page_count(prefix(revision + 1))
-                own = next((s.field for s in signatures if s.revision == revision + 1), None)
-                cover = next((s.field for s in signatures if s.revision >= revision + 1
+    revisions: list[RevisionReport] = []
+    notes: list[str] = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        drawings = Drawings(prefix, page_of, pool, budget, previews)
+        # The structure first, its pages sent to poppler; the signatures and the policy
+        # are checked while they are drawn.
+        plans = _planned(reader, range(first, total), first, budget, trees, prefix, drawings)
+        signatures = [check_signature(sig, roots, ends) for sig in embedded]
+        _checked_by_hand(data, embedded, signatures)
+        assess_revocation(reader, embedded, signatures, roots)
+        signatures.sort(key=lambda s: s.revision)
+        content = foreign_content(reader)
+        budget.check()
+        if plans is None:
+            notes.append("revision_analysis_failed")
+        pages = plans[-1].pages[1] if plans else None
+        try:
+            for plan in plans or ():
+                own = next((s.field for s in signatures if s.revision == plan.index), None)
+                cover = next((s.field for s in signatures if s.revision >= plan.index
                               and s.intact), None)
-                report = RevisionReport(revision + 1, own, cover)
-                locate(report, kinds, (before_count, pages), render_all, drawings, unnamed)
+                report = RevisionReport(plan.index, own, cover)
+                locate(report, plan, drawings)
                 revisions.append(report)
-    except OverBudgetError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - cannot compare: say so, do not guess
-        log.info("explain: revision analysis failed: %r", exc)
-        notes.append("revision_analysis_failed")
+        except OverBudgetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - cannot compare: say so, do not guess
+            log.info("explain: revision comparison failed: %r", exc)
+            notes.append("revision_analysis_failed")
     if pages is None:
         try:
             pages = len(page_refs(reader.get_historical_resolver(total - 1)))
@@ -199,7 +199,6 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
     if docmdp_violated(signatures, revisions):
         notes.append("docmdp_violated")
     revocation_notes(notes, signatures)
-    content = foreign_content(reader)
     if content is None:  # not walked to the end: active content cannot be ruled out
         notes.append("content_unchecked")
     elif policy.active(content):
@@ -207,6 +206,36 @@ def _explain(  # noqa: C901, PLR0912, PLR0915 - to be cut up with the verifier
     return Explanation(verdict(signatures, revisions, notes), True, signatures, revisions,
                        pages, notes, content=[f.code for f in policy.active(content or [])],
                        long_term=long_term_level(reader, signatures))
+
+
+def _planned(reader: PdfFileReader, revisions: range, first: int, budget: Budget,
+             trees: PageTrees, prefix, drawings: Drawings) -> list[Plan] | None:
+    """Each later revision's plan (what the structure says it touched), its drawings
+    started; None when the revisions cannot be compared at all."""
+    plans = []
+    try:
+        for revision in revisions:  # 0-based index of the later revision
+            budget.check()
+            try:
+                kinds, before, after, render_all = structural_changes(
+                    reader, revision, first - 1, budget, trees)
+                plan = Plan(revision + 1, kinds, (before, after), render_all)
+            except OverBudgetError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the structure cannot tell: the eye can
+                log.info("explain: revision %s not read (%r): every page drawn", revision,
+                         exc)
+                plan = Plan(revision + 1, {}, (page_count(prefix(revision)),
+                                               page_count(prefix(revision + 1))), True,
+                            "unattributed")
+            plan.draw(drawings)
+            plans.append(plan)
+    except OverBudgetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - cannot compare: say so, do not guess
+        log.info("explain: revision analysis failed: %r", exc)
+        return None
+    return plans
 
 
 def foreign_content(reader: PdfFileReader) -> list[policy.Finding] | None:

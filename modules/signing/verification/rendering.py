@@ -11,6 +11,8 @@ import resource
 import subprocess
 import tempfile
 from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,50 +137,73 @@ def _render_dpi(page: Any, max_pixels: int) -> int:
 
 
 class Drawings:
-    """The renders of one verification: each (revision, page) drawn once, two at a time,
+    """The renders of one verification: each (revision, page) drawn once, two at a time
+    in the background (poppler runs while the signatures and the PDF policy are checked),
     within the budget; ``prefix(revision)`` is the file as it stood after it, and
     ``page_of(revision, page)`` its page object (for the size to draw it at)."""
 
     def __init__(self, prefix, page_of, pool, budget: Budget, previews: bool):
         self.prefix, self.page_of, self.pool = prefix, page_of, pool
         self.budget, self.previews = budget, previews
-        self.renders: dict[tuple[int, int], tuple[Image.Image | None, int]] = {}
+        self.renders: dict[tuple[int, int], tuple[Future, int]] = {}
 
-    def draw(self, keys: list[tuple[int, int]]) -> None:
-        """Draw the (revision, page) pairs not drawn yet (1-based both)."""
-        missing = [k for k in keys if k not in self.renders]
+    def submit(self, keys: list[tuple[int, int]]) -> None:
+        """Start drawing the (revision, page) pairs not asked for yet (1-based both)."""
+        missing = [k for k in dict.fromkeys(keys) if k not in self.renders]
         self.budget.take_renders(len(missing))
         limits = self.budget.limits
-        dpis = {k: _render_dpi(self.page_of(*k), limits.render_pixels) for k in missing}
-        for key, image in zip(missing, self.pool.map(
-                lambda k: render_page(self.prefix(k[0]), k[1], dpis[k],
-                                      seconds=limits.render_seconds,
-                                      memory_mb=limits.render_memory_mb), missing), strict=True):
-            self.renders[key] = (image, dpis[key])
-        self.budget.check()
+        for key in missing:
+            dpi = _render_dpi(self.page_of(*key), limits.render_pixels)
+            self.renders[key] = (self.pool.submit(
+                render_page, self.prefix(key[0]), key[1], dpi, seconds=limits.render_seconds,
+                memory_mb=limits.render_memory_mb), dpi)
 
     def get(self, revision: int, page: int) -> tuple[Image.Image | None, int]:
-        return self.renders.get((revision, page), (None, 0))
+        """The drawing (waited for), None when it could not be drawn."""
+        future, dpi = self.renders.get((revision, page), (None, 0))
+        return (future.result() if future is not None else None), dpi
 
 
-def locate(report: RevisionReport, kinds: dict[int, set[tuple[str, bool]]],
-           pages: tuple[int, int], render_all: bool, drawings: Drawings,
-           unnamed: str = "page_content") -> None:
-    """Render the pages the revision touched (every page when a change could not be
+@dataclass
+class Plan:
+    """What the structure says of one revision (``index``, 1-based), before any drawing:
+    the pages it touched and what touched them, the page counts before and after, whether
+    every page must be drawn, and what a difference nothing names is called."""
+
+    index: int
+    kinds: dict[int, set[tuple[str, bool]]]
+    pages: tuple[int, int]
+    render_all: bool
+    unnamed: str = "page_content"
+
+    def candidates(self) -> list[int]:
+        shared = min(self.pages)
+        return sorted(range(shared) if self.render_all else
+                      (i for i in self.kinds if i < shared))
+
+    def draw(self, drawings: Drawings) -> None:
+        drawings.submit([(rev, page + 1) for page in self.candidates()
+                         for rev in (self.index - 1, self.index)])
+
+
+def locate(report: RevisionReport, plan: Plan, drawings: Drawings) -> None:
+    """Compare the pages the revision touched (every page when a change could not be
     attributed), before and after, box the differences and name each change (a difference
-    the structure names nothing for is ``unnamed``)."""
-    before_count, after_count = pages
+    the structure names nothing for is ``plan.unnamed``)."""
+    kinds, unnamed = plan.kinds, plan.unnamed
+    before_count, after_count = plan.pages
     report.changes += [Change(i + 1, "page_added", None) for i in range(before_count,
                                                                        after_count)]
     report.changes += [Change(i + 1, "page_removed", None) for i in range(after_count,
                                                                          before_count)]
-    shared = min(before_count, after_count)
-    candidates = sorted(range(shared) if render_all else (i for i in kinds if i < shared))
-    drawings.draw([(rev, page + 1) for page in candidates
-                   for rev in (report.index - 1, report.index)])
+    candidates = plan.candidates()
+    plan.draw(drawings)  # (started already, as a rule)
+    drawn = {page: (drawings.get(report.index - 1, page + 1), drawings.get(report.index,
+                                                                           page + 1))
+             for page in candidates}
+    drawings.budget.check()  # the wall time, once the drawings are in
     for page in candidates:
-        old, _old_dpi = drawings.get(report.index - 1, page + 1)
-        new, dpi = drawings.get(report.index, page + 1)
+        (old, _old_dpi), (new, dpi) = drawn[page]
         if old is None or new is None:  # not drawn (time, memory, a broken page): what
             report.changes.append(Change(page + 1, "unrendered", None))  # changed is unknown
             continue

@@ -2,6 +2,8 @@
 revisions, changes) and the budget every step draws on."""
 from __future__ import annotations
 
+import base64
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -136,3 +138,20 @@ class Explanation:
             if not previews:
                 revision.pop("previews", None)
         return data
+
+    def to_json(self) -> str:
+        """Everything, to be kept and read back (``from_json``): a copy's explanation is
+        shared by every server process through the data folder."""
+        data = asdict(self)
+        for signature in data["signatures"]:
+            signature["path"] = [base64.b64encode(cert).decode() for cert in signature["path"]]
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Explanation:
+        data = json.loads(text)
+        signatures = [SignatureDetail(**{**s, "path": [base64.b64decode(c) for c in s["path"]]})
+                      for s in data.pop("signatures")]
+        revisions = [RevisionReport(**{**r, "changes": [Change(**c) for c in r["changes"]]})
+                     for r in data.pop("revisions")]
+        return cls(signatures=signatures, revisions=revisions, **data)

@@ -97,12 +97,19 @@ def signed_revision(sig, ends: list[int]) -> int | None:
     return len(ends) - 1 - ends[::-1].index(end) if end in ends else None
 
 
+def placed_in(sig, ends: list[int]) -> int:
+    """The 1-based revision a signature is reported in: the one its byte range ends at,
+    else (no revision ends there) the one that wrote its dictionary."""
+    revision = signed_revision(sig, ends)
+    return (revision if revision is not None else sig.signed_revision) + 1
+
+
 def check_signature(sig, roots, ends: list[int]) -> SignatureDetail:
     is_timestamp = sig.sig_object.get("/Type") == "/DocTimeStamp"
     revision = signed_revision(sig, ends)
     base = dict(field=str(sig.field_name or "?"),  # plain str: pyHanko strings hold the reader
                 kind="timestamp" if is_timestamp else "signature",
-                revision=(revision if revision is not None else sig.signed_revision) + 1)
+                revision=placed_in(sig, ends))
     try:
         context = validation_context(roots)
         if is_timestamp:

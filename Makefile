@@ -15,7 +15,7 @@ export SAOY_DATA_DIR ?= $(CURDIR)/instance
 # poppler-utils: verification renders the pages a later revision touched (pdftoppm).
 RUNTIME_DEBS := fonts-noto-core poppler-utils
 TEST_DEBS := $(RUNTIME_DEBS) chromium chromium-driver softhsm2 opensc \
-	libnss3-tools libreoffice-calc-nogui postgresql-client openssl nginx-light qpdf \
+	libnss3-tools libreoffice-calc-nogui postgresql-client openssl nginx-light qpdf zbar-tools \
 	$(if $(shell command -v npm),,nodejs npm)
 
 # The tests' OpenID Connect provider (npm, outside the repository's sources).

@@ -140,6 +140,20 @@ def test_attestation_page_renders_vietnamese(signing_ctx, scan, tmp_path):
     assert "NGƯỜI THỰC HIỆN CHỨNG THỰC" in text
 
 
+def test_the_qr_code_on_the_copy_scans_to_its_verification_page(signing_ctx, scan, tmp_path):
+    """What a phone reads from the printed copy (zbar, from Debian): the copy's own public
+    verification address — whoever draws the code (it is drawn by hand now, for speed)."""
+    doc, _, sealed = make_sealed(signing_ctx, scan)
+    path = tmp_path / "c.pdf"
+    path.write_bytes(sealed)
+    subprocess.run(["pdftoppm", "-f", "3", "-l", "3", "-r", "150", "-gray", "-png",
+                    "-singlefile", str(path), str(tmp_path / "page")], check=True)
+    read = subprocess.run(["zbarimg", "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable",
+                           str(tmp_path / "page.png")], capture_output=True, text=True)
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.strip().endswith(f"/verify/{doc.verify_code}")
+
+
 def _verify_upload(client, data: bytes):
     return client.post("/api/v1/verify", data={"file": (io.BytesIO(data), "x.pdf")},
                        content_type="multipart/form-data").get_json()

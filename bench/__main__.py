@@ -4,8 +4,9 @@ import sys
 
 BENCHMARKS = ["bench.registers_export", "bench.signing", "bench.archive", "bench.appointments",
               "bench.accessibility",
-              "bench.verification", "bench.http_certification", "bench.supervision",
-              "bench.load", "bench.scaleout", "bench.soak"]
+              "bench.verification", "bench.http_certification", "bench.blta_delivery",
+              "bench.supervision", "bench.profiles", "bench.load", "bench.openloop",
+              "bench.scaleout", "bench.soak"]
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or BENCHMARKS

@@ -70,13 +70,18 @@ class Stage:
     refused: collections.Counter = field(default_factory=collections.Counter)
     substituted: collections.Counter = field(default_factory=collections.Counter)
     lag: list[float] = field(default_factory=list)
+    details: dict[str, list[float]] = field(
+        default_factory=lambda: collections.defaultdict(list))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, label: str, due: float, started: float, response, refusals=(409,)):
+    def record(self, label: str, due: float, started: float, response, refusals=(409,),
+               detail: str | None = None):
         done = time.perf_counter()
         with self.lock:
             self.lag.append(started - due)
             self.times[label].append(done - due)
+            if detail:  # the same time again, under a finer name (not a page of its own)
+                self.details[detail].append(done - due)
             if response is None:
                 self.errors.append(f"{label}: no answer")
             elif response.status_code in refusals:
@@ -174,7 +179,7 @@ class Arrival:
         else:  # a leader's or a clerk's queue
             self.queue(kind, QUEUE_STATES[kind], self.label, counted=False)
 
-    def send(self, name: str, user: str, call, refusals=(409,)):
+    def send(self, name: str, user: str, call, refusals=(409,), detail: str | None = None):
         with self.morning.sessions.of(user) as http:
             now = time.perf_counter()
             try:
@@ -182,7 +187,7 @@ class Arrival:
             except Exception as exc:  # noqa: BLE001 - counted as an error of that page
                 self.stage.failed(name, self.due, exc)
                 return None
-            self.stage.record(name, self.due, now, response, refusals)
+            self.stage.record(name, self.due, now, response, refusals, detail)
             return response
 
     def queue(self, role: str, state: str, name: str, counted: bool = True):
@@ -238,15 +243,20 @@ class Arrival:
         if r is not None and r.status_code == 201:
             self.morning.hand(f"intake.{self.office}", r.json()["id"])
 
+    def fetch(self, http, path: str, timeout: float) -> None:
+        """GET ``path`` as this arrival's page, timed from when it was due."""
+        now = time.perf_counter()
+        try:
+            response = http.get(f"{self.base}{path}", timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - counted as an error of that page
+            self.stage.failed(self.label, self.due, exc)
+            return
+        self.stage.record(self.label, self.due, now, response)
+
     def web_page(self) -> None:
         user, path = WEB_PAGES[self.label]
         with self.morning.web.of(user) as http:
-            now = time.perf_counter()
-            try:
-                r = http.get(f"{self.base}{path}", timeout=300)
-            except Exception:  # noqa: BLE001
-                r = None
-            self.stage.record(self.label, self.due, now, r)
+            self.fetch(http, path, 300)
 
     def verify(self) -> None:
         with self.morning.lock:
@@ -254,13 +264,8 @@ class Arrival:
         if code is None:
             self.stage.substituted[self.label] += 1
             return
-        http = self.morning.public[self.rng.randrange(len(self.morning.public))]
-        now = time.perf_counter()
-        try:
-            r = http.get(f"{self.base}/api/v1/verify/{code}", timeout=120)
-        except Exception:  # noqa: BLE001
-            r = None
-        self.stage.record(self.label, self.due, now, r)
+        self.fetch(self.morning.public[self.rng.randrange(len(self.morning.public))],
+                   f"/api/v1/verify/{code}", 120)
 
     def flow(self) -> None:
         """A step of the procedure on a request the previous step handed on."""
@@ -286,7 +291,9 @@ class Arrival:
             "clerk: deliver (B-LTA)": lambda h: h.post(f"{base}/api/v1/copy/{pk}/deliver",
                                                        json={}, timeout=120),
         }
-        r = self.send(self.label, user, calls[self.label])
+        detail = None if self.label != "leader: sign" else \
+            "key on the server (a)" if user == leader.SERVER_CUSTODY else "plugin round trip (b)"
+        r = self.send(self.label, user, calls[self.label], detail=detail)
         if r is None or not r.ok:
             return
         if target != "delivered":
@@ -351,6 +358,11 @@ def report(stage: Stage, title: str) -> None:
     for label, count, p50, p95, p99, limit, ok in stage.rows():
         print(f"  {label:<32} {count:6d} {p50:5.0f}ms {p95:5.0f}ms {p99:5.0f}ms "
               f"{limit:5d}ms {'ok' if ok else 'OVER'}")
+    for detail, values in sorted(stage.details.items()):
+        values = sorted(values)
+        print(f"    of which {detail:<25} {len(values):6d} "
+              f"{loadmix.quantile(values, 0.5):5.0f}ms {loadmix.quantile(values, 0.95):5.0f}ms "
+              f"{loadmix.quantile(values, 0.99):5.0f}ms")
     for error in stage.errors[:8]:
         print(f"  ERROR {error}")
     print(f"  held: {stage.held()}", flush=True)

@@ -86,9 +86,8 @@ class IndexedPdfReader(PdfFileReader):
         head = _OBJECT_HEADER.match(data, offset)
         if head is None or (int(head.group(1)), int(head.group(2))) != (idnum, generation):
             return None
-        window = bytes(data[head.end():head.end() + TEXT_WINDOW])
-        end = _OBJECT_END.search(window)
-        return window[:end.start()] if end is not None else None
+        end = _OBJECT_END.search(data, head.end(), head.end() + TEXT_WINDOW)
+        return bytes(data[head.end():end.start()]) if end is not None else None
 
     def is_array(self, ref: generic.Reference, revision: int) -> bool:
         """Is the object, as that revision wrote it, an array?  Told from its first

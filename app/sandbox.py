@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import multiprocessing
+import os
 import resource
 import threading
 import time
@@ -37,6 +38,8 @@ class Bounds:
 
     seconds: float
     memory_mb: int
+    #: Lower CPU priority (``nice``) for work nobody is waiting for — its renderers too.
+    nice: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,8 @@ def _limit(bounds: Bounds) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     cpu = math.ceil(bounds.seconds) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    if bounds.nice:
+        os.nice(bounds.nice)
 
 
 @contextlib.contextmanager

@@ -134,3 +134,12 @@ def test_the_verifier_answers_every_hostile_file_within_its_budget(app, client):
     assert max(peaks.values()) <= limits.memory_mb, sorted(peaks.items(), key=lambda p: -p[1])
     huge = explain_bounded(files["huge_pages"], anchors, limits=Limits())
     assert huge.verdict in ("tampered", "indeterminate")
+
+
+def test_background_work_runs_at_a_lower_priority():
+    """The jobs worker's explanations (nobody waits for them) make way for requests: their
+    child — and the renderers it starts — run ``nice``; a request's child does not."""
+    mine = os.nice(0)
+    assert sandbox.run(os.nice, 0, bounds=sandbox.Bounds(10, 200, nice=10)) == mine + 10
+    assert sandbox.run(os.nice, 0, bounds=sandbox.Bounds(10, 200)) == mine
+

@@ -272,8 +272,13 @@ def test_a_delivered_copy_is_explained_before_its_first_scan_and_once_for_every_
     """The first QR scan of a copy cost 0.5–0.7 s in each server process (its own
     verification child, its own memory).  The jobs worker now explains a delivered copy
     once and keeps it in the data folder: a process that never saw it answers from there."""
+    import hashlib
+
+    from sqlalchemy import select
+
     from app.offices.services import offered_document_types
     from modules.signing import services
+    from modules.signing.models import SignedDocument
     from tests.conftest import user_named
     from tests.test_copies import _submitted
     from tests.test_trust import _to_delivery
@@ -285,17 +290,17 @@ def test_a_delivered_copy_is_explained_before_its_first_scan_and_once_for_every_
     clerk, headers = api("clerk.a")
     code = clerk.get(f"/api/v1/copy/{pk}", headers=headers).get_json()["verify_code"]
 
-    explained = []
+    explained = []  # (sha256 of the file, CPU priority) of every explanation made
     real = services.explain_bounded
-    monkeypatch.setattr(services, "explain_bounded",
-                        lambda *a, **k: explained.append(1) or real(*a, **k))
+    monkeypatch.setattr(services, "explain_bounded", lambda data, *a, **k: explained.append(
+        (hashlib.sha256(data).hexdigest(), k.get("nice"))) or real(data, *a, **k))
     services._explained.cache_clear()
     with app.app_context():
-        made = services.warm_explanations(db_session)
-    assert made >= 1 and len(explained) == made
+        assert services.warm_explanations(db_session, limit=1) == 1  # the newest: this one
+    sha = db_session.scalars(select(SignedDocument.current_sha256).where(
+        SignedDocument.verify_code == code)).one()
+    assert (sha, services.BACKGROUND_NICE) in explained  # in the background, making way
     services._explained.cache_clear()  # another process: nothing in its memory
     answer = client.get(f"/api/v1/verify/{code}")
     assert answer.status_code == 200 and answer.get_json()["verdict"] == "valid"
-    assert len(explained) == made  # read from the data folder, not explained again
-    with app.app_context():
-        assert services.warm_explanations(db_session) == 0  # nothing left to do
+    assert [s for s, _nice in explained].count(sha) == 1  # read from the data folder

@@ -16,7 +16,9 @@ import datetime as dt
 import io
 from collections.abc import Iterable
 
+from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.general import SigningError
@@ -26,6 +28,7 @@ from pyhanko.sign.validation.dss import collect_validation_info
 from pyhanko.sign.validation.generic_cms import extract_certificate_info
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
+from app.pdf_reader import read_pdf
 from modules.signing import revocation
 
 #: What making the archive raises when a chain cannot be validated (untrusted TSA, …).
@@ -96,15 +99,34 @@ class _Watched:
         return extract_certificate_info(self.token["content"]).signer_cert.issuer_serial
 
 
+#: How many of the last revisions are searched for the archive timestamp before every
+#: signature of the file is read (a stamp and its /DSS are one or two updates).
+LAST_REVISIONS = 3
+
+
 def stamp_expiry(data: bytes) -> dt.datetime | None:
     """When the certificate of the file's last document timestamp expires (UTC, naive):
-    the archive must be stamped again before then."""
-    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    the archive must be stamped again before then.  Looked for in the last few revisions
+    first: reading every signature of a freshly stamped copy again was a fifth of a
+    delivery."""
+    reader = read_pdf(data)
+    xrefs = reader.xrefs
+    for revision in range(xrefs.total_revisions - 1,
+                          max(xrefs.total_revisions - 1 - LAST_REVISIONS, -1), -1):
+        for ref in xrefs.explicit_refs_in_revision(revision):
+            obj = reader.get_object(ref)
+            if isinstance(obj, generic.DictionaryObject) and \
+                    obj.get("/Type") == "/DocTimeStamp" and "/Contents" in obj:
+                signed_data = cms.ContentInfo.load(bytes(obj["/Contents"]))["content"]
+                return _expiry(extract_certificate_info(signed_data).signer_cert)
     stamps = [s for s in reader.embedded_signatures if s.sig_object_type == "/DocTimeStamp"]
     if not stamps:
         return None
-    last = max(stamps, key=lambda s: s.signed_revision)
-    return last.signer_cert.not_valid_after.astimezone(dt.UTC).replace(tzinfo=None)
+    return _expiry(max(stamps, key=lambda s: s.signed_revision).signer_cert)
+
+
+def _expiry(cert: asn1_x509.Certificate) -> dt.datetime:
+    return cert.not_valid_after.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def renew(data: bytes, roots: tuple[asn1_x509.Certificate, ...], timestamper,

@@ -622,16 +622,25 @@ def explain_bytes(data: bytes, *, previews: bool = False) -> Explanation:
     return _with_live_revocation(explanation, started)
 
 
+#: The jobs worker's explanations make way for requests people wait for (their child and
+#: its renderers run at this lower CPU priority).
+BACKGROUND_NICE = 10
+
+
 @functools.lru_cache(maxsize=256)
 def _explained(sha: str, previews: bool, _roots) -> Explanation:
     """Kept in this process, and in the data folder for every other one: the first QR
     scan of a copy cost 0.5–0.7 s in each server process (its own verification child)."""
-    path = _kept_path(sha, previews, _roots)
+    return _kept_or_explained(sha, previews, _roots)
+
+
+def _kept_or_explained(sha: str, previews: bool, anchors, nice: int = 0) -> Explanation:
+    path = _kept_path(sha, previews, anchors)
     kept = _read_kept(path)
     if kept is not None:
         return kept
-    explanation = explain_bounded(file_store().read_bytes(sha), _roots, previews=previews,
-                                  limits=verify_limits())
+    explanation = explain_bounded(file_store().read_bytes(sha), anchors, previews=previews,
+                                  limits=verify_limits(), nice=nice)
     if not (explanation.error or "").startswith("too_complex"):  # a busy moment is not kept
         _keep(path, explanation)
     return explanation
@@ -676,11 +685,11 @@ def warm_explanations(session: Session, limit: int = 10) -> int:
     made = 0
     for sha in session.scalars(select(SignedDocument.current_sha256).where(
             SignedDocument.stage == Stage.sealed, SignedDocument.validated_at >= since)
-            .order_by(SignedDocument.validated_at.desc()).limit(200)):
+            .order_by(SignedDocument.id.desc()).limit(200)):  # the newest copies first
         if made >= limit:
             break
         if _read_kept(_kept_path(sha, False, anchors)) is None:
-            _explained(sha, False, anchors)
+            _kept_or_explained(sha, False, anchors, nice=BACKGROUND_NICE)
             made += 1
     return made
 

@@ -109,13 +109,15 @@ def explain(data: bytes, roots, *, previews: bool = False,
 
 
 def explain_bounded(data: bytes, roots, *, previews: bool = False,
-                    limits: Limits | None = None) -> Explanation:
+                    limits: Limits | None = None, nice: int = 0) -> Explanation:
     """explain() in a child under hard limits (app.sandbox): what a public upload may
-    cost the server is bounded even when a library loops or a page eats memory."""
+    cost the server is bounded even when a library loops or a page eats memory.  Work
+    nobody waits for runs ``nice``."""
     limits = limits or Limits()
     try:
         return sandbox.run(_explain_from_der, data, tuple(c.dump() for c in roots), previews,
-                           limits, bounds=sandbox.Bounds(limits.wall_seconds, limits.memory_mb))
+                           limits, bounds=sandbox.Bounds(limits.wall_seconds, limits.memory_mb,
+                                                         nice))
     except sandbox.SandboxError as exc:
         log.info("explain: stopped in its sandbox (%s)", exc.reason)
         return Explanation("indeterminate", True, error=f"too_complex:{exc.reason}")

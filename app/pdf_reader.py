@@ -109,20 +109,20 @@ class IndexedPdfReader(PdfFileReader):
 
     def _text_in_stream(self, idnum: int, marker: Any) -> bytes | None:
         stmnum = getattr(marker, "obj_stream_id", None)
-        if stmnum is None:
-            return None
-        if stmnum not in self._object_streams:
-            self._object_streams[stmnum] = self._index(stmnum)
-        index = self._object_streams[stmnum]
+        index = self._stream_index(stmnum) if stmnum is not None else None
         if index is None or idnum not in index[2]:
             return None
         start = index[2][idnum]
         return index[0][start:self._ends[stmnum].get(idnum, len(index[0]))]
 
-    def _get_object_from_stream(self, idnum, stmnum, idx):
+    def _stream_index(self, stmnum: int) -> tuple[bytes, int, dict[int, int]] | None:
+        """The object stream's index, made on first use (``_index``)."""
         if stmnum not in self._object_streams:
             self._object_streams[stmnum] = self._index(stmnum)
-        index = self._object_streams[stmnum]
+        return self._object_streams[stmnum]
+
+    def _get_object_from_stream(self, idnum, stmnum, idx):
+        index = self._stream_index(stmnum)
         if index is None or idnum not in index[2] or not 0 <= idx < index[1]:
             return super()._get_object_from_stream(idnum, stmnum, idx)
         data, _count, offsets = index

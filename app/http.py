@@ -1,14 +1,13 @@
 """HTTP hardening shared by every door: security headers, no server banner, and FAB's
 generic action routes answering unknown action names with 404 (FAB itself fails on
-them with a 500); and the server's own time of each answer (``Server-Timing``), for
-monitoring and the benchmarks."""
+them with a 500); and the server's own time of each answer and of its pieces
+(``Server-Timing``, ``app.timing``), for monitoring and the benchmarks."""
 from __future__ import annotations
 
-import time
-
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from flask_babel import gettext as _
 
+from app import timing
 from app.errors import DomainError, NotFoundError
 
 #: FAB's templates carry inline scripts and styles; everything else comes from here —
@@ -66,17 +65,13 @@ def security_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers["Server"] = "SaoY"  # set here, the server adds no banner of its own
-    started = g.get("saoy_started")
-    if started is not None:  # until the answer is ready (a stream's body comes after)
-        headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+    timing_header = timing.header()
+    if timing_header:  # until the answer is ready (a stream's body comes after)
+        headers["Server-Timing"] = timing_header
     return response
 
 
-def _start_clock() -> None:
-    g.saoy_started = time.perf_counter()
-
-
 def register(app: Flask) -> None:
-    app.before_request_funcs.setdefault(None, []).insert(0, _start_clock)
+    app.before_request_funcs.setdefault(None, []).insert(0, timing.start_clock)
     app.before_request(check_generic_doors)
     app.after_request(security_headers)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from app import timing
+
 CHUNK = 1024 * 1024
 
 
@@ -56,6 +58,10 @@ class FileStore:
         self, chunks: Iterator[bytes], max_bytes: int | None = None
     ) -> tuple[str, int]:
         """Store chunks; returns (sha256, size).  Refuses past ``max_bytes`` while streaming."""
+        with timing.span("store"):
+            return self._put_stream(chunks, max_bytes)
+
+    def _put_stream(self, chunks: Iterator[bytes], max_bytes: int | None) -> tuple[str, int]:
         digest = hashlib.sha256()
         size = 0
         fd, tmp_name = tempfile.mkstemp(dir=self.tmp)
@@ -120,7 +126,8 @@ class FileStore:
         return moved, removed
 
     def read_bytes(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
+        with timing.span("read"):
+            return self.path(sha256).read_bytes()
 
     def open(self, sha256: str) -> BinaryIO:
         return self.path(sha256).open("rb")

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app import timing
+
 _OPEN = "saoy_unit_of_work"
 
 
@@ -38,7 +40,8 @@ def atomic(session: Session) -> Iterator[Session]:
     session.info[_OPEN] = True
     try:
         yield session
-        session.commit()
+        with timing.span("commit"):
+            session.commit()
     except BaseException:
         session.rollback()
         raise

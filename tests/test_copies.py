@@ -558,6 +558,39 @@ def test_a_certification_validates_its_file_once_at_delivery(app, api, db_sessio
     assert doc.valid and {s["role"] for s in doc.validation["signatures"]} == {"leader", "seal"}
 
 
+def test_each_answer_says_where_its_time_went(app, api, db_session, doc_type, register_of):
+    """Server-Timing names the pieces of a certification (an operator's network panel,
+    the benchmarks' split): the whole, the key, the attestation, the signature, the file
+    store, the database and the commit; no piece longer than the whole."""
+    from app import timing
+
+    pk = _submitted(app, db_session, doc_type)
+    leader, lh = api("leader.a")
+    clerk, ch = api("clerk.a")
+    pieces = {}
+    for client, headers, event, body in (
+            (leader, lh, "sign", {}), (leader, lh, "forward", {}),
+            (clerk, ch, "seal", {"register_id": register_of("A").id}),
+            (clerk, ch, "pay", {"receipt_number": "BL-1"}), (clerk, ch, "deliver", {})):
+        r = client.post(f"/api/v1/copy/{pk}/{event}", headers=headers, json=body)
+        assert r.status_code == 200, event
+        pieces[event] = timing.parse(r.headers["Server-Timing"])
+    assert {"app", "key", "revocation", "attestation", "signature", "store", "db",
+            "commit"} <= set(pieces["sign"])
+    assert {"app", "key", "signature", "store", "read", "db", "commit"} <= set(pieces["seal"])
+    assert {"validation", "read"} <= set(pieces["deliver"])
+    assert "signature" not in pieces["pay"] and "db" in pieces["pay"]
+    for event, found in pieces.items():
+        assert all(ms <= found["app"] for ms in found.values()), (event, found)
+    sign = pieces["sign"]
+    assert sign["attestation"] + sign["signature"] + sign["store"] <= sign["app"]
+    missing = leader.post("/api/v1/copy/99999/sign", headers=lh, json={})
+    assert missing.status_code == 404
+    assert set(timing.parse(missing.headers["Server-Timing"])) <= {"app", "db", "commit"}
+    with app.app_context(), timing.span("signature"):  # a job: nothing recorded, no error
+        pass
+
+
 @pytest.mark.parametrize("body", [{"ids": "1,x"}, {"ids": [True]}, {"ids": {"a": 1}},
                                   {"ids": list(range(1, 202))}, {"ids": []}, {}])
 def test_batch_signing_refuses_bad_lists_with_a_message(api, body):

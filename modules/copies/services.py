@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import audit, params
+from app import audit, params, timing
 from app.audit import AuditEvent
 from app.citizens.services import (
     MAX_EMAIL,
@@ -127,7 +127,9 @@ def due_at(session: Session, office_id: int, received_at: dt.datetime) -> dt.dat
 def _checked_upload(upload: Upload) -> tuple[ScanInfo, str]:
     """Scan checks first; the file is stored only when it passes."""
     config = current_app.config
-    info = check_scan(upload.stream, config["MAX_UPLOAD_MB"] * 2**20, config["MAX_SCAN_PAGES"])
+    with timing.span("scan_checks"):
+        info = check_scan(upload.stream, config["MAX_UPLOAD_MB"] * 2**20,
+                          config["MAX_SCAN_PAGES"])
     sha, _size = file_store().put_file(upload.stream, max_bytes=config["MAX_UPLOAD_MB"] * 2**20)
     return info, sha
 

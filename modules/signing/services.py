@@ -27,7 +27,7 @@ from pyhanko_certvalidator.errors import RevokedError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, object_session
 
-from app import audit
+from app import audit, timing
 from app.errors import DomainError, NotFoundError
 from app.i18n import format_instant
 from app.records import RecordService
@@ -392,16 +392,16 @@ def _sign_with(profile: SignerProfile, office_id: int, user_id: int | None, make
     from modules.signing.tsa import TIMESTAMP_ERRORS
 
     try:
-        key = keys.check_usable(key or profile.key, office_id, user_id)
-        timestamper = _timestamper(profile)
-        held = _HELD.get()
-        if held is not None:
-            signer = held.signer(key, approval)
+        with contextlib.ExitStack() as stack:
+            with timing.span("key"):
+                key = keys.check_usable(key or profile.key, office_id, user_id)
+                timestamper = _timestamper(profile)
+                held = _HELD.get()
+                signer = held.signer(key, approval) if held is not None else \
+                    stack.enter_context(open_signer(key, current_app.config, approval))
             _check_revocation(signer)
-            return make(signer, timestamper)
-        with open_signer(key, current_app.config, approval) as signer:
-            _check_revocation(signer)
-            return make(signer, timestamper)
+            with timing.span("signature"):
+                return make(signer, timestamper)
     except remote.RemoteSigningError as exc:
         raise RemoteRefusalError(str(exc), 409) from exc
     except (pdf.PlacementError, SignerUnavailableError, *TIMESTAMP_ERRORS) as exc:
@@ -410,7 +410,8 @@ def _sign_with(profile: SignerProfile, office_id: int, user_id: int | None, make
 
 def _check_revocation(signer: Any) -> None:
     """Revoked, expired or not yet valid: refused; a responder that does not answer: 503."""
-    revocation.check_signer(signer.signing_cert, list(signer.cert_registry or ()), roots())
+    with timing.span("revocation"):
+        revocation.check_signer(signer.signing_cert, list(signer.cert_registry or ()), roots())
 
 
 def _leader_profile(session: Session, user: Any, document_id: int
@@ -429,8 +430,9 @@ def _prepared(doc: SignedDocument, user: Any, profile: SignerProfile,
     attestation = _attestation(doc, user, profile)
     scan = file_store().read_bytes(doc.scan_sha256)
     try:
-        prepared = pdf.prepare_for_signature(scan, attestation, fonts(),
-                                             placement or pdf.Placement())
+        with timing.span("attestation"):
+            prepared = pdf.prepare_for_signature(scan, attestation, fonts(),
+                                                 placement or pdf.Placement())
     except pdf.PlacementError as exc:
         raise _signing_failure(exc) from exc
     if placement is not None and placement.page is not None:  # inside the page: checked
@@ -481,7 +483,8 @@ def prepare_leader_signature(session: Session, user: Any, document_id: int,
                              "chosen server custody for you: nothing can be signed with it."),
                            403)
     else:
-        second_factor.require(session, user, otp)
+        with timing.span("second_factor"):
+            second_factor.require(session, user, otp)
     attestation, prepared = _prepared(doc, user, profile, placement)
     signed = _sign_with(profile, doc.office_id, user.id, lambda signer, timestamper: (
         pdf.sign_as_leader(prepared, attestation, fonts(), signer,
@@ -569,10 +572,10 @@ def prepare_seal(session: Session, user: Any, document_id: int, number: str,
         key = scoped(session, user, SigningKey).get(key_id)
         if key is None or key.office_id != doc.office_id or key.user_id is not None:
             raise NotFoundError()
+    signed = file_store().read_bytes(doc.current_sha256)
     sealed = _sign_with(profile, doc.office_id, None, lambda signer, timestamper: (
-        pdf.seal_with_number(file_store().read_bytes(doc.current_sha256), str(number), book,
-                             fonts(), signer, _look(profile, ""), timestamper=timestamper)),
-        key=key)
+        pdf.seal_with_number(signed, str(number), book, fonts(), signer, _look(profile, ""),
+                             timestamper=timestamper)), key=key)
     return NewVersion(sealed)
 
 
@@ -618,7 +621,8 @@ def explain_bytes(data: bytes, *, previews: bool = False) -> Explanation:
     """The explained verification (every signature, every later revision, one verdict),
     within the public endpoints' budget — live revocation answers included."""
     started = time.monotonic()
-    explanation = explain_bounded(data, roots(), previews=previews, limits=verify_limits())
+    with timing.span("explanation"):
+        explanation = explain_bounded(data, roots(), previews=previews, limits=verify_limits())
     return _with_live_revocation(explanation, started)
 
 
@@ -639,8 +643,10 @@ def _kept_or_explained(sha: str, previews: bool, anchors, nice: int = 0) -> Expl
     kept = _read_kept(path)
     if kept is not None:
         return kept
-    explanation = explain_bounded(file_store().read_bytes(sha), anchors, previews=previews,
-                                  limits=verify_limits(), nice=nice)
+    data = file_store().read_bytes(sha)
+    with timing.span("explanation"):
+        explanation = explain_bounded(data, anchors, previews=previews,
+                                      limits=verify_limits(), nice=nice)
     if not (explanation.error or "").startswith("too_complex"):  # a busy moment is not kept
         _keep(path, explanation)
     return explanation
@@ -708,7 +714,9 @@ def _with_live_revocation(explanation: Explanation, started: float) -> Explanati
     """What the file could not answer about revocation, asked of the responders with the
     time the verification has left (never more than one responder's timeout)."""
     left = current_app.config["VERIFY_SECONDS"] - (time.monotonic() - started)
-    confirm_revocation(explanation, roots(), min(left, current_app.config["REVOCATION_SECONDS"]))
+    with timing.span("revocation"):
+        confirm_revocation(explanation, roots(),
+                           min(left, current_app.config["REVOCATION_SECONDS"]))
     return explanation
 
 
@@ -746,7 +754,9 @@ def check_delivery(session: Session, user: Any, document_id: int) -> ValidationR
     doc = scoped(session, user, SignedDocument).get_or_404(document_id)
     if doc.stage is not Stage.sealed:
         raise SigningError(_("The copy is not sealed yet."))
-    report = validate_bytes(file_store().read_bytes(doc.current_sha256), doc)
+    data = file_store().read_bytes(doc.current_sha256)
+    with timing.span("validation"):
+        report = validate_bytes(data, doc)
     roles = {s.role for s in report.signatures if s.intact and s.trusted}
     if not report.valid or not {"leader", "seal"} <= roles:
         raise SigningError(_("Delivery refused: the signatures of this copy do not validate."))
@@ -798,7 +808,8 @@ def _archived(make) -> bytes:
     from modules.signing.tsa import TIMESTAMP_ERRORS
 
     try:
-        return make()
+        with timing.span("archive"):
+            return make()
     except TIMESTAMP_ERRORS as exc:
         raise _signing_failure(exc) from exc
     except RevokedError as exc:
@@ -825,7 +836,8 @@ def _store_archive(session: Session, user: Any, doc: SignedDocument, version: Ne
     data = version.data.getvalue()
     sha, _size = file_store().put_file(version.data)
     doc.current_sha256 = sha
-    doc.archive_until = archive.stamp_expiry(data)
+    with timing.span("archive_expiry"):
+        doc.archive_until = archive.stamp_expiry(data)
     audit.record(session, user, event, obj=doc, file_sha256=sha,
                  reason=f"PAdES B-LTA, next renewal before {doc.archive_until:%Y-%m-%d}"
                  if doc.archive_until else "PAdES B-LTA")
@@ -948,7 +960,8 @@ def accept_signed_upload(session: Session, token: str, data: bytes) -> SignedDoc
     leader's one signature (``external.check_one_more_signature``)."""
     job = external.job_for_upload(session, token)
     try:
-        return external.accept_upload(session, job, data, roots())
+        with timing.span("acceptance"):
+            return external.accept_upload(session, job, data, roots())
     except (external.RefusedSignatureError, SignerUnavailableError) as exc:
         raise SigningError(str(exc), 422, job_id=job.id) from None
 

@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import requests
@@ -28,6 +29,7 @@ from bench.common import ROOT, machine
 
 sys.path.insert(0, str(ROOT))
 
+from app.timing import parse as parse_timing
 from deploy.leader import one_time_code
 from deploy.stack import BIN, Stack, expect, login, port
 
@@ -103,11 +105,19 @@ def bare_fonts(work: Path):
 
 # --- driving the API ---------------------------------------------------------------------
 
+#: The pieces a request's Server-Timing names (``app.timing``), in the order printed;
+#: ``db`` overlaps the others (a commit's statements are in both).
+PIECES = ("scan_checks", "second_factor", "key", "revocation", "attestation", "signature",
+          "validation", "archive", "archive_expiry", "acceptance", "read", "store", "commit")
+
+
 class Office:
-    """The demo office A's officer, leader and clerk, logged in through the API."""
+    """The demo office A's officer, leader and clerk, logged in through the API; the
+    server's own split of each request it made is kept by event (``split``)."""
 
     def __init__(self, base: str):
         self.base = base
+        self.split: dict[str, list[dict[str, float]]] = defaultdict(list)
         self.officer, self.leader, self.clerk = (login(base, u) for u in
                                                  ("officer.a", "leader.a", "clerk.a"))
         types = expect(self.officer.get(f"{base}/api/v1/document_type/", timeout=30), 200,
@@ -117,23 +127,48 @@ class Office:
                            "registers").json()["result"]
         self.register_id = next(r["id"] for r in registers if r["status"] == "open")
 
+    def _record(self, event: str, response: requests.Response, seconds: float) -> None:
+        spans = parse_timing(response.headers.get("Server-Timing", ""))
+        self.split[event].append({**spans, "client": seconds * 1000})
+
     def submitted(self, scan: bytes) -> int:
+        start = time.perf_counter()
         r = expect(self.officer.post(f"{self.base}/api/v1/copy/",
                                      files={"scan": ("scan.pdf", scan)},
                                      data={"document_type_id": self.type_id,
                                            "identity_number": "079203001234"}, timeout=300),
                    201, "intake")
+        self._record("intake", r, time.perf_counter() - start)
         pk = r.json()["id"]
-        expect(self.officer.post(f"{self.base}/api/v1/copy/{pk}/submit", json={}, timeout=60),
-               200, "submit")
+        self.event(self.officer, pk, "submit")
         return pk
 
     def event(self, who: requests.Session, pk: int, event: str, body: dict | None = None
               ) -> float:
         start = time.perf_counter()
-        expect(who.post(f"{self.base}/api/v1/copy/{pk}/{event}", json=body or {}, timeout=300),
-               200, event)
-        return time.perf_counter() - start
+        r = expect(who.post(f"{self.base}/api/v1/copy/{pk}/{event}", json=body or {},
+                            timeout=300), 200, event)
+        seconds = time.perf_counter() - start
+        self._record(event, r, seconds)
+        return seconds
+
+    def print_split(self, events: tuple[str, ...]) -> None:
+        """Median milliseconds of each piece the server named, by event: ``client`` as
+        the benchmark waited, ``app`` the server's whole (the difference is HTTP and the
+        WSGI server), ``other`` what no piece names (the request's own code, the
+        statements outside a commit, the audit event, the workflow's claim)."""
+        for event in events:
+            rows = self.split.get(event) or []
+            if not rows:
+                continue
+            med = {name: statistics.median(r.get(name, 0.0) for r in rows)
+                   for name in ("client", "app", *PIECES, "db")}
+            named = sum(med[p] for p in PIECES)
+            shown = [f"{p} {med[p]:.0f}" for p in PIECES if med[p] >= 0.5]
+            print(f"    {event:<8} client {med['client']:.0f} = app {med['app']:.0f} "
+                  f"+ http {med['client'] - med['app']:.0f}; app: {', '.join(shown)}, "
+                  f"other {med['app'] - named:.0f} (db statements {med['db']:.0f})",
+                  flush=True)
 
     def certify(self, pk: int) -> dict[str, float]:
         sign = self.event(self.leader, pk, "sign", {"otp": one_time_code()})
@@ -208,6 +243,7 @@ def run_server(name: str, base: str, scans: dict[int, bytes], runs: int, bare) -
     for scan in scans.values():
         ids = [office.submitted(scan) for _ in range(runs + 1)]
         office.certify(ids[0])  # warm
+        office.split.clear()
         times = [office.certify(pk) for pk in ids[1:]]
         med = {k: statistics.median(t[k] for t in times) for k in ("sign", "seal", "deliver")}
         t_script = timed(lambda s=scan: bare_flow(s, leader, seal, script_fonts), runs)
@@ -216,6 +252,7 @@ def run_server(name: str, base: str, scans: dict[int, bytes], runs: int, bare) -
         print(f"  {len(scan) / 2**20:5.1f}MB {med['sign']:6.3f}s {med['seal']:6.3f}s "
               f"{med['deliver']:7.3f}s {both:9.3f}s {t_script:11.3f}s {both / t_script:5.2f}× "
               f"{t_subset:11.3f}s {both / t_subset:5.2f}×", flush=True)
+        office.print_split(("sign", "seal", "deliver"))
 
     one_mb = scans[SIZES_MB[0]]
     ids = [office.submitted(one_mb) for _ in range(BATCH)]

@@ -89,6 +89,12 @@ class Stage:
             elif response.status_code not in (200, 201, 202):
                 self.errors.append(f"{label}: {response.status_code} {response.text[:160]}")
 
+    def add_details(self, seconds_by_name: dict[str, float]) -> None:
+        """Durations of a request's parts (each from its own start, not from when due)."""
+        with self.lock:
+            for name, seconds in seconds_by_name.items():
+                self.details[name].append(seconds)
+
     def failed(self, label: str, due: float, exc: Exception) -> None:
         with self.lock:
             self.times[label].append(time.perf_counter() - due)
@@ -279,7 +285,7 @@ class Arrival:
             "officer: submit": lambda h: h.post(f"{base}/api/v1/copy/{pk}/submit", json={},
                                                 timeout=120),
             "leader: sign": lambda h: leader.sign(h, base, pk, user, world.data_dir,
-                                                  timeout=120),
+                                                  timeout=120, steps=steps),
             "leader: forward": lambda h: h.post(f"{base}/api/v1/copy/{pk}/forward", json={},
                                                 timeout=120),
             "clerk: number and seal": lambda h: h.post(
@@ -293,7 +299,10 @@ class Arrival:
         }
         detail = None if self.label != "leader: sign" else \
             "key on the server (a)" if user == leader.SERVER_CUSTODY else "plugin round trip (b)"
+        steps: dict[str, float] = {}
         r = self.send(self.label, user, calls[self.label], detail=detail)
+        if r is not None and r.ok:
+            self.stage.add_details({f"(b) {name}": seconds for name, seconds in steps.items()})
         if r is None or not r.ok:
             return
         if target != "delivered":
@@ -360,7 +369,7 @@ def report(stage: Stage, title: str) -> None:
               f"{limit:5d}ms {'ok' if ok else 'OVER'}")
     for detail, values in sorted(stage.details.items()):
         values = sorted(values)
-        print(f"    of which {detail:<25} {len(values):6d} "
+        print(f"    of which {detail:<30} {len(values):6d} "
               f"{loadmix.quantile(values, 0.5):5.0f}ms {loadmix.quantile(values, 0.95):5.0f}ms "
               f"{loadmix.quantile(values, 0.99):5.0f}ms")
     for error in stage.errors[:8]:

@@ -119,13 +119,21 @@ def timed_click(driver, css, confirm: bool = False) -> float:
 
 
 def _stale(element) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
+    """Whether the page that held ``element`` has gone. Chromium answers a reference into a
+    document it is replacing (a cross-origin redirect mid-navigation) with an "unknown
+    error … does not belong to the document" rather than a stale reference: that is the
+    same news."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 
     try:
         element.tag_name  # noqa: B018 - raises once the page has changed
         return False
     except StaleElementReferenceException:
         return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error) or "No node with given id" in str(error):
+            return True
+        raise
 
 
 #: Screenshots the tests take; the user guide (docs/guide/) shows these very files.

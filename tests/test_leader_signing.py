@@ -186,6 +186,43 @@ def test_the_plugin_signs_and_the_request_moves_on(app, db_session, plugin_leade
     assert _upload(anonymous, job, signed).status_code == 422  # replayed: already done
 
 
+def test_the_plugins_stamp_font_is_cut_to_vietnamese_once_and_its_copy_taken(
+        app, db_session, plugin_leader):
+    """SaoY's plugin handed pyHanko the whole Noto Serif, which pyHanko subsets again for
+    every signature (0.32 s a signature against 0.10 s with the cut, on this machine): it
+    now cuts the Vietnamese glyphs once per process, into a folder only it can write (a
+    font another local user planted would draw the leader's stamp), and the copy it signs
+    with that stamp is taken."""
+    import os
+    import stat
+
+    from fontTools.ttLib import TTFont
+
+    from modules.copies.models import State
+    from modules.signing import fonts
+    from signer import saoy_signer
+
+    source = next(f for f in saoy_signer.FONT_CANDIDATES if Path(f).exists())
+    cut = saoy_signer.stamp_font(source)
+    assert saoy_signer.stamp_font(source) == cut  # made once
+    assert stat.S_IMODE(os.stat(Path(cut).parent).st_mode) == 0o700
+    whole, small = TTFont(source), TTFont(cut)
+    assert "GSUB" not in small
+    assert len(small.getGlyphOrder()) < len(whole.getGlyphOrder()) / 3
+    vietnamese = set(fonts._codepoints()) & set(whole.getBestCmap())
+    assert vietnamese <= set(small.getBestCmap())  # every letter a name can have
+    assert (saoy_signer.VIETNAMESE_RANGES, saoy_signer.VIETNAMESE_LETTERS) == \
+        (fonts.VIETNAMESE_RANGES, fonts.VIETNAMESE_LETTERS)  # the server's cut, the same
+    _client, _headers, open_job = plugin_leader
+    anonymous = app.test_client()
+    pk, job = open_job()
+    signed = saoy_signer.sign_pdf(_download(anonymous, job), job["field"],
+                                  _demo_signer(app, "leader.b"), None)
+    answer = _upload(anonymous, job, signed).get_json()
+    assert answer["Status"] == 0, answer
+    assert state_of(db_session, pk).state is State.signed
+
+
 @pytest.mark.parametrize("field", ["ChuKyLanhDao", "Signature1"])
 def test_a_certification_that_lets_the_seal_follow_is_taken(app, db_session, plugin_leader,
                                                              field):

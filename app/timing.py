@@ -1,5 +1,5 @@
 """Where an answer's time went, said in its ``Server-Timing`` header: the whole (``app``)
-and the pieces the slow paths name (``span("signature")``, ``span("files")`` …), plus the
+and the pieces the slow paths name (``span("signature")``, ``span("store")`` …), plus the
 database's own time and statement count (``db``).  An operator reads them in the
 browser's network panel or the proxy's log; the benchmarks split a request by them
 instead of guessing.  Outside a request (jobs, CLI) a span costs nothing and records

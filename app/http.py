@@ -4,7 +4,7 @@ them with a 500); and the server's own time of each answer and of its pieces
 (``Server-Timing``, ``app.timing``), for monitoring and the benchmarks."""
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from flask_babel import gettext as _
 
 from app import timing
@@ -65,10 +65,23 @@ def security_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers["Server"] = "SaoY"  # set here, the server adds no banner of its own
-    timing_header = timing.header()
+    timing_header = timing.header(pieces=_shows_pieces())
     if timing_header:  # until the answer is ready (a stream's body comes after)
         headers["Server-Timing"] = timing_header
     return response
+
+
+def _shows_pieces() -> bool:
+    """Server-Timing's pieces for signed-in staff where the setting is on. ``g.user`` is
+    FAB's: the session's user, or the bearer token's once the API door checked it."""
+    from app.scope import ADMIN_ROLE, role_names
+    from app.security import STAFF_ROLES
+
+    if not current_app.config.get("SERVER_TIMING_PIECES"):
+        return False
+    user = g.get("user")
+    return bool(getattr(user, "is_authenticated", False)) and \
+        bool(role_names(user) & {ADMIN_ROLE, *STAFF_ROLES})
 
 
 def register(app: Flask) -> None:

@@ -2,8 +2,10 @@
 and the pieces the slow paths name (``span("signature")``, ``span("store")`` …), plus the
 database's own time and statement count (``db``).  An operator reads them in the
 browser's network panel or the proxy's log; the benchmarks split a request by them
-instead of guessing.  Outside a request (jobs, CLI) a span costs nothing and records
-nothing.
+instead of guessing.  Everyone gets the whole; the pieces only signed-in staff, and only
+where ``SAOY_SERVER_TIMING_PIECES`` is on (``app.http``): statement counts would tell an
+anonymous caller which identity numbers have an account.  Outside a request (jobs, CLI) a
+span costs nothing and records nothing.
 
 Spans of different names may nest (``db`` is counted inside ``commit`` and inside
 whatever ran a statement); a name is summed over the request.
@@ -50,13 +52,14 @@ def span(name: str) -> Iterator[None]:
         _add(name, time.perf_counter() - started)
 
 
-def header() -> str | None:
-    """``app;dur=…`` then each span in the order it first ran, ``desc`` its count."""
+def header(pieces: bool) -> str | None:
+    """``app;dur=…``, then (``pieces``) each span in the order it first ran, ``desc`` its
+    count."""
     started = g.get(_STARTED)
     if started is None:
         return None
     parts = [f"app;dur={(time.perf_counter() - started) * 1000:.1f}"]
-    for name, (seconds, count) in (g.get(_SPANS) or {}).items():
+    for name, (seconds, count) in (g.get(_SPANS) or {}).items() if pieces else ():
         parts.append(f'{name};dur={seconds * 1000:.1f};desc="{count}"')
     return ", ".join(parts)
 

@@ -40,7 +40,8 @@ def serve(stack: Stack) -> tuple[str, Path, str]:
     url, data = stack.database(), stack.work / "data"
     base, pki_port = f"http://127.0.0.1:{stack.app_port}", port()
     env = {**stack.env(url, data), "SAOY_BASE_URL": base, "SAOY_PROXY_FIX": "0",
-           "SAOY_DEMO_PKI_URL": f"http://127.0.0.1:{pki_port}"}
+           "SAOY_DEMO_PKI_URL": f"http://127.0.0.1:{pki_port}",
+           "SAOY_SERVER_TIMING_PIECES": "1"}  # the split printed under each size
     stack.install(env)
     stack.start([str(BIN / "saoy"), "saoy", "demo-pki"], env, "demo-pki")
     stack.serve(env)

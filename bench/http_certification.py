@@ -42,7 +42,8 @@ BATCH = 100
 def production(stack: Stack) -> str:
     url, data = stack.database(), stack.work / "data"
     base = f"http://127.0.0.1:{stack.app_port}"
-    env = {**stack.env(url, data), "SAOY_BASE_URL": base, "SAOY_PROXY_FIX": "0"}
+    env = {**stack.env(url, data), "SAOY_BASE_URL": base, "SAOY_PROXY_FIX": "0",
+           "SAOY_SERVER_TIMING_PIECES": "1"}  # the split printed under each size
     stack.install(env)
     stack.serve(env)
     stack.wait(f"{base}/health/", 120)
@@ -55,7 +56,7 @@ def demo(stack: Stack) -> str:
     base = f"http://127.0.0.1:{demo_port}"
     env = {**os.environ, "SAOY_DATA_DIR": str(data), "SAOY_DEMO": "1", "PORT": str(demo_port),
            "SAOY_BASE_URL": base, "SAOY_LOGIN_RATE_LIMIT": "1000 per minute",
-           "FLASK_APP": "run"}
+           "FLASK_APP": "run", "SAOY_SERVER_TIMING_PIECES": "1"}
     env.pop("SAOY_DATABASE_URL", None)
     data.mkdir()
     stack.saoy(env, "db", "upgrade")

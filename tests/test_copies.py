@@ -558,15 +558,23 @@ def test_a_certification_validates_its_file_once_at_delivery(app, api, db_sessio
     assert doc.valid and {s["role"] for s in doc.validation["signatures"]} == {"leader", "seal"}
 
 
-def test_each_answer_says_where_its_time_went(app, api, db_session, doc_type, register_of):
-    """Server-Timing names the pieces of a certification (an operator's network panel,
-    the benchmarks' split): the whole, the key, the attestation, the signature, the file
-    store, the database and the commit; no piece longer than the whole."""
+def test_each_answer_says_where_its_time_went(app, api, login, db_session, doc_type,
+                                              register_of, monkeypatch):
+    """Where the operator switched them on (``SAOY_SERVER_TIMING_PIECES``), Server-Timing
+    names the pieces of a certification to the staff making it (an operator's network
+    panel, the benchmarks' split): the whole, the key, the attestation, the signature, the
+    file store, the database and the commit; no piece longer than the whole. A citizen's
+    answers, and everyone's where the setting is off, carry the whole only."""
     from app import timing
 
     pk = _submitted(app, db_session, doc_type)
     leader, lh = api("leader.a")
     clerk, ch = api("clerk.a")
+    queue = leader.get("/api/v1/copy/", headers=lh)
+    assert set(timing.parse(queue.headers["Server-Timing"])) == {"app"}  # off by default
+    monkeypatch.setitem(app.config, "SERVER_TIMING_PIECES", True)
+    own = login("citizen").get("/mycopies/")
+    assert own.status_code == 200 and set(timing.parse(own.headers["Server-Timing"])) == {"app"}
     pieces = {}
     for client, headers, event, body in (
             (leader, lh, "sign", {}), (leader, lh, "forward", {}),

@@ -110,12 +110,12 @@ class Config:
     #: also locked after SAOY_LOGIN_LOCK_AFTER failures in a row, with growing back-off.
     AUTH_RATE_LIMIT = _env("SAOY_LOGIN_RATE_LIMIT", "60 per 5 minute")
     LOGIN_LOCK_AFTER = _env_int("SAOY_LOGIN_LOCK_AFTER", 5)
+    LOGIN_LOCK_MAX_MINUTES = _env_int("SAOY_LOGIN_LOCK_MAX_MINUTES", 60)
     #: Server-Timing's pieces (statements, commits, signature …) besides the whole, for
     #: signed-in staff only, when an operator or a benchmark asks: their counts tell apart
     #: answers made to look alike (a failed sign-in of an existing account runs more
     #: statements than one of nobody).
     SERVER_TIMING_PIECES = _env_bool("SAOY_SERVER_TIMING_PIECES", False)
-    LOGIN_LOCK_MAX_MINUTES = _env_int("SAOY_LOGIN_LOCK_MAX_MINUTES", 60)
     FAB_PASSWORD_COMPLEXITY_ENABLED = True  # the validator: app.passwords (create_app)
     RATELIMIT_STORAGE_URI = _env("SAOY_RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_ENABLED = True

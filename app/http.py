@@ -74,14 +74,12 @@ def security_headers(response: Response) -> Response:
 def _shows_pieces() -> bool:
     """Server-Timing's pieces for signed-in staff where the setting is on. ``g.user`` is
     FAB's: the session's user, or the bearer token's once the API door checked it."""
-    from app.scope import ADMIN_ROLE, role_names
-    from app.security import STAFF_ROLES
+    from app.security import is_staff
 
     if not current_app.config.get("SERVER_TIMING_PIECES"):
         return False
     user = g.get("user")
-    return bool(getattr(user, "is_authenticated", False)) and \
-        bool(role_names(user) & {ADMIN_ROLE, *STAFF_ROLES})
+    return bool(getattr(user, "is_authenticated", False)) and is_staff(user)
 
 
 def register(app: Flask) -> None:

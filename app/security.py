@@ -31,7 +31,7 @@ from app.crud import Datamodel, ReadableViewMixin, ServiceFormViewMixin
 from app.errors import NotFoundError
 from app.params import as_id
 from app.records import RecordService
-from app.scope import ADMIN_ROLE, is_admin, scoped, staff_office_id
+from app.scope import ADMIN_ROLE, is_admin, role_names, scoped, staff_office_id
 from app.scoping import OFFICE_SCOPE
 from app.sessions import end_sessions_of
 from app.timeutil import utcnow
@@ -41,6 +41,12 @@ from app.users import LoginFailure, StaffUser
 STAFF_ROLES = ("OfficeAdmin", "Officer", "Leader", "Clerk", "Supervisor")
 CITIZEN_ROLE = "Citizen"
 ALL_ROLES = (ADMIN_ROLE, *STAFF_ROLES, CITIZEN_ROLE)
+
+
+def is_staff(user: Any) -> bool:
+    """An administrator or anyone working in an office (not a citizen, not a visitor)."""
+    return is_admin(user) or bool(role_names(user) & set(STAFF_ROLES))
+
 #: What each role is called on the screens (the names stay in English in code and data).
 ROLE_LABELS = {
     ADMIN_ROLE: _l("System administrator"), "OfficeAdmin": _l("Office administrator"),

@@ -59,7 +59,8 @@ def header(pieces: bool) -> str | None:
     if started is None:
         return None
     parts = [f"app;dur={(time.perf_counter() - started) * 1000:.1f}"]
-    for name, (seconds, count) in (g.get(_SPANS) or {}).items() if pieces else ():
+    spans = (g.get(_SPANS) or {}) if pieces else {}
+    for name, (seconds, count) in spans.items():
         parts.append(f'{name};dur={seconds * 1000:.1f};desc="{count}"')
     return ", ".join(parts)
 

@@ -30,8 +30,7 @@ from app.offices.models import Office
 from app.offices.services import certifying_kinds, is_offered
 from app.params import as_id
 from app.records import RecordService
-from app.scope import is_admin, role_names, scoped
-from app.security import STAFF_ROLES
+from app.scope import scoped
 from app.sql import insert_ignore
 from app.timeutil import VN_TZ, to_local, to_utc, utcnow
 from modules.appointments.models import (
@@ -342,10 +341,6 @@ def book(session: Session, user: Any, *, office_id: Any, document_type_id: Any, 
 
 
 # --- lookups ----------------------------------------------------------------------------
-
-def is_staff(user: Any) -> bool:
-    return is_admin(user) or bool(role_names(user) & set(STAFF_ROLES))
-
 
 def get_visible(session: Session, user: Any, appointment_id: Any) -> Appointment:
     """404 (not 403) for anything the user may not see: staff see their offices', a

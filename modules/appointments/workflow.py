@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app import params
 from app.notifications.services import notify
+from app.security import is_staff
 from app.timeutil import utcnow
 from app.workflow import SYSTEM, SYSTEM_ROLE, Transition, Workflow, WorkflowError
 from modules.appointments import services
@@ -52,7 +53,7 @@ class _Move:
 
 def _prepare_cancel(session, user, appointment: Appointment, p: Params) -> None:
     """A citizen cancels online until the office's cutoff; staff at any time."""
-    if services.is_staff(user):
+    if is_staff(user):
         return
     cutoff = services.settings_for(session, appointment.office_id).cancel_cutoff_hours
     if (p.now or utcnow()) > appointment.start - dt.timedelta(hours=cutoff):
